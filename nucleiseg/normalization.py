@@ -1,0 +1,65 @@
+"""Intensity normalization, identical in training and inference.
+
+A normalization is described by a small dict stored in every model card, e.g.
+``{"method": "percentile", "low": 0.1, "high": 99.9}``; :func:`normalize`
+applies it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+DEFAULT = {"method": "percentile", "low": 0.1, "high": 99.9}
+
+
+def percentile_normalize(image: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
+    """Scale so that the ``low`` and ``high`` percentiles map to 0 and 1.
+
+    Values outside are kept (not clipped). A constant image maps to zeros.
+
+    Parameters
+    ----------
+    image : ndarray
+        2-D greyscale image of any numeric dtype.
+    low, high : float
+        Percentiles in [0, 100], ``low < high``.
+
+    Returns
+    -------
+    ndarray of float32, same shape.
+    """
+    if not 0 <= low < high <= 100:
+        raise ValueError(f"normalization percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
+    image = np.asarray(image, dtype=np.float32)
+    lo, hi = np.percentile(image, [low, high])
+    if hi - lo < 1e-12:
+        return np.zeros_like(image)
+    return (image - lo) / np.float32(hi - lo)
+
+
+def deepcell_normalize(image: np.ndarray, window: int = 61) -> np.ndarray:
+    """DeepCell's original scheme: divide by the median, subtract the local mean.
+
+    The local mean is taken over a ``window`` x ``window`` box (the patch
+    size). The median is taken over non-zero pixels when the plain median is
+    zero, as happens in sparse fluorescence fields.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    median = float(np.median(image))
+    if median <= 0:
+        positive = image[image > 0]
+        median = float(np.median(positive)) if positive.size else 1.0
+    scaled = image / np.float32(median)
+    return scaled - ndimage.uniform_filter(scaled, size=window, mode="reflect")
+
+
+def normalize(image: np.ndarray, spec: dict | None = None) -> np.ndarray:
+    """Apply the normalization described by ``spec`` (default: percentile 0.1/99.9)."""
+    spec = dict(DEFAULT if spec is None else spec)
+    method = spec.pop("method", "percentile")
+    if method == "percentile":
+        return percentile_normalize(image, **spec)
+    if method == "deepcell":
+        return deepcell_normalize(image, **spec)
+    raise ValueError(f"unknown normalization method {method!r}; expected 'percentile' or 'deepcell'")
