@@ -1,0 +1,284 @@
+"""The EvaluateObjectF1 CellProfiler module inside a hand-built CellProfiler workspace."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+cellprofiler_core = pytest.importorskip("cellprofiler_core")
+import cellprofiler_core.preferences as preferences  # noqa: E402
+
+# Must precede the first Measurements(): otherwise preferences try to import wx.
+preferences.set_headless()
+
+from cellprofiler_core.constants.measurement import (  # noqa: E402
+    COLTYPE_FLOAT,
+    COLTYPE_INTEGER,
+    EXPERIMENT,
+    IMAGE,
+    MCA_AVAILABLE_POST_RUN,
+)
+from cellprofiler_core.image import ImageSetList  # noqa: E402
+from cellprofiler_core.measurement import Measurements  # noqa: E402
+from cellprofiler_core.object import Objects, ObjectSet  # noqa: E402
+from cellprofiler_core.pipeline import Pipeline  # noqa: E402
+from cellprofiler_core.setting import ValidationError  # noqa: E402
+from cellprofiler_core.utilities.core.modules import add_module_for_tst  # noqa: E402
+from cellprofiler_core.workspace import Workspace  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+import evaluateobjectf1  # noqa: E402
+from evaluateobjectf1 import EvaluateObjectF1  # noqa: E402
+
+
+def square(shape, top, left, height, width, label, out):
+    out[top : top + height, left : left + width] = label
+    return out
+
+
+def image_pairs():
+    """Two image sets: a perfect prediction of two nuclei, then one nucleus missed and a merge."""
+    shape = (40, 40)
+    gt1 = np.zeros(shape, np.int32)
+    square(shape, 2, 2, 10, 10, 1, gt1)
+    square(shape, 20, 20, 10, 10, 2, gt1)
+    pred1 = gt1.copy()
+    gt2 = np.zeros(shape, np.int32)
+    square(shape, 2, 2, 10, 10, 1, gt2)
+    square(shape, 2, 12, 10, 10, 2, gt2)  # touches nucleus 1
+    square(shape, 25, 25, 8, 8, 3, gt2)
+    pred2 = np.zeros(shape, np.int32)
+    square(shape, 2, 2, 10, 20, 1, pred2)  # merges nuclei 1 and 2; nucleus 3 missed
+    return [(gt1, pred1), (gt2, pred2)]
+
+
+@pytest.fixture
+def measurements():
+    m = Measurements()
+    yield m
+    m.close()
+
+
+def make_module(**settings):
+    module = EvaluateObjectF1()
+    module.set_module_num(1)
+    for name, value in settings.items():
+        getattr(module, name).value = value
+    pipeline = Pipeline()
+    pipeline.add_module(module)
+    return module, pipeline
+
+
+def run_all(module, pipeline, measurements, pairs, show_window=False):
+    """Run the module on every (gt, pred) pair as successive image sets, then post_run."""
+    module.show_window = show_window
+    image_set_list = ImageSetList()
+    workspaces = []
+    for i, (gt, pred) in enumerate(pairs):
+        if i:
+            measurements.next_image_set()
+        object_set = ObjectSet()
+        for name, labels in (("GroundTruth", gt), ("Nuclei", pred)):
+            objects = Objects()
+            objects.segmented = labels
+            object_set.add_objects(objects, name)
+        workspace = Workspace(pipeline, module, image_set_list.get_image_set(i), object_set, measurements, image_set_list)
+        module.run(workspace)
+        workspaces.append(workspace)
+    module.post_run(workspaces[-1])
+    return workspaces
+
+
+def image_values(measurements, feature):
+    return list(measurements.get_measurement(IMAGE, feature, measurements.get_image_numbers()))
+
+
+def test_module_metadata():
+    module, _ = make_module()
+    assert module.module_name == "EvaluateObjectF1"
+    assert module.category == "Measurement"
+    assert module.variable_revision_number == 1
+    assert any("10.1002/cyto.a.23863" in link for link in module.doi.values())
+    assert any("Caicedo" in text for text in module.doi)
+    assert len(module.settings()) == 5
+    for setting in module.settings():
+        assert setting.doc and len(setting.doc.strip()) > 40, setting.text
+    # Defaults follow docs/CONVENTIONS.md.
+    assert module.ground_truth.value == "GroundTruth" and module.predicted.value == "Nuclei"
+
+
+def test_run_and_post_run_store_image_and_experiment_measurements(measurements):
+    module, pipeline = make_module()
+    run_all(module, pipeline, measurements, image_pairs())
+    m = measurements
+    assert image_values(m, "ObjectF1_F1_050") == pytest.approx([1.0, 0.0])
+    assert image_values(m, "ObjectF1_MeanF1") == pytest.approx([1.0, 0.0])
+    assert image_values(m, "ObjectF1_Precision_050") == pytest.approx([1.0, 0.0])
+    assert image_values(m, "ObjectF1_TP_050") == [2, 0]
+    assert image_values(m, "ObjectF1_FN_095") == [0, 3]
+    assert image_values(m, "ObjectF1_Nuclei") == [2, 3]
+    assert image_values(m, "ObjectF1_Predicted") == [2, 1]
+    assert image_values(m, "ObjectF1_Merges") == [0, 1]
+    assert image_values(m, "ObjectF1_Splits") == [0, 0]
+    assert image_values(m, "ObjectF1_MissedTiny") == [0, 3]
+    assert image_values(m, "ObjectF1_ErrorRate_070") == pytest.approx([0.0, 1.0])
+    # Experiment: macro = mean of per-image F1 (1 and 0); micro from pooled TP 2, FP 1, FN 3.
+    assert m.get_experiment_measurement("ObjectF1_Macro_MeanF1") == pytest.approx(0.5)
+    assert m.get_experiment_measurement("ObjectF1_Macro_F1_050") == pytest.approx(0.5)
+    assert m.get_experiment_measurement("ObjectF1_Micro_F1_050") == pytest.approx(4 / 8)
+    assert m.get_experiment_measurement("ObjectF1_Micro_Precision_050") == pytest.approx(2 / 3)
+    assert m.get_experiment_measurement("ObjectF1_Micro_Recall_050") == pytest.approx(2 / 5)
+    assert m.get_experiment_measurement("ObjectF1_Micro_ErrorRate_070") == pytest.approx(3 / 5)
+    assert m.get_experiment_measurement("ObjectF1_Total_TP_050") == 2
+    assert m.get_experiment_measurement("ObjectF1_Total_Merges") == 1
+    assert m.get_experiment_measurement("ObjectF1_Images") == 2
+
+
+def test_post_run_aggregates_from_measurements_alone(measurements):
+    # A fresh module instance (as in the main process of a multi-worker run) aggregates the
+    # image measurements that other instances wrote.
+    module, pipeline = make_module()
+    run_all(module, pipeline, measurements, image_pairs())
+    fresh, _ = make_module()
+    m = measurements
+    m.add_experiment_measurement("ObjectF1_Macro_MeanF1", -1.0)
+    fresh.post_run(SimpleNamespace(measurements=m))
+    assert m.get_experiment_measurement("ObjectF1_Macro_MeanF1") == pytest.approx(0.5)
+
+
+def test_declared_columns_match_what_run_writes(measurements):
+    module, pipeline = make_module()
+    run_all(module, pipeline, measurements, image_pairs())
+    columns = module.get_measurement_columns(pipeline)
+    image_columns = {c[1]: c[2] for c in columns if c[0] == IMAGE}
+    experiment_columns = {c[1]: c for c in columns if c[0] == EXPERIMENT}
+    written = {f for f in measurements.get_feature_names(IMAGE) if f.startswith("ObjectF1_")}
+    assert set(image_columns) == written
+    assert image_columns["ObjectF1_F1_050"] == COLTYPE_FLOAT
+    assert image_columns["ObjectF1_TP_050"] == COLTYPE_INTEGER
+    written_experiment = {f for f in measurements.get_feature_names(EXPERIMENT) if f.startswith("ObjectF1_")}
+    assert set(experiment_columns) == written_experiment
+    assert all(c[3][MCA_AVAILABLE_POST_RUN] for c in experiment_columns.values())
+    # Categories and measurement names describe the same features.
+    assert module.get_categories(pipeline, IMAGE) == ["ObjectF1"]
+    assert module.get_categories(pipeline, EXPERIMENT) == ["ObjectF1"]
+    assert module.get_categories(pipeline, "Nuclei") == []
+    names = module.get_measurements(pipeline, IMAGE, "ObjectF1")
+    assert {f"ObjectF1_{n}" for n in names} == written
+    assert {f"ObjectF1_{n}" for n in module.get_measurements(pipeline, EXPERIMENT, "ObjectF1")} == written_experiment
+    assert module.get_measurements(pipeline, IMAGE, "Other") == []
+    # The pipeline collects the module's columns (what ExportToSpreadsheet relies on).
+    assert ("Image", "ObjectF1_MeanF1", COLTYPE_FLOAT) in pipeline.get_measurement_columns()
+
+
+def test_custom_thresholds_change_the_measurements(measurements):
+    module, pipeline = make_module(thresholds="0.5, 0.75", size_edges="10, 20, 30", merge_iou=0.6)
+    run_all(module, pipeline, measurements, image_pairs())
+    features = set(measurements.get_feature_names(IMAGE))
+    assert "ObjectF1_F1_075" in features and "ObjectF1_F1_055" not in features
+    names = {c[1] for c in module.get_measurement_columns(pipeline)}
+    assert "ObjectF1_F1_075" in names and "ObjectF1_Macro_F1_075" in names and "ObjectF1_F1_095" not in names
+    # All nuclei are now "large" (> 30 px); merge IoU 0.6 is above the merge's IoU 0.5.
+    assert image_values(measurements, "ObjectF1_MissedLarge") == [0, 3]
+    assert image_values(measurements, "ObjectF1_Merges") == [0, 0]
+
+
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [
+        ("thresholds", "0.3, 0.5", "below 0.5"),
+        ("thresholds", "0.5, x", "numbers"),
+        ("size_edges", "250, 100, 900", "increasing"),
+        ("size_edges", "250, 625", "three"),
+        ("merge_iou", 0.0, "merge"),
+    ],
+)
+def test_validate_module_names_the_setting(setting, value, message):
+    module, pipeline = make_module(**{setting: value})
+    with pytest.raises(ValidationError, match=message) as caught:
+        module.validate_module(pipeline)
+    assert caught.value.get_setting() is getattr(module, setting)
+
+
+def test_validate_module_accepts_defaults_and_rejects_same_objects():
+    module, pipeline = make_module()
+    module.validate_module(pipeline)  # no exception
+    module.predicted.value = "GroundTruth"
+    with pytest.raises(ValidationError) as caught:
+        module.validate_module(pipeline)
+    assert caught.value.get_setting() is module.predicted
+
+
+def test_invalid_settings_do_not_break_measurement_columns():
+    module, pipeline = make_module(thresholds="nonsense")
+    names = {c[1] for c in module.get_measurement_columns(pipeline)}
+    assert "ObjectF1_MeanF1" in names and not any(n.startswith("ObjectF1_F1_") for n in names)
+
+
+def test_shape_mismatch_raises(measurements):
+    module, pipeline = make_module()
+    gt = np.zeros((10, 10), np.int32)
+    with pytest.raises(ValueError, match="shape"):
+        run_all(module, pipeline, measurements, [(gt, np.zeros((10, 12), np.int32))])
+
+
+def test_upgrade_settings_and_pipeline_round_trip():
+    module, pipeline = make_module(thresholds="0.5,0.7", size_edges="100,200,300", merge_iou=0.2)
+    values = [s.value_text for s in module.settings()]
+    assert module.upgrade_settings(values, 1, "EvaluateObjectF1") == (values, 1)
+    import cellprofiler_core.modules  # noqa: F401  (fills the module registry; must precede our addition)
+
+    add_module_for_tst(EvaluateObjectF1)
+    text = io.StringIO()
+    pipeline.dump(text)
+    loaded = Pipeline()
+    loaded.load(io.StringIO(text.getvalue()))
+    (copy,) = loaded.modules()
+    assert isinstance(copy, EvaluateObjectF1)
+    assert [s.value_text for s in copy.settings()] == values
+
+
+class FakeFigure:
+    """Records the calls the module's display makes on a CellProfiler figure."""
+
+    def __init__(self):
+        self.images, self.tables = {}, {}
+
+    def set_subplots(self, subplots, **kwargs):
+        self.subplots = subplots
+
+    def subplot(self, x, y):
+        return (x, y)
+
+    def subplot_imshow_color(self, x, y, image, title=None, **kwargs):
+        self.images[(x, y)] = (image, title)
+
+    def subplot_table(self, x, y, statistics, col_labels=None, **kwargs):
+        self.tables[(x, y)] = (statistics, col_labels)
+
+
+def test_display_colours_outcomes(measurements):
+    module, pipeline = make_module()
+    workspace = run_all(module, pipeline, measurements, image_pairs(), show_window=True)[-1]
+    figure = FakeFigure()
+    module.display(workspace, figure)
+    gt_rgb, gt_title = figure.images[(0, 0)]
+    pred_rgb, _ = figure.images[(1, 0)]
+    assert gt_rgb.shape == (40, 40, 3) and pred_rgb.shape == (40, 40, 3)
+    colours = evaluateobjectf1._COLOURS
+    codes = evaluateobjectf1.OUTCOME_CODES
+    # Second image: nuclei 1, 2 missed (merged by one prediction), 3 missed; edges get full colour.
+    assert tuple(gt_rgb[2, 2]) == pytest.approx(colours[codes["missed"]])
+    assert tuple(pred_rgb[2, 2]) == pytest.approx(colours[codes["merged"]])
+    assert tuple(pred_rgb[6, 6]) == pytest.approx(np.multiply(colours[codes["merged"]], 0.35))
+    assert tuple(gt_rgb[0, 0]) == (0, 0, 0)
+    assert "0.50" in gt_title
+    per_threshold, labels = figure.tables[(0, 1)]
+    assert labels[0] == "IoU" and len(per_threshold) == 10 and per_threshold[0][:4] == ["0.50", 0, 1, 3]
+    summary, _ = figure.tables[(1, 1)]
+    assert ["Merges", "1"] in summary
