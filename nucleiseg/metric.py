@@ -158,6 +158,32 @@ def check_size_edges(edges: Iterable[float]) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def parse_size_edges(text: str) -> tuple[float, float, float]:
+    """Parse three comma- or space-separated size-bin edges, e.g. ``"250, 625, 900"``.
+
+    Parameters
+    ----------
+    text : str
+        The edges as typed by a user.
+
+    Returns
+    -------
+    tuple of float
+        Validated edges (see :func:`check_size_edges`).
+
+    Raises
+    ------
+    ValueError
+        If an item is not a number or the edges are invalid.
+    """
+    items = [item for item in text.replace(",", " ").split() if item]
+    try:
+        values = [float(item) for item in items]
+    except ValueError:
+        raise ValueError(f"size-bin edges must be numbers separated by commas, got {text!r}") from None
+    return check_size_edges(values)
+
+
 def check_merge_iou(merge_iou: float) -> float:
     """Validate the minimum IoU of an overlap that counts towards merges and splits.
 
@@ -596,7 +622,20 @@ def score_overlap(
     size_edges: Sequence[float] = DEFAULT_SIZE_EDGES,
     merge_iou: float = DEFAULT_MERGE_IOU,
 ) -> ImageScores:
-    """Scores of an already computed :class:`Overlap` (see :func:`score_image`)."""
+    """Scores of an already computed overlap.
+
+    Parameters
+    ----------
+    overlap : Overlap
+        Output of :func:`compute_overlap`.
+    thresholds, size_edges, merge_iou
+        As in :func:`score_image`.
+
+    Returns
+    -------
+    ImageScores
+        As :func:`score_image`, which is ``score_overlap(compute_overlap(gt, pred), ...)``.
+    """
     thresholds = check_thresholds(thresholds)
     size_edges = check_size_edges(size_edges)
     merge_iou = check_merge_iou(merge_iou)

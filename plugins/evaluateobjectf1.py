@@ -86,10 +86,10 @@ from nucleiseg.metric import (
     aggregate_macro,
     aggregate_micro,
     check_merge_iou,
-    check_size_edges,
     is_count_key,
     metric_keys,
     outcome_image,
+    parse_size_edges,
     parse_thresholds,
     score_image,
 )
@@ -203,7 +203,7 @@ objects overlap it with at least this IoU each. Must be above 0.""",
     def _parameters(self):
         """Thresholds, size edges and merge IoU parsed from the settings (ValueError if invalid)."""
         thresholds = parse_thresholds(self.thresholds.value)
-        edges = check_size_edges(_parse_numbers(self.size_edges.value, "size-bin edges"))
+        edges = parse_size_edges(self.size_edges.value)
         merge_iou = check_merge_iou(self.merge_iou.value)
         return thresholds, edges, merge_iou
 
@@ -216,7 +216,7 @@ objects overlap it with at least this IoU each. Must be above 0.""",
     def validate_module(self, pipeline):
         for setting, check in (
             (self.thresholds, lambda: parse_thresholds(self.thresholds.value)),
-            (self.size_edges, lambda: check_size_edges(_parse_numbers(self.size_edges.value, "size-bin edges"))),
+            (self.size_edges, lambda: parse_size_edges(self.size_edges.value)),
             (self.merge_iou, lambda: check_merge_iou(self.merge_iou.value)),
         ):
             try:
@@ -369,13 +369,6 @@ objects overlap it with at least this IoU each. Must be above 0.""",
                 measurements.add_experiment_measurement(f"{C_OBJECT_F1}_Macro_{name}", float(macro.get(key, np.nan)))
                 measurements.add_experiment_measurement(f"{C_OBJECT_F1}_Micro_{name}", float(micro.get(key, np.nan)))
         measurements.add_experiment_measurement(f"{C_OBJECT_F1}_Images", len(rows))
-
-
-def _parse_numbers(text: str, what: str) -> list[float]:
-    try:
-        return [float(item) for item in text.replace(",", " ").split()]
-    except ValueError:
-        raise ValueError(f"{what} must be numbers separated by commas, got {text!r}") from None
 
 
 def outcome_rgb(labels: np.ndarray, outcome: np.ndarray) -> np.ndarray:

@@ -282,3 +282,83 @@ def test_display_colours_outcomes(measurements):
     assert labels[0] == "IoU" and len(per_threshold) == 10 and per_threshold[0][:4] == ["0.50", 0, 1, 3]
     summary, _ = figure.tables[(1, 1)]
     assert ["Merges", "1"] in summary
+
+
+def _input_modules():
+    """Images, Metadata, NamesAndTypes (GroundTruth objects from masks/, Nuclei objects from pred/), Groups."""
+    import cellprofiler_core.modules  # noqa: F401  (fills the module registry)
+    from cellprofiler_core.utilities.core.modules import instantiate_module
+
+    images = instantiate_module("Images")
+    images.filter_choice.value = "Images only"
+    metadata = instantiate_module("Metadata")
+    metadata.wants_metadata.value = True
+    method = metadata.extraction_methods[0]
+    method.extraction_method.value = "Extract from file/folder names"
+    method.source.value = "File name"
+    method.file_regexp.value = r"^(?P<Stem>.*)\.(tif|tiff|png)$"
+    method.filter_choice.value = "All images"
+    nat = instantiate_module("NamesAndTypes")
+    nat.assignment_method.value = "Images matching rules"
+    nat.matching_choice.value = "Metadata"
+    if len(nat.assignments) == 0:
+        nat.add_assignment(can_remove=False)
+    nat.add_assignment()
+    for assignment, folder, name in zip(nat.assignments, ("masks", "pred"), ("GroundTruth", "Nuclei")):
+        assignment.rule_filter.value = f'and (directory does endwith "{folder}")'
+        assignment.load_as_choice.value = "Objects"
+        assignment.object_name.value = name
+    nat.join.value = str([{"GroundTruth": "Stem", "Nuclei": "Stem"}])
+    groups = instantiate_module("Groups")
+    groups.wants_groups.value = False
+    return [images, metadata, nat, groups]
+
+
+@pytest.mark.slow
+def test_headless_cellprofiler_run_exports_the_measurements(tmp_path):
+    import csv
+    import subprocess
+
+    import cellprofiler_core.modules  # noqa: F401  (fills the module registry)
+    import tifffile
+    from cellprofiler_core.utilities.core.modules import instantiate_module
+
+    root = Path(__file__).resolve().parents[1]
+    cellprofiler = Path(sys.executable).with_name("cellprofiler")
+    if not cellprofiler.exists():
+        pytest.skip("cellprofiler executable not found next to the Python interpreter")
+    export = instantiate_module("ExportToSpreadsheet")
+    export.delimiter.value_text = 'Comma (",")'
+    export.wants_prefix.value = False
+    export.wants_overwrite_without_warning.value = True
+    export.wants_everything.value = True
+    export.directory.value = "Default Output Folder|"
+    pipeline = Pipeline()
+    for number, module in enumerate([*_input_modules(), EvaluateObjectF1(), export], start=1):
+        module.set_module_num(number)
+        pipeline.add_module(module)
+    with open(tmp_path / "f1.cppipe", "w") as fd:
+        pipeline.dump(fd)
+
+    files = []
+    for stem, (gt, pred) in zip("ab", image_pairs()):
+        for folder, labels in (("masks", gt), ("pred", pred)):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            path = tmp_path / folder / f"{stem}.tiff"
+            tifffile.imwrite(path, labels.astype(np.uint16))
+            files.append(str(path))
+    (tmp_path / "files.txt").write_text("\n".join(files) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run(
+        [str(cellprofiler), "-c", "-r", "-p", str(tmp_path / "f1.cppipe"), "--plugins-directory", str(root / "plugins"),
+         "-e", "imageio_reader", "-o", str(out), "--file-list", str(tmp_path / "files.txt")],
+        capture_output=True, text=True, timeout=600, cwd=root,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {row["Metadata_Stem"]: row for row in csv.DictReader(open(out / "Image.csv"))}
+    assert float(rows["a"]["ObjectF1_F1_050"]) == 1.0 and float(rows["b"]["ObjectF1_F1_050"]) == 0.0
+    assert int(rows["b"]["ObjectF1_Merges"]) == 1
+    experiment = dict(csv.reader(open(out / "Experiment.csv")))
+    assert float(experiment["ObjectF1_Macro_MeanF1"]) == pytest.approx(0.5)
+    assert float(experiment["ObjectF1_Micro_F1_050"]) == pytest.approx(0.5)

@@ -269,6 +269,14 @@ def test_parse_thresholds():
         parse_thresholds("0.5, high")
 
 
+def test_parse_size_edges():
+    assert metric.parse_size_edges("250, 625,900") == (250.0, 625.0, 900.0)
+    with pytest.raises(ValueError, match="numbers"):
+        metric.parse_size_edges("250, big, 900")
+    with pytest.raises(ValueError, match="three"):
+        metric.parse_size_edges("250 625")
+
+
 def test_bad_inputs_are_rejected():
     gt, pred = mixed_case()
     with pytest.raises(ValueError, match="shapes differ"):
