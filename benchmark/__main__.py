@@ -1,0 +1,84 @@
+"""Command line of the benchmark runner.
+
+    python -m benchmark run --data DIR|synthetic [--split val] --pipelines basic,advanced
+                            --out OUT [--workers N] [--limit K]
+    python -m benchmark pipelines        # list the pipelines that exist
+
+Exit status: 0 on success, 2 for bad data or arguments, 1 when a pipeline fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nucleiseg.layouts import LAYOUTS, DataError
+
+from .runner import PIPELINES_DIR, BenchmarkError, available_pipelines, run_benchmark
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (sub-commands ``run`` and ``pipelines``)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description="Benchmark CellProfiler nucleus segmentation pipelines.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run",
+        help="run pipelines on a data set and write summary.csv, per_image.csv, report.md",
+        description="Validate the data, run each pipeline headless (sharded over CPU cores), score "
+        "predictions against ground truth and write OUT/summary.csv, OUT/per_image.csv, "
+        "OUT/report.md, OUT/plots/ and OUT/<pipeline>/labels/.",
+    )
+    run.add_argument("--data", required=True, help="data folder (our layout or BBBC039's), or 'synthetic'")
+    run.add_argument("--split", default="val", help="train, val, test or all (default val); folders without split files use all images")
+    run.add_argument("--pipelines", required=True, help="comma-separated names in pipelines/ (or paths to .cppipe files)")
+    run.add_argument("--out", required=True, type=Path, help="output folder")
+    run.add_argument("--workers", type=int, default=None, help="CellProfiler processes in parallel (default: CPU count)")
+    run.add_argument("--limit", type=int, default=None, help="only the first K images of the split")
+    run.add_argument("--layout", choices=LAYOUTS, default=None, help="force a data layout (default: detect)")
+    run.add_argument("--allow-empty-masks", action="store_true", help="score images whose mask has no nuclei instead of failing")
+    run.add_argument("--seed", type=int, default=0, help="seed of the synthetic set (default 0)")
+    run.add_argument("--synthetic-n", type=int, default=12, help="images in the synthetic set (default 12)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub.add_parser("pipelines", help="list the pipelines in pipelines/")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command == "pipelines":
+        for name in available_pipelines(PIPELINES_DIR):
+            print(name)
+        return 0
+    names = [n.strip() for n in args.pipelines.split(",") if n.strip()]
+    split = None if args.split in ("", "all") else args.split
+    try:
+        result = run_benchmark(
+            args.data,
+            names,
+            args.out,
+            split=split,
+            workers=args.workers,
+            limit=args.limit,
+            allow_empty_masks=args.allow_empty_masks,
+            layout=args.layout,
+            seed=args.seed,
+            synthetic_n=args.synthetic_n,
+            quiet=args.quiet,
+        )
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except BenchmarkError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; no summary.csv written", file=sys.stderr)
+        return 130
+    print(f"wrote {result.out / 'summary.csv'} and {result.out / 'report.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

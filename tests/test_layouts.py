@@ -1,0 +1,206 @@
+"""Data layouts: our layout, BBBC039's published layout, selection and materialization."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+
+from nucleiseg import layouts
+
+
+def write_ours(folder: Path, stems=("a", "b", "c"), splits=None) -> dict[str, np.ndarray]:
+    """A tiny data set in our layout; returns the labels written per stem."""
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    written = {}
+    for i, stem in enumerate(stems):
+        labels = np.zeros((20, 24), np.uint16)
+        labels[2:6, 2:6] = 1
+        labels[10:15, 8:14] = 2 + i
+        image = (labels > 0).astype(np.uint8) * 200 + 10
+        iio.imwrite(folder / "images" / f"{stem}.png", image)
+        iio.imwrite(folder / "masks" / f"{stem}.png", labels)
+        written[stem] = labels
+    for name, names in (splits or {}).items():
+        (folder / f"{name}.txt").write_text("\n".join(names) + "\n")
+    return written
+
+
+# Colours of BBBC039-style masks: touching nuclei get different colours, and one colour is reused
+# by two separate nuclei (they must become two instances).
+RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+
+
+def bbbc039_mask() -> tuple[np.ndarray, int]:
+    """An RGB mask with 4 nuclei (two touching, two sharing a colour); returns (rgb, count)."""
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    rgb[2:10, 2:10] = RED
+    rgb[2:10, 10:18] = GREEN  # touches the red one
+    rgb[20:26, 20:26] = RED  # same colour, separate: a fourth nucleus below
+    rgb[15:19, 30:36] = BLUE
+    return rgb, 4
+
+
+def write_bbbc039(folder: Path) -> None:
+    """A tiny BBBC039-layout folder: 16-bit TIFF images, RGB PNG masks, metadata split lists."""
+    for sub in ("images", "masks", "metadata"):
+        (folder / sub).mkdir(parents=True)
+    rgb, _ = bbbc039_mask()
+    for stem in ("IXMtest_A02_s1_w1", "IXMtest_B03_s2_w1", "IXMtest_C04_s3_w1"):
+        image = (rgb.max(axis=-1).astype(np.uint16) * 40 + 300).astype(np.uint16)
+        tifffile.imwrite(folder / "images" / f"{stem}.tif", image)
+        iio.imwrite(folder / "masks" / f"{stem}.png", rgb)
+    (folder / "metadata" / "training.txt").write_text("IXMtest_A02_s1_w1.png\nIXMtest_B03_s2_w1.png\n")
+    (folder / "metadata" / "validation.txt").write_text("IXMtest_C04_s3_w1.png\n")
+    (folder / "metadata" / "test.txt").write_text("")
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --------------------------------------------------------------------------------------------
+# Our layout
+# --------------------------------------------------------------------------------------------
+
+
+def test_ours_list_pairs_and_splits(tmp_path):
+    write_ours(tmp_path, splits={"train": ["a", "b"], "val": ["c.png"]})
+    assert layouts.detect_layout(tmp_path) == "ours"
+    assert layouts.available_splits(tmp_path) == ["train", "val"]
+    assert layouts.read_split(tmp_path, "val") == ["c"]  # file names are accepted too
+    pairs = layouts.list_pairs(tmp_path, "train")
+    assert [p.stem for p in pairs] == ["a", "b"]
+    assert pairs[0].image == tmp_path / "images" / "a.png" and pairs[0].mask == tmp_path / "masks" / "a.png"
+    assert [p.stem for p in layouts.list_pairs(tmp_path)] == ["a", "b", "c"]
+    assert [p.stem for p in layouts.list_pairs(tmp_path, "all")] == ["a", "b", "c"]
+    with pytest.raises(FileNotFoundError):
+        layouts.list_pairs(tmp_path, "test")
+
+
+def test_select_without_split_files_uses_all_images(tmp_path):
+    write_ours(tmp_path)
+    sel = layouts.select(tmp_path, "val")
+    assert [p.stem for p in sel.pairs] == ["a", "b", "c"] and not sel.problems
+    assert sel.split is None and any("no split files" in w for w in sel.warnings)
+
+
+def test_select_missing_split_file_is_a_problem(tmp_path):
+    write_ours(tmp_path, splits={"train": ["a"]})
+    sel = layouts.select(tmp_path, "val")
+    assert sel.problems and "val.txt" in sel.problems[0]
+
+
+def test_select_limit(tmp_path):
+    write_ours(tmp_path)
+    assert [p.stem for p in layouts.select(tmp_path, None, limit=2).pairs] == ["a", "b"]
+
+
+def test_prepare_writes_tiffs_and_keeps_source(tmp_path):
+    data = tmp_path / "data"
+    labels = write_ours(data, splits={"val": ["b", "c"]})
+    before = digest(data)
+    sel, written = layouts.prepare(data, tmp_path / "input", split="val")
+    assert sel.split == "val" and [p.stem for p in written] == ["b", "c"]
+    for pair in written:
+        assert pair.image == tmp_path / "input" / "images" / f"{pair.stem}.tiff"
+        assert pair.mask == tmp_path / "input" / "masks" / f"{pair.stem}.tiff"
+        image = tifffile.imread(pair.image)
+        mask = tifffile.imread(pair.mask)
+        assert image.dtype == np.uint8  # original dtype kept
+        assert mask.dtype == np.uint16
+        # Labels renumbered consecutively, same objects.
+        assert np.array_equal(mask > 0, labels[pair.stem] > 0)
+        assert sorted(np.unique(mask)) == [0, 1, 2]
+    assert digest(data) == before
+
+
+def test_non_consecutive_labels_are_relabelled(tmp_path):
+    write_ours(tmp_path / "d", stems=("x",))
+    labels = np.zeros((20, 24), np.uint16)
+    labels[1:4, 1:4] = 7
+    labels[8:12, 8:12] = 300
+    labels[15:18, 15:20] = 65535
+    iio.imwrite(tmp_path / "d" / "masks" / "x.png", labels)
+    (pair,) = layouts.materialize(layouts.list_pairs(tmp_path / "d"), tmp_path / "in")
+    mask = tifffile.imread(pair.mask)
+    assert sorted(np.unique(mask)) == [0, 1, 2, 3]
+    assert np.array_equal(mask > 0, labels > 0)
+
+
+def test_labels_over_255_survive_materialize(tmp_path):
+    labels = (np.arange(20 * 24).reshape(20, 24) % 400).astype(np.uint16)  # labels 0..399
+    write_ours(tmp_path / "d", stems=("many",))
+    iio.imwrite(tmp_path / "d" / "masks" / "many.png", labels)
+    assert layouts.read_labels(tmp_path / "d" / "masks" / "many.png").max() == labels.max()
+    (pair,) = layouts.materialize(layouts.list_pairs(tmp_path / "d"), tmp_path / "in")
+    back = layouts.read_labels(pair.mask)
+    assert back.max() == labels.max() and np.array_equal(back, labels)
+
+
+def test_read_image_squeezes_singleton_channel(tmp_path):
+    path = tmp_path / "one.tif"
+    tifffile.imwrite(path, np.ones((5, 6, 1), np.uint16))
+    assert layouts.read_image(path).shape == (5, 6)
+
+
+# --------------------------------------------------------------------------------------------
+# BBBC039 layout
+# --------------------------------------------------------------------------------------------
+
+
+def test_colour_to_labels_separates_colours_and_components():
+    rgb, count = bbbc039_mask()
+    labels = layouts.colour_to_labels(rgb)
+    assert labels.dtype == np.int32 and labels.max() == count
+    assert len(np.unique(labels[2:10, 2:10])) == 1 and len(np.unique(labels[2:10, 10:18])) == 1
+    assert labels[5, 5] != labels[5, 12]  # touching, different colours
+    assert labels[5, 5] != labels[22, 22]  # same colour, not connected
+    assert np.array_equal(labels > 0, rgb.any(axis=-1))
+
+
+def test_colour_to_labels_diagonal_pixels_are_one_nucleus():
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[0, 0] = rgb[1, 1] = rgb[2, 2] = RED  # 8-connected, as skimage.measure.label
+    assert layouts.colour_to_labels(rgb).max() == 1
+
+
+def test_bbbc039_layout(tmp_path):
+    write_bbbc039(tmp_path)
+    assert layouts.detect_layout(tmp_path) == "bbbc039"
+    assert layouts.available_splits(tmp_path) == ["train", "val", "test"]
+    assert layouts.read_split(tmp_path, "train") == ["IXMtest_A02_s1_w1", "IXMtest_B03_s2_w1"]
+    assert layouts.read_split(tmp_path, "test") == []
+    (pair,) = layouts.list_pairs(tmp_path, "val")
+    assert pair.image.suffix == ".tif" and pair.mask.suffix == ".png"
+    assert layouts.read_labels(pair.mask).max() == 4  # training code reads colour masks too
+    sel, written = layouts.prepare(tmp_path, tmp_path.parent / "bbbc_input", split="train")
+    assert sel.layout == "bbbc039" and len(written) == 2
+    image = tifffile.imread(written[0].image)
+    mask = tifffile.imread(written[0].mask)
+    assert image.dtype == np.uint16 and mask.dtype == np.uint16 and mask.max() == 4
+
+
+def test_bbbc039_detected_from_colour_masks_without_metadata(tmp_path):
+    write_bbbc039(tmp_path)
+    for path in (tmp_path / "metadata").iterdir():
+        path.unlink()
+    (tmp_path / "metadata").rmdir()
+    assert layouts.detect_layout(tmp_path) == "bbbc039"
+    sel = layouts.select(tmp_path, "val")  # no split files: all images, with a warning
+    assert len(sel.pairs) == 3 and sel.warnings
+
+
+def test_validate_reports_everything(tmp_path):
+    write_ours(tmp_path, stems=("a", "b"))
+    (tmp_path / "masks" / "a.png").unlink()
+    iio.imwrite(tmp_path / "masks" / "b.png", np.zeros((20, 24), np.uint16))
+    with pytest.raises(layouts.DataError) as info:
+        layouts.validate(tmp_path)
+    assert len(info.value.problems) == 2
+    assert "a.png" in str(info.value) and "b.png" in str(info.value)
