@@ -415,7 +415,7 @@ def run_pipeline(
         out_dir = pipeline_out / "shards" / f"{index:02d}"
         out_dir.mkdir(parents=True, exist_ok=True)
         file_list = work_dir / f"{name}_{index:02d}.txt"
-        file_list.write_text("".join(f"{p.image}\n{p.mask}\n" for p in part))
+        file_list.write_text("".join(f"{p.image}\n{p.mask}\n" for p in part), encoding="utf-8")
         log = pipeline_out / "logs" / f"shard_{index:02d}.log"
         runs.append(ShardRun(index, part, out_dir, log, file_list))
     (pipeline_out / "logs").mkdir(parents=True, exist_ok=True)
