@@ -4,7 +4,8 @@
                             --out OUT [--workers N] [--limit K]
     python -m benchmark pipelines        # list the pipelines that exist
 
-Exit status: 0 on success, 2 for bad data or arguments, 1 when a pipeline fails.
+Exit status: 0 on success, 1 when a pipeline fails, 2 for bad data, arguments, missing
+pipeline files or a missing CellProfiler.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from nucleiseg.layouts import LAYOUTS, DataError
 
-from .runner import PIPELINES_DIR, BenchmarkError, available_pipelines, run_benchmark
+from .runner import PIPELINES_DIR, BenchmarkError, PipelineError, available_pipelines, run_benchmark
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
             synthetic_n=args.synthetic_n,
             quiet=args.quiet,
         )
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except BenchmarkError as error:
+    except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except (DataError, BenchmarkError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; no summary.csv written", file=sys.stderr)
         return 130
