@@ -1,0 +1,167 @@
+"""Trained models on disk: weights, model cards, checksums, a per-process cache.
+
+A model is two files side by side: ``<name>.weights.h5`` (Keras weights) and
+``<name>.json`` (its card). The card records the architecture, the
+normalization, the classes, how it was trained and how it scored, and the
+sha256 of the weights file, which is checked before the weights are used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+MODELS_DIR = Path(os.environ.get("NUCLEISEG_MODELS", Path(__file__).resolve().parent.parent / "models"))
+DEFAULT_MODELS = {
+    "unet": MODELS_DIR / "unet" / "unet-dsb2018.json",
+    "deepcell": MODELS_DIR / "deepcell" / "deepcell-dsb2018.json",
+}
+
+
+class ModelError(ValueError):
+    """A model file is missing, unreadable or does not match its card."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def card_path_for(path: Path) -> Path:
+    """The card of a model given either its card or its weights file."""
+    path = Path(path)
+    if path.suffix == ".json":
+        return path
+    name = path.name
+    if name.endswith(".weights.h5"):
+        return path.with_name(name[: -len(".weights.h5")] + ".json")
+    raise ModelError(f"{path}: expected a model card (.json) or a weights file (.weights.h5)")
+
+
+def read_card(path: Path) -> dict:
+    """Read and check a model card (or an ensemble card listing member cards)."""
+    card_path = card_path_for(path)
+    if not card_path.is_file():
+        raise ModelError(f"model card not found: {card_path}")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ModelError(f"model card {card_path} is not valid JSON: {error}") from error
+    if "members" in card:
+        if not card["members"]:
+            raise ModelError(f"ensemble card {card_path} lists no members")
+        return card
+    for key in ("architecture", "weights", "sha256", "normalization"):
+        if key not in card:
+            raise ModelError(f"model card {card_path} lacks the field {key!r}")
+    return card
+
+
+def member_cards(path: Path) -> list[tuple[Path, dict]]:
+    """(card path, card) of every network a card stands for (one, or an ensemble's members)."""
+    card_path = card_path_for(path)
+    card = read_card(card_path)
+    if "members" not in card:
+        return [(card_path, card)]
+    members = []
+    for member in card["members"]:
+        member_path = (card_path.parent / member).resolve()
+        members.append((member_path, read_card(member_path)))
+    return members
+
+
+def verify(path: Path) -> list[tuple[Path, dict]]:
+    """Check that every weights file exists and matches the sha256 in its card.
+
+    Returns the member cards; raises :class:`ModelError` naming the file.
+    """
+    members = member_cards(path)
+    for card_path, card in members:
+        weights = card_path.parent / card["weights"]
+        if not weights.is_file():
+            raise ModelError(f"weights file not found: {weights} (named by {card_path})")
+        actual = sha256_of(weights)
+        if actual != card["sha256"]:
+            raise ModelError(
+                f"checksum mismatch for {weights}: card {card_path.name} says {card['sha256'][:12]}…, file is {actual[:12]}…"
+            )
+    return members
+
+
+@dataclass
+class LoadedModel:
+    """Networks ready for inference, with what preprocessing they need."""
+
+    cards: list[dict]
+    networks: list = field(repr=False)
+    path: Path
+
+    @property
+    def architecture(self) -> dict:
+        return self.cards[0]["architecture"]
+
+    @property
+    def normalization(self) -> dict:
+        return self.cards[0]["normalization"]
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Mean class probabilities of all member networks for a float32 batch."""
+        total = None
+        for network in self.networks:
+            prediction = np.asarray(network.predict_on_batch(batch), dtype=np.float32)
+            total = prediction if total is None else total + prediction
+        return total / len(self.networks)
+
+
+_CACHE: dict[tuple, LoadedModel] = {}
+
+
+def load(path: Path, ensemble_size: int | None = None) -> LoadedModel:
+    """Load (once per process) the model a card or weights file names.
+
+    The cache key holds the resolved path and the weights' checksums, so a
+    replaced file is loaded again while repeated image sets reuse the model.
+    """
+    from . import architectures
+
+    members = verify(path)
+    if ensemble_size is not None:
+        if not 1 <= ensemble_size <= len(members):
+            raise ModelError(f"{path}: ensemble size {ensemble_size} asked for, the model has {len(members)} networks")
+        members = members[:ensemble_size]
+    key = (str(Path(path).resolve()), tuple(card["sha256"] for _, card in members))
+    if key not in _CACHE:
+        networks = []
+        for card_path, card in members:
+            network = architectures.build(card["architecture"])
+            weights = card_path.parent / card["weights"]
+            try:
+                network.load_weights(weights)
+            except Exception as error:  # h5py/keras raise many types
+                raise ModelError(f"cannot load weights {weights}: {error}") from error
+            networks.append(network)
+        _CACHE[key] = LoadedModel([card for _, card in members], networks, Path(path))
+    return _CACHE[key]
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+def write_card(card: dict, weights: Path) -> Path:
+    """Write ``card`` beside ``weights`` with the weights' sha256 filled in."""
+    weights = Path(weights)
+    card = dict(card, weights=weights.name, sha256=sha256_of(weights))
+    path = card_path_for(weights)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,78 @@
+"""Command line: ``python -m nucleiseg.train {unet,deepcell} --data DIR --out models/unet/NAME``.
+
+Trains with checkpoints in ``--checkpoints`` (resumed automatically), keeps the
+weights that scored best on the validation split (object mean F1 after
+post-processing) and writes them with a model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .training import TrainConfig, train
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nucleiseg.train", description=__doc__)
+    parser.add_argument("network", choices=["unet", "deepcell"])
+    parser.add_argument("--data", default=TrainConfig.data, help="data folder in our layout (images/, masks/, train.txt, val.txt)")
+    parser.add_argument("--train", default="train", help="training split name")
+    parser.add_argument("--val", default="val", help="validation split name (early stopping and model selection)")
+    parser.add_argument("--out", required=True, help="model path without suffix, e.g. models/unet/unet-dsb2018")
+    parser.add_argument("--checkpoints", help="checkpoint folder (default: checkpoints/<name>)")
+    parser.add_argument("--no-resume", action="store_true", help="start afresh even when checkpoints exist")
+    parser.add_argument("--base-filters", type=int, default=32, help="U-Net top-level width (64 = the paper's)")
+    parser.add_argument("--crop", type=int, default=256, help="training crop edge in pixels")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--steps-per-epoch", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=1000)
+    parser.add_argument("--max-minutes", type=float, default=0.0, help="wall-clock budget; 0 for none")
+    parser.add_argument("--patience", type=int, default=8, help="epochs without validation improvement before stopping")
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--optimizer", choices=["adam", "sgd"])
+    parser.add_argument("--boundary-weight", type=float, default=10.0)
+    parser.add_argument("--boundary-width", type=int, default=1)
+    parser.add_argument("--normalization", choices=["percentile", "deepcell"], default="percentile")
+    parser.add_argument("--elastic", action="store_true", help="elastic deformation (image and labels move together)")
+    parser.add_argument("--val-images", type=int, default=0, help="validate on the first N images of the split (0: all)")
+    parser.add_argument("--bf16", action="store_true", help="mixed bfloat16 training (faster on CPUs with AVX-512 bf16)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--snapshots", type=int, default=1, help="ship the best N epochs as an ensemble (DeepCell default 5)")
+    args = parser.parse_args(argv)
+
+    deepcell = args.network == "deepcell"
+    normalization = {"method": "percentile", "low": 0.1, "high": 99.9} if args.normalization == "percentile" else {"method": "deepcell", "window": 61}
+    config = TrainConfig(
+        network=args.network,
+        base_filters=args.base_filters,
+        data=args.data,
+        train_split=args.train,
+        val_split=args.val,
+        crop=args.crop,
+        batch_size=args.batch_size,
+        steps_per_epoch=args.steps_per_epoch,
+        epochs=args.epochs,
+        max_minutes=args.max_minutes,
+        patience=args.patience,
+        # DeepCell's published defaults: SGD, learning rate 0.01, momentum 0.9, Nesterov.
+        learning_rate=args.learning_rate or (0.01 if deepcell else 1e-3),
+        optimizer=args.optimizer or ("sgd" if deepcell else "adam"),
+        class_weights=(1.0, 1.0, args.boundary_weight),
+        boundary_width=args.boundary_width,
+        normalization=normalization,
+        elastic=args.elastic,
+        val_images=args.val_images,
+        mixed_bfloat16=args.bf16,
+        seed=args.seed,
+        snapshots=args.snapshots,
+    )
+    out = Path(args.out)
+    checkpoints = Path(args.checkpoints) if args.checkpoints else Path("checkpoints") / out.name
+    card = train(config, out, checkpoints, resume=not args.no_resume)
+    print(f"wrote {card}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

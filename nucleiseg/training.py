@@ -1,0 +1,283 @@
+"""Training of the 3-class networks (U-Net and DeepCell) on instance-labelled data.
+
+One loop serves both networks: random crops with augmentation, per-pixel
+weighted cross-entropy (boundary weight 10 by default), validation by the
+project's object-level mean F1 after post-processing, best-on-validation
+weights kept, checkpoints every epoch, resume, early stopping and a wall-clock
+budget. DeepCell is trained densely: its dilated whole-image form computes,
+for every pixel of a crop, exactly what the 61x61 patch network computes for
+that pixel's patch, so one crop trains on tens of thousands of patches.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import architectures, augment, layouts, models, targets
+from .normalization import normalize
+from .postprocess import PostprocessSettings, probabilities_to_labels
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (recorded in the model card)."""
+
+    network: str = "unet"  # "unet" or "deepcell"
+    base_filters: int = 32  # U-Net width
+    data: str = "../shared/data/dsb2018-fluo"
+    train_split: str = "train"
+    val_split: str = "val"
+    crop: int = 256
+    batch_size: int = 4
+    steps_per_epoch: int = 100
+    epochs: int = 1000
+    max_minutes: float = 0.0  # 0: no wall-clock budget
+    patience: int = 8  # epochs without validation improvement
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"  # "adam" or "sgd" (DeepCell paper: SGD 0.01, momentum 0.9, Nesterov)
+    class_weights: tuple = targets.DEFAULT_CLASS_WEIGHTS
+    boundary_width: int = 1
+    normalization: dict = field(default_factory=lambda: {"method": "percentile", "low": 0.1, "high": 99.9})
+    elastic: bool = False
+    flips: bool = True
+    intensity: bool = True
+    val_images: int = 0  # 0: the whole validation split
+    mixed_bfloat16: bool = False
+    seed: int = 0
+    snapshots: int = 1  # >1: ship the best N epochs as an ensemble (snapshot ensemble)
+
+    def architecture(self) -> dict:
+        if self.network == "unet":
+            return {"name": "unet", "base_filters": self.base_filters, "n_classes": 3}
+        if self.network == "deepcell":
+            return {"name": "deepcell", "n_classes": 3}
+        raise ValueError(f"unknown network {self.network!r}; expected 'unet' or 'deepcell'")
+
+
+def load_examples(data_dir: Path, split: str, normalization: dict | None, limit: int = 0):
+    """(stem, image, labels) for every image of a split; images normalized unless ``normalization`` is None."""
+    pairs = layouts.list_pairs(Path(data_dir), split)
+    if limit:
+        pairs = pairs[:limit]
+    examples = []
+    for pair in pairs:
+        if pair.mask is None:
+            raise FileNotFoundError(f"no mask for training image {pair.image}")
+        image = layouts.read_image(pair.image)
+        if normalization is not None:
+            image = normalize(image, normalization)
+        examples.append((pair.stem, image, layouts.read_labels(pair.mask)))
+    return examples
+
+
+def make_batch(examples, config: TrainConfig, rng: np.random.Generator):
+    """One batch: inputs (B, crop+2m, crop+2m, 1), classes (B, crop, crop), weights (B, crop, crop)."""
+    margin, _ = architectures.input_geometry(config.architecture())
+    inputs, classes, weights = [], [], []
+    for _ in range(config.batch_size):
+        _, image, labels = examples[int(rng.integers(len(examples)))]
+        image, labels = augment.random_crop(image, labels, config.crop, margin, rng)
+        if config.flips:
+            image, labels = augment.flip_rotate(image, labels, rng)
+        if config.elastic:
+            image, labels = augment.elastic_deform(image, labels, rng)
+        if config.intensity:
+            image = augment.scale_intensity(image, rng)
+        if margin:
+            labels = labels[margin:-margin, margin:-margin]
+        target = targets.three_class_targets(labels, config.boundary_width)
+        inputs.append(image[..., None])
+        classes.append(target)
+        weights.append(targets.class_weight_map(target, config.class_weights))
+    return np.stack(inputs).astype(np.float32), np.stack(classes), np.stack(weights)
+
+
+def validation_scores(network, architecture: dict, normalization: dict, examples, settings: PostprocessSettings | None = None) -> dict:
+    """Macro mean F1 and error rate at IoU 0.7 of a network on full raw images."""
+    from . import metric
+    from .models import LoadedModel
+    from .inference import predict_probabilities
+
+    wrapped = LoadedModel([{"architecture": architecture, "normalization": normalization}], [network], Path("."))
+    rows = []
+    for _, image, labels in examples:
+        probabilities = predict_probabilities(image, wrapped)
+        rows.append(metric.score_image(labels, probabilities_to_labels(probabilities, settings)).to_dict())
+    return {
+        "f1_mean": float(np.mean([r["f1_mean"] for r in rows])),
+        "error_rate_070": float(np.mean([r["error_rate_070"] for r in rows])),
+        "images": len(rows),
+    }
+
+
+def _log(path: Path, message: str) -> None:
+    line = f"{time.strftime('%H:%M:%S')} {message}"
+    print(line, flush=True)
+    with open(path, "a") as handle:
+        handle.write(line + "\n")
+
+
+def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True) -> Path:
+    """Train, keep the best-on-validation weights, write them with a model card.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    out : Path
+        Model path without suffix, e.g. ``models/unet/unet-dsb2018``; writes
+        ``<out>.weights.h5`` and ``<out>.json``.
+    checkpoints : Path
+        Folder for ``last.keras`` (full model with optimizer), ``best.weights.h5``
+        and ``state.json``; training resumes from it when ``resume``.
+
+    Returns
+    -------
+    Path of the model card.
+    """
+    import keras
+
+    out, checkpoints = Path(out), Path(checkpoints)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log = checkpoints / "train.log"
+    keras.utils.set_random_seed(config.seed)
+    if config.mixed_bfloat16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+
+    train_examples = load_examples(config.data, config.train_split, config.normalization)
+    val_examples = load_examples(config.data, config.val_split, None, config.val_images)
+    _log(log, f"{len(train_examples)} training images, {len(val_examples)} validation images")
+
+    state_path, last_path, best_path = checkpoints / "state.json", checkpoints / "last.keras", checkpoints / "best.weights.h5"
+    state = {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": [], "seconds": 0.0, "config": asdict(config)}
+    custom = {"DilatedMaxPool2D": architectures.DilatedMaxPool2D}
+    if resume and state_path.is_file() and last_path.is_file():
+        state = json.loads(state_path.read_text())
+        network = keras.models.load_model(last_path, custom_objects=custom)
+        _log(log, f"resumed at epoch {state['epoch']} (best mean F1 {state['best_f1']:.4f})")
+    else:
+        arch = config.architecture()
+        network = architectures.build_unet(config.base_filters) if arch["name"] == "unet" else architectures.build_deepcell(dense=True)
+        if config.optimizer == "sgd":
+            optimizer = keras.optimizers.SGD(config.learning_rate, momentum=0.9, nesterov=True)
+        else:
+            optimizer = keras.optimizers.Adam(config.learning_rate)
+        network.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy())
+
+    architecture = config.architecture()
+    rng = np.random.default_rng([config.seed, state["epoch"]])
+    started = time.time() - state["seconds"]
+    stale = 0 if state["best_epoch"] < 0 else state["epoch"] - 1 - state["best_epoch"]
+    while state["epoch"] < config.epochs:
+        epoch_start = time.time()
+        losses = []
+        for step in range(config.steps_per_epoch):
+            x, y, w = make_batch(train_examples, config, rng)
+            loss = network.train_on_batch(x, y, sample_weight=w)
+            losses.append(float(loss if np.isscalar(loss) else loss[0]))
+            if step % 10 == 0 or step == config.steps_per_epoch - 1:
+                done = (step + 1) / config.steps_per_epoch
+                bar = "#" * int(30 * done)
+                print(f"\repoch {state['epoch'] + 1} [{bar:<30}] {step + 1}/{config.steps_per_epoch} loss {np.mean(losses):.4f}", end="", flush=True)
+        print(flush=True)
+        scores = validation_scores(network, architecture, config.normalization, val_examples)
+        state["epoch"] += 1
+        state["seconds"] = time.time() - started
+        record = {"epoch": state["epoch"], "steps": state["epoch"] * config.steps_per_epoch, "loss": float(np.mean(losses)), **scores, "seconds": round(state["seconds"], 1)}
+        state["history"].append(record)
+        if scores["f1_mean"] > state["best_f1"]:
+            state["best_f1"], state["best_epoch"], stale = scores["f1_mean"], state["epoch"] - 1, 0
+            network.save_weights(best_path)
+        else:
+            stale += 1
+        if config.snapshots > 1:
+            network.save_weights(checkpoints / f"epoch{state['epoch']:04d}.weights.h5")
+        network.save(last_path)
+        state_path.write_text(json.dumps(state, indent=1))
+        _log(log, f"epoch {state['epoch']}: loss {record['loss']:.4f} val mean F1 {scores['f1_mean']:.4f} "
+                  f"error@0.7 {scores['error_rate_070']:.4f} ({time.time() - epoch_start:.0f} s; best {state['best_f1']:.4f})")
+        if stale >= config.patience:
+            _log(log, f"early stop: no validation improvement for {stale} epochs")
+            break
+        if config.max_minutes and state["seconds"] > 60 * config.max_minutes:
+            _log(log, f"wall-clock budget of {config.max_minutes} min reached")
+            break
+    return export(config, checkpoints, out, state)
+
+
+def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Path:
+    """Write the best weights (or the best ``snapshots`` epochs, as an ensemble) with model cards."""
+    checkpoints, out = Path(checkpoints), Path(out)
+    if config.snapshots <= 1:
+        best = next((h for h in state["history"] if h["epoch"] == state["best_epoch"] + 1), {})
+        return _export_one(config, checkpoints / "best.weights.h5", out, state, best)
+    ranked = sorted(state["history"], key=lambda h: h["f1_mean"], reverse=True)
+    ranked = [h for h in ranked if (checkpoints / f"epoch{h['epoch']:04d}.weights.h5").is_file()][: config.snapshots]
+    members = []
+    for index, record in enumerate(sorted(ranked, key=lambda h: h["epoch"]), start=1):
+        member_out = out.with_name(f"{out.name}-{index}")
+        _export_one(config, checkpoints / f"epoch{record['epoch']:04d}.weights.h5", member_out, state, record)
+        members.append(f"{member_out.name}.json")
+    card = {
+        "name": out.name,
+        "members": members,
+        "ensemble": f"snapshot ensemble: the {len(members)} epochs of one training run that scored best on validation; probabilities are averaged",
+        "architecture": config.architecture(),
+        "normalization": config.normalization,
+        "classes": list(targets.CLASS_NAMES),
+        "training": {"data": str(config.data), "split": config.train_split, "epochs": state["epoch"],
+                     "steps": state["epoch"] * config.steps_per_epoch, "wall_seconds": round(state["seconds"])},
+        "history": state["history"],
+    }
+    path = Path(f"{out}.json")
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best: dict) -> Path:
+    import keras
+
+    weights = Path(f"{out}.weights.h5")
+    network = architectures.build(config.architecture())
+    network.load_weights(source)  # float32 copy of that epoch
+    network.save_weights(weights)
+    card = {
+        "name": Path(out).name,
+        "architecture": config.architecture(),
+        "parameters": int(network.count_params()),
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "normalization": config.normalization,
+        "classes": list(targets.CLASS_NAMES),
+        "targets": {"boundary_width": config.boundary_width, "definition": "nucleiseg.targets.three_class_targets"},
+        "postprocess": PostprocessSettings().to_dict(),
+        "training": {
+            "data": str(config.data),
+            "split": config.train_split,
+            "epochs": state["epoch"],
+            "best_epoch": state["best_epoch"] + 1,
+            "steps": state["epoch"] * config.steps_per_epoch,
+            "steps_of_best": (state["best_epoch"] + 1) * config.steps_per_epoch,
+            "crops_seen": state["epoch"] * config.steps_per_epoch * config.batch_size,
+            "crop": config.crop,
+            "batch_size": config.batch_size,
+            "optimizer": config.optimizer,
+            "learning_rate": config.learning_rate,
+            "loss": f"per-pixel weighted categorical cross-entropy, class weights {list(config.class_weights)}",
+            "augmentation": {"flips_rot90": config.flips, "intensity": config.intensity, "elastic": config.elastic, "random_crop": config.crop},
+            "mixed_bfloat16": config.mixed_bfloat16,
+            "seed": config.seed,
+            "wall_seconds": round(state["seconds"]),
+            "hardware": f"{platform.processor() or platform.machine()}, CPU",
+        },
+        "validation": {"split": config.val_split, "during_training": best},
+        "history": state["history"],
+    }
+    return models.write_card(card, weights)
