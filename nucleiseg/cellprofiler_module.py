@@ -1,0 +1,491 @@
+"""What the deep-learning segmentation modules of ``plugins/`` have in common.
+
+:class:`NucleusSegmentationModule` is a CellProfiler module base class holding
+the settings, validation, run, measurements and display shared by
+**ClassifyBoundariesUNet** and **ClassifyPixelsDeepCell**; each plugin adds
+only its name, citations, help text and its own few settings.
+
+This is the one file of :mod:`nucleiseg` that imports CellProfiler. Only the
+plugins import it, so ``import nucleiseg`` and the rest of the package stay
+free of CellProfiler. It lives in the installed package rather than in
+``plugins/`` (where CellProfiler imports every ``*.py`` not starting with an
+underscore as a module) so that both plugins import one copy of it wherever
+the plugins folder is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from cellprofiler_core.image import Image
+from cellprofiler_core.module.image_segmentation import ImageSegmentation
+from cellprofiler_core.object import Objects
+from cellprofiler_core.setting import Binary, ValidationError
+from cellprofiler_core.setting.choice import Choice
+from cellprofiler_core.setting.subscriber import ImageSubscriber
+from cellprofiler_core.setting.text import Float, ImageName, Integer, LabelName, Pathname
+
+# nucleiseg.inference imports Keras and TensorFlow (seconds); it is imported where a network
+# runs, so that CellProfiler starts, and shows these modules, without loading TensorFlow.
+from . import devices, models
+from .postprocess import PostprocessSettings, probabilities_to_labels
+from .targets import BACKGROUND, BOUNDARY, INTERIOR
+
+MODEL_SHIPPED = "Shipped default"
+MODEL_CUSTOM = "Custom model file"
+DEVICE_AUTOMATIC = "Automatic"
+DEVICE_CPU = "CPU"
+DEVICE_GPU = "GPU"
+_DEVICE_KINDS = {DEVICE_AUTOMATIC: "auto", DEVICE_CPU: "cpu", DEVICE_GPU: "gpu"}
+
+_DEFAULT_POSTPROCESS = PostprocessSettings()
+
+
+class ModelCardPathname(Pathname):
+    """A model card path; only emptiness is checked here, the card itself in ``validate_module``."""
+
+    def test_valid(self, pipeline):
+        # Pathname would say "Can't find file"; the module's own check says more (which file of
+        # an ensemble, which checksum), so leave existence to it.
+        if not self.value.strip():
+            raise ValidationError("Choose a model card file (.json)", self)
+
+
+class NucleusSegmentationModule(ImageSegmentation):
+    """Base of the modules that turn a greyscale image into nuclei with a 3-class network.
+
+    Subclasses set ``module_name``, ``doi``, ``variable_revision_number`` and
+    :attr:`architecture` (the key of :data:`nucleiseg.models.DEFAULT_MODELS`,
+    also the architecture name a model card must declare), and may add
+    settings through the ``extra_*`` hooks and :meth:`predict`.
+    """
+
+    category = "Object Processing"
+    architecture = ""  # "unet" or "deepcell"
+
+    # ---- settings --------------------------------------------------------------------------
+
+    def create_settings(self):
+        self.x_name = ImageSubscriber(
+            "Select the input image",
+            "DNA",
+            doc="""\
+The greyscale image in which to find nuclei, e.g. a DNA stain (Hoechst, DAPI). It must be
+2-D and single-channel; convert colour images with **ColorToGray** first. Any bit depth works:
+the image is normalized as the network was trained, so its scale does not matter.""",
+        )
+        self.y_name = LabelName(
+            "Name the output objects",
+            "Nuclei",
+            doc="Name of the nucleus objects this module creates, for use by later modules.",
+        )
+        self.background_name = ImageName(
+            "Name the background probability image",
+            "BackgroundProbability",
+            doc="""\
+Name of the output image holding, for every pixel, the network's probability (0 to 1) that
+the pixel is background. The three probability images sum to 1 at every pixel.""",
+        )
+        self.interior_name = ImageName(
+            "Name the interior probability image",
+            "InteriorProbability",
+            doc="""\
+Name of the output image holding each pixel's probability of lying inside a nucleus, away
+from its edge. Thresholding it gives the seeds of the nuclei.""",
+        )
+        self.boundary_name = ImageName(
+            "Name the boundary probability image",
+            "BoundaryProbability",
+            doc="""\
+Name of the output image holding each pixel's probability of lying on the edge of a nucleus,
+including where two nuclei touch. Useful to inspect why touching nuclei were or were not
+split.""",
+        )
+        self.model_choice = Choice(
+            "Model",
+            [MODEL_SHIPPED, MODEL_CUSTOM],
+            MODEL_SHIPPED,
+            doc=f"""\
+*{MODEL_SHIPPED}*: the model trained for this project and shipped in its ``models/``
+folder (the folder can be moved with the environment variable ``NUCLEISEG_MODELS``).
+
+*{MODEL_CUSTOM}*: a model of your own, given by its model card (a ``.json`` file next to
+its ``.weights.h5`` file, as written by ``python -m nucleiseg.train``). The weights'
+SHA-256 checksum recorded in the card is checked before the pipeline runs, so a changed
+or damaged weights file is caught.""",
+        )
+        self.model_file = ModelCardPathname(
+            "Model card file",
+            "",
+            wildcard="Model card (*.json)|*.json",
+            doc="""\
+*(Used only for a custom model)* Path of the model card (``.json``) of the model to use.
+A relative path is taken from the folder CellProfiler was started in, so prefer an
+absolute path. The card must describe a network of the kind this module runs.""",
+        )
+        self.create_extra_settings()
+        self.low_percentile = Float(
+            "Lower normalization percentile",
+            0.1,
+            minval=0.0,
+            maxval=100.0,
+            doc="""\
+Intensity normalization maps this percentile of the image's intensities to 0 and the upper
+percentile to 1 (values beyond are kept, not clipped). Use the values the model was trained
+with (recorded in its model card; 0.1 and 99.9 for the shipped models): others change
+what the network sees.""",
+        )
+        self.high_percentile = Float(
+            "Upper normalization percentile",
+            99.9,
+            minval=0.0,
+            maxval=100.0,
+            doc="Intensity percentile mapped to 1; must be above the lower percentile.",
+        )
+        self.interior_threshold = Float(
+            "Interior probability threshold",
+            _DEFAULT_POSTPROCESS.interior_threshold,
+            minval=0.0,
+            maxval=1.0,
+            doc="""\
+A pixel seeds a nucleus when its interior probability is above this threshold (and above
+its boosted boundary probability). Connected seed pixels form one nucleus. Lower values
+find dimmer nuclei and give larger seeds; must lie strictly between 0 and 1.""",
+        )
+        self.boundary_boost = Float(
+            "Boundary boost",
+            _DEFAULT_POSTPROCESS.boundary_boost,
+            minval=0.0,
+            doc="""\
+The boundary probability is multiplied by this factor before it competes with the interior
+probability. Values above 1 cut touching nuclei apart more eagerly (risking splitting
+single nuclei); values below 1 merge more. Must be above 0.""",
+        )
+        self.min_size = Integer(
+            "Minimum nucleus size (pixels)",
+            _DEFAULT_POSTPROCESS.min_size,
+            minval=0,
+            doc="Nuclei smaller than this area in pixels (after dilation) are removed; 0 keeps all.",
+        )
+        self.fill_holes = Binary(
+            "Fill holes in nuclei?",
+            _DEFAULT_POSTPROCESS.fill_holes,
+            doc="Select *Yes* to fill holes inside each nucleus (pixels enclosed by one nucleus).",
+        )
+        self.dilation = Integer(
+            "Dilation (pixels)",
+            _DEFAULT_POSTPROCESS.dilation,
+            minval=0,
+            doc="""\
+How far, in pixels, each seed grows back over the boundary ring that the network marks
+around every nucleus. Growth stays within pixels predicted to be nucleus (interior plus
+boundary more likely than background) and stops where neighbours meet. The networks were
+trained with a 1-pixel boundary; 2 recovers it with a small margin.""",
+        )
+        self.tile_size = Integer(
+            "Tile size (pixels)",
+            1024,
+            minval=16,
+            doc="""\
+Images larger than this are predicted in overlapping square tiles of this edge length and
+stitched, so memory stays bounded for any image size. Smaller tiles use less memory;
+images up to this size are predicted in one pass.""",
+        )
+        self.tile_overlap = Integer(
+            "Tile overlap (pixels)",
+            64,
+            minval=0,
+            doc="""\
+Pixels shared by neighbouring tiles; half of it is discarded on each side of a seam, so
+nuclei on seams are predicted with context. Must be smaller than the tile size.""",
+        )
+        self.batch_size = Integer(
+            "Batch size (tiles)",
+            1,
+            minval=1,
+            doc="Tiles sent to the network at once. Larger batches can be faster on a GPU but need more memory.",
+        )
+        self.device = Choice(
+            "Device",
+            [DEVICE_AUTOMATIC, DEVICE_CPU, DEVICE_GPU],
+            DEVICE_AUTOMATIC,
+            doc=f"""\
+Processor that runs the network.
+
+*{DEVICE_AUTOMATIC}*: the first GPU if TensorFlow sees one, otherwise the CPU.
+*{DEVICE_CPU}*: always the CPU.
+*{DEVICE_GPU}*: the GPU with the index below. When this machine has no usable GPU (or
+TensorFlow is the CPU-only build), the module reports an error instead of quietly running
+many times slower on the CPU; choose *{DEVICE_AUTOMATIC}* for pipelines that must run on
+machines with and without a GPU.
+
+GPU memory is taken as needed ("memory growth"), not all at once, so other programs can
+share the GPU.""",
+        )
+        self.gpu_index = Integer(
+            "GPU index",
+            0,
+            minval=0,
+            doc=f"*(Used only when the device is {DEVICE_GPU})* Which GPU to use, counted from 0.",
+        )
+
+    def create_extra_settings(self):
+        """Hook: create the subclass's own settings (listed by :meth:`extra_settings`)."""
+
+    def extra_settings(self) -> list:
+        """Hook: the subclass's own settings, saved between the model file and the percentiles."""
+        return []
+
+    def visible_extra_settings(self) -> list:
+        return self.extra_settings()
+
+    def uses_percentiles(self) -> bool:
+        """Whether the normalization percentile settings apply."""
+        return True
+
+    def normalization_setting(self):
+        """The setting a normalization warning points at."""
+        return self.low_percentile
+
+    def settings(self):
+        return [
+            self.x_name,
+            self.y_name,
+            self.background_name,
+            self.interior_name,
+            self.boundary_name,
+            self.model_choice,
+            self.model_file,
+            *self.extra_settings(),
+            self.low_percentile,
+            self.high_percentile,
+            self.interior_threshold,
+            self.boundary_boost,
+            self.min_size,
+            self.fill_holes,
+            self.dilation,
+            self.tile_size,
+            self.tile_overlap,
+            self.batch_size,
+            self.device,
+            self.gpu_index,
+        ]
+
+    def visible_settings(self):
+        visible = [self.x_name, self.y_name, self.background_name, self.interior_name, self.boundary_name, self.model_choice]
+        if self.model_choice.value == MODEL_CUSTOM:
+            visible.append(self.model_file)
+        visible += self.visible_extra_settings()
+        if self.uses_percentiles():
+            visible += [self.low_percentile, self.high_percentile]
+        visible += [
+            self.interior_threshold,
+            self.boundary_boost,
+            self.min_size,
+            self.fill_holes,
+            self.dilation,
+            self.tile_size,
+            self.tile_overlap,
+            self.batch_size,
+            self.device,
+        ]
+        if self.device.value == DEVICE_GPU:
+            visible.append(self.gpu_index)
+        return visible
+
+    def volumetric(self):
+        return False
+
+    def is_object_identification_module(self):
+        return True
+
+    # ---- parameters ------------------------------------------------------------------------
+
+    def model_path(self) -> Path:
+        """The model card the settings select."""
+        if self.model_choice.value == MODEL_CUSTOM:
+            return Path(os.path.expanduser(self.model_file.value.strip()))
+        return Path(models.DEFAULT_MODELS[self.architecture])
+
+    def ensemble_size(self) -> int | None:
+        """Hook: how many networks of an ensemble to use (None: all)."""
+        return None
+
+    def normalization(self) -> dict:
+        """The normalization the settings describe (percentiles by default)."""
+        return {"method": "percentile", "low": float(self.low_percentile.value), "high": float(self.high_percentile.value)}
+
+    def postprocess_settings(self) -> PostprocessSettings:
+        """Post-processing settings (ValueError when invalid)."""
+        return PostprocessSettings(
+            interior_threshold=float(self.interior_threshold.value),
+            boundary_boost=float(self.boundary_boost.value),
+            min_size=int(self.min_size.value),
+            fill_holes=bool(self.fill_holes.value),
+            dilation=int(self.dilation.value),
+        )
+
+    def device_name(self) -> str:
+        """TensorFlow device for the device settings (raises devices.DeviceError)."""
+        return devices.resolve(_DEVICE_KINDS[self.device.value], int(self.gpu_index.value))
+
+    # ---- validation ------------------------------------------------------------------------
+
+    def validate_module(self, pipeline):
+        names = [s.value for s in (self.background_name, self.interior_name, self.boundary_name)]
+        if len(set(names)) < 3:
+            raise ValidationError("The three probability images need three different names", self.boundary_name)
+        if self.uses_percentiles() and not self.low_percentile.value < self.high_percentile.value:
+            raise ValidationError("The lower normalization percentile must be below the upper one", self.high_percentile)
+        try:
+            self.postprocess_settings()
+        except ValueError as error:
+            # The core's messages start with the offending field's name.
+            fields = {"interior": self.interior_threshold, "boundary": self.boundary_boost}
+            setting = next((s for key, s in fields.items() if str(error).startswith(key)), self.min_size)
+            raise ValidationError(str(error), setting)
+        if self.tile_overlap.value >= self.tile_size.value:
+            raise ValidationError("The tile overlap must be smaller than the tile size", self.tile_overlap)
+        members = self.validate_model()
+        self.validate_extra(pipeline, members)
+        if self.device.value == DEVICE_GPU:
+            try:
+                self.device_name()
+            except devices.DeviceError as error:
+                # With GPUs present only the index can be wrong.
+                raise ValidationError(str(error), self.gpu_index if devices.gpu_count() else self.device)
+
+    def validate_model(self) -> list[tuple[Path, dict]]:
+        """Check the chosen model (cards, checksums, architecture); returns its member cards."""
+        setting = self.model_file if self.model_choice.value == MODEL_CUSTOM else self.model_choice
+        path = self.model_path()
+        try:
+            members = models.verify(path)
+        except models.ModelError as error:
+            hint = ""
+            if self.model_choice.value == MODEL_SHIPPED:
+                hint = " (the shipped model is missing: train it, or choose a custom model file)"
+            raise ValidationError(f"{self.module_name}: {error}{hint}", setting)
+        for card_path, card in members:
+            name = card["architecture"].get("name")
+            if name != self.architecture:
+                raise ValidationError(
+                    f"{self.module_name}: {card_path} describes a {name!r} network, this module runs {self.architecture!r} networks",
+                    setting,
+                )
+        return members
+
+    def validate_extra(self, pipeline, members: list[tuple[Path, dict]]) -> None:
+        """Hook: validate the subclass's own settings against the model's member cards."""
+
+    def validate_module_warnings(self, pipeline):
+        # A mismatch with the card's normalization still runs, but it changes what the network
+        # sees; warn rather than fail since it may be intended.
+        try:
+            card = models.member_cards(self.model_path())[0][1]
+        except models.ModelError:
+            return
+        trained = card.get("normalization", {})
+        used = self.normalization()
+        if trained.get("method") != used["method"]:
+            raise ValidationError(
+                f"The model was trained with {trained.get('method')!r} normalization, this module is set to {used['method']!r}",
+                self.normalization_setting(),
+            )
+        if used["method"] == "percentile" and (
+            not np.isclose(trained.get("low", 0.1), used["low"]) or not np.isclose(trained.get("high", 99.9), used["high"])
+        ):
+            raise ValidationError(
+                f"The model was trained with percentiles {trained.get('low')} and {trained.get('high')}; "
+                f"{used['low']:g} and {used['high']:g} change what the network sees",
+                self.low_percentile,
+            )
+
+    # ---- running ---------------------------------------------------------------------------
+
+    def load_model(self) -> models.LoadedModel:
+        """The chosen model, loaded once per process (see :func:`nucleiseg.models.load`)."""
+        return models.load(self.model_path(), ensemble_size=self.ensemble_size())
+
+    def predict(self, image: np.ndarray, model: models.LoadedModel) -> np.ndarray:
+        """Hook: ``(H, W, 3)`` class probabilities of a 2-D image."""
+        from .inference import predict_probabilities
+
+        return predict_probabilities(
+            image,
+            model,
+            normalization=self.normalization(),
+            tile=int(self.tile_size.value),
+            overlap=int(self.tile_overlap.value),
+            batch_size=int(self.batch_size.value),
+        )
+
+    def run(self, workspace):
+        from .inference import check_greyscale
+
+        image = workspace.image_set.get_image(self.x_name.value)
+        pixels = image.pixel_data
+        if image.volumetric:
+            raise ValueError(
+                f"{self.module_name}: {self.x_name.value!r} is a 3-D image of shape {pixels.shape}; "
+                "this module segments 2-D images only"
+            )
+        # Raises a ValueError naming the image for colour or otherwise non-2-D pixel data.
+        pixels = check_greyscale(pixels, name=f"{self.module_name}: input image {self.x_name.value!r}")
+        settings = self.postprocess_settings()
+
+        # Headless runs do not call validate_module, so the device and model are checked here too;
+        # both raise errors that name the problem (no GPU, file, checksum).
+        device = self.device_name()
+        devices.enable_memory_growth()
+        with devices.scope(device):
+            model = self.load_model()
+            probabilities = self.predict(pixels, model)
+        labels = probabilities_to_labels(probabilities, settings)
+
+        for setting, channel in (
+            (self.background_name, BACKGROUND),
+            (self.interior_name, INTERIOR),
+            (self.boundary_name, BOUNDARY),
+        ):
+            output = Image(np.ascontiguousarray(probabilities[..., channel]), parent_image=image, convert=False)
+            workspace.image_set.add(setting.value, output)
+
+        objects = Objects()
+        objects.segmented = labels
+        objects.parent_image = image
+        workspace.object_set.add_objects(objects, self.y_name.value)
+        self.add_measurements(workspace)
+
+        if self.show_window:
+            data = workspace.display_data
+            data.image = pixels
+            data.boundary = probabilities[..., BOUNDARY]
+            data.labels = labels
+            data.count = int(labels.max())
+            data.device = device
+
+    def display(self, workspace, figure):
+        data = workspace.display_data
+        figure.set_subplots((3, 1))
+        axes = figure.subplot_imshow_grayscale(0, 0, data.image, title=f"Input image: {self.x_name.value}")
+        figure.subplot_imshow_grayscale(
+            1,
+            0,
+            data.boundary,
+            title=f"{self.boundary_name.value} (0 to 1)",
+            normalize=False,
+            vmin=0.0,
+            vmax=1.0,
+            sharexy=axes,
+        )
+        figure.subplot_imshow_grayscale(
+            2,
+            0,
+            data.image,
+            title=f"{self.y_name.value}: {data.count} objects ({data.device})",
+            cplabels=[dict(name=self.y_name.value, labels=[data.labels])],
+            sharexy=axes,
+        )

@@ -1,0 +1,215 @@
+"""
+ClassifyPixelsDeepCell
+======================
+
+**ClassifyPixelsDeepCell** finds nuclei in a greyscale image (e.g. a DNA stain) with the
+DeepCell network of Van Valen et al. 2016, as evaluated by Caicedo et al. 2019. The network
+looks at the 61 x 61 pixel patch around every pixel and classifies the pixel as *background*,
+nucleus *interior* or nucleus *boundary*; touching nuclei are separated where pixels between
+them are predicted as boundary.
+
+How it works:
+
+#. The image is normalized, either by intensity percentiles (as the shipped model was
+   trained) or by DeepCell's original scheme (divide by the median, subtract the local mean
+   over 61 x 61 pixels).
+#. The network predicts the three class probabilities for every pixel. With an ensemble
+   model, the probabilities of its networks are averaged.
+#. Connected pixels whose interior probability exceeds the threshold (and the boosted
+   boundary probability) become seeds; each seed grows back over its boundary ring, holes
+   are filled and small objects removed.
+
+**Inference modes.** The published method classifies one patch at a time. The same weights
+can instead run *fully convolutionally* (pooling and convolutions rewritten with dilations),
+which computes exactly the same per-pixel result for the whole image in one pass, hundreds of
+times faster. The patch-by-patch mode is offered to reproduce the published procedure.
+
+The module outputs the nuclei as objects and the three probability maps as images, which sum
+to 1 at every pixel. A constant image (e.g. all zero) gives no nuclei.
+
+The model is loaded once per worker process and reused for every image set. Before a run, the
+SHA-256 checksum of each network's weights is checked against its model card.
+
+|
+
+============ ============ ===============
+Supports 2D? Supports 3D? Respects masks?
+============ ============ ===============
+YES          NO           NO
+============ ============ ===============
+
+See also
+^^^^^^^^
+
+**ClassifyBoundariesUNet** segments nuclei with a U-Net in the same way;
+**IdentifyPrimaryObjects** is the classical alternative; **EvaluateObjectF1** scores the
+nuclei against ground truth.
+
+Measurements made by this module
+^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+
+**Image measurements:**
+
+-  *Count*: the number of nuclei found.
+
+**Object measurements:**
+
+-  *Location_Center_X*, *Location_Center_Y*: pixel coordinates of the centre of mass of each
+   nucleus (*Location_Center_Z* is 0).
+-  *Number_Object_Number*: the object number of each nucleus.
+
+Technical notes
+^^^^^^^^^^^^^^^
+
+The shipped model is ``models/deepcell/deepcell-dsb2018.json``, an ensemble of networks
+whose card records the training data, the normalization and the validation scores. Models
+are trained with ``python -m nucleiseg.train deepcell``. The network runs with Keras 3 on
+TensorFlow, on the CPU or a GPU (see *Device*).
+
+References
+^^^^^^^^^^
+
+-  Van Valen DA, Kudo T, Lane KM, Macklin DN, Quach NT, DeFelice MM, Maayan I, Tanouchi Y,
+   Ashley EA, Covert MW (2016) "Deep Learning Automates the Quantitative Analysis of
+   Individual Cells in Live-Cell Imaging Experiments", *PLoS Computational Biology* 12(11),
+   e1005177. `(link) <https://doi.org/10.1371/journal.pcbi.1005177>`__
+-  Caicedo JC, Roth J, Goodman A, Becker T, Karhohs KW, Broisin M, Molnar C, McQuin C, Singh S,
+   Theis FJ, Carpenter AE (2019) "Evaluation of Deep Learning Strategies for Nucleus
+   Segmentation in Fluorescence Images", *Cytometry Part A* 95(9), 952-965.
+   `(link) <https://doi.org/10.1002/cyto.a.23863>`__
+"""
+
+import numpy as np
+from cellprofiler_core.setting import ValidationError
+from cellprofiler_core.setting.choice import Choice
+from cellprofiler_core.setting.text import Integer
+
+from nucleiseg.cellprofiler_module import NucleusSegmentationModule
+
+MODE_DENSE = "Fully convolutional (fast)"
+MODE_PATCH = "Patch by patch (as published; slow)"
+NORMALIZATION_PERCENTILE = "Percentile (as trained)"
+NORMALIZATION_DEEPCELL = "DeepCell original (median / local mean)"
+# Local-mean window of DeepCell's normalization: the network's patch size
+# (nucleiseg.architectures.DEEPCELL_PATCH, not imported here because it pulls in Keras).
+DEEPCELL_WINDOW = 61
+DEFAULT_ENSEMBLE_SIZE = 5
+
+
+def patch_predictor():
+    """``nucleiseg.deepcell.predict_patches``, imported when first needed.
+
+    Raises
+    ------
+    ImportError
+        This nucleiseg installation has no patch-by-patch inference.
+    """
+    try:
+        from nucleiseg.deepcell import predict_patches
+    except ImportError as error:
+        raise ImportError(
+            "patch-by-patch inference is unavailable: this nucleiseg installation lacks "
+            f"nucleiseg.deepcell.predict_patches ({error}); choose '{MODE_DENSE}', which computes the "
+            "same per-pixel result"
+        ) from error
+    return predict_patches
+
+
+# No class docstring: CellProfiler shows the module docstring above as help only when the
+# class has none. Shared settings, run and display live in NucleusSegmentationModule.
+class ClassifyPixelsDeepCell(NucleusSegmentationModule):
+    module_name = "ClassifyPixelsDeepCell"
+    variable_revision_number = 1
+    architecture = "deepcell"
+    doi = {
+        "Please cite the following when using ClassifyPixelsDeepCell (Van Valen et al. 2016, "
+        "Deep Learning Automates the Quantitative Analysis of Individual Cells in Live-Cell "
+        "Imaging Experiments, PLoS Comput Biol):": "https://doi.org/10.1371/journal.pcbi.1005177",
+        "and (Caicedo et al. 2019, Evaluation of Deep Learning Strategies for Nucleus "
+        "Segmentation in Fluorescence Images, Cytometry A):": "https://doi.org/10.1002/cyto.a.23863",
+    }
+
+    def create_extra_settings(self):
+        self.ensemble = Integer(
+            "Ensemble size",
+            DEFAULT_ENSEMBLE_SIZE,
+            minval=1,
+            doc=f"""\
+How many networks of an ensemble model to run; their probabilities are averaged. Between 1
+and the number of networks the model holds ({DEFAULT_ENSEMBLE_SIZE} for the shipped model, as
+in the DeepCell paper; a single-network model needs 1). Each network adds its full
+running time; fewer networks are faster and usually slightly less accurate.""",
+        )
+        self.inference_mode = Choice(
+            "Inference mode",
+            [MODE_DENSE, MODE_PATCH],
+            MODE_DENSE,
+            doc=f"""\
+*{MODE_DENSE}*: run the network once over the whole image (in tiles for large images),
+with its pooling and convolutions rewritten with dilations. Every pixel gets exactly what the
+patch network gives for the 61 x 61 patch centred on it.
+
+*{MODE_PATCH}*: classify the 61 x 61 patch around every pixel separately, as published.
+Same result, hundreds of times slower; for reproducing the original procedure. The tile and
+batch settings do not apply to this mode (patches go to the network 512 at a time).""",
+        )
+        self.normalization_method = Choice(
+            "Normalization",
+            [NORMALIZATION_PERCENTILE, NORMALIZATION_DEEPCELL],
+            NORMALIZATION_PERCENTILE,
+            doc=f"""\
+*{NORMALIZATION_PERCENTILE}*: map the lower and upper intensity percentiles to 0 and 1, as
+the shipped model was trained.
+
+*{NORMALIZATION_DEEPCELL}*: DeepCell's original scheme: divide by the image median, then
+subtract the mean over the {DEEPCELL_WINDOW} x {DEEPCELL_WINDOW} window around each pixel. Use
+it with models trained with it (their card says ``"method": "deepcell"``); a model trained
+with percentiles sees different values and segments worse.""",
+        )
+
+    def extra_settings(self):
+        return [self.ensemble, self.inference_mode, self.normalization_method]
+
+    def uses_percentiles(self):
+        return self.normalization_method.value == NORMALIZATION_PERCENTILE
+
+    def normalization_setting(self):
+        return self.normalization_method
+
+    def normalization(self):
+        if self.uses_percentiles():
+            return super().normalization()
+        return {"method": "deepcell", "window": DEEPCELL_WINDOW}
+
+    def ensemble_size(self):
+        return int(self.ensemble.value)
+
+    def validate_extra(self, pipeline, members):
+        if self.ensemble_size() > len(members):
+            raise ValidationError(
+                f"Ensemble size {self.ensemble_size()} is larger than the {len(members)} network(s) of {self.model_path()}",
+                self.ensemble,
+            )
+        if self.inference_mode.value == MODE_PATCH:
+            try:
+                patch_predictor()
+            except ImportError as error:
+                raise ValidationError(str(error), self.inference_mode)
+
+    def predict(self, image, model):
+        if self.inference_mode.value == MODE_DENSE:
+            return super().predict(image, model)
+        predict_patches = patch_predictor()
+        if np.ptp(image) == 0:
+            # As in fully convolutional mode: nothing to find, and normalization is undefined.
+            probabilities = np.zeros(image.shape + (3,), np.float32)
+            probabilities[..., 0] = 1.0
+            return probabilities
+        from nucleiseg.normalization import normalize
+
+        # The core's default patch batch is used: the tile batch size is far too small for patches.
+        return predict_patches(normalize(image, self.normalization()), model)
+
+    def upgrade_settings(self, setting_values, variable_revision_number, module_name):
+        # Revision 1 is the first; later revisions will convert older setting lists here.
+        return setting_values, variable_revision_number

@@ -1,0 +1,288 @@
+"""Shared fixtures' machinery for the tests of ClassifyBoundariesUNet and ClassifyPixelsDeepCell.
+
+The networks built here are tiny and *hand-wired* rather than trained: every layer is zero
+except a single path that carries the normalized intensity from the input to the output, where
+bright pixels score *interior* and dark ones *background*. So the modules find exactly the
+bright blobs of a synthetic image, deterministically and without any training.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import cellprofiler_core.preferences as preferences
+
+# Must precede the first Measurements(): otherwise preferences try to import wx.
+preferences.set_headless()
+
+from cellprofiler_core.image import Image, ImageSetList  # noqa: E402
+from cellprofiler_core.measurement import Measurements  # noqa: E402
+from cellprofiler_core.object import ObjectSet  # noqa: E402
+from cellprofiler_core.pipeline import Pipeline  # noqa: E402
+from cellprofiler_core.workspace import Workspace  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGINS = ROOT / "plugins"
+if str(PLUGINS) not in sys.path:
+    sys.path.insert(0, str(PLUGINS))
+
+# Bright discs (row, column, radius) of the synthetic test image, well apart from each other.
+DISCS = ((16, 16, 6), (16, 46, 6), (46, 30, 7))
+SHAPE = (64, 64)
+GAIN = 20.0  # logit difference per unit of normalized intensity: crisp 0/1 probabilities
+
+
+def synthetic_image(seed: int = 0) -> np.ndarray:
+    """64 x 64 float image in [0, 1]: dim noisy background with the bright :data:`DISCS`."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[: SHAPE[0], : SHAPE[1]]
+    image = 0.1 + 0.02 * rng.standard_normal(SHAPE)
+    for r, c, radius in DISCS:
+        image[(rows - r) ** 2 + (cols - c) ** 2 <= radius**2] = 0.8
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def _wire(network, taps: dict, classes_layer: str = "classes") -> None:
+    """Zero every convolution, make batch norms identities, then set the intensity path.
+
+    ``taps`` maps a convolution name to ``(row, col, in_channel)``: the one kernel entry
+    (to output channel 0) that passes channel ``in_channel`` on. The last layer turns channel 0
+    (intensity x, about 0 to 1) into logits background ``-GAIN (x - 0.5)``, interior
+    ``GAIN (x - 0.5)`` and boundary ``-GAIN``.
+    """
+    import keras
+
+    for layer in network.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = weights
+            layer.set_weights([np.ones_like(gamma), np.zeros_like(beta), np.zeros_like(mean), np.ones_like(variance)])
+        else:
+            layer.set_weights([np.zeros_like(w) for w in weights])
+    for name, (row, col, channel) in taps.items():
+        layer = network.get_layer(name)
+        kernel = layer.get_weights()[0]
+        kernel[row, col, channel, 0] = 1.0
+        layer.set_weights([kernel, *layer.get_weights()[1:]])
+    layer = network.get_layer(classes_layer)
+    kernel, bias = layer.get_weights()
+    kernel[0, 0, 0, :] = [-GAIN, GAIN, 0.0]
+    bias[:] = [GAIN / 2, -GAIN / 2, -GAIN]
+    layer.set_weights([kernel, bias])
+
+
+def _save(network, architecture: dict, out: Path, normalization: dict | None = None) -> Path:
+    from nucleiseg import models
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    weights = out.with_name(out.name + ".weights.h5")
+    network.save_weights(weights)
+    card = {
+        "name": out.name,
+        "architecture": architecture,
+        "normalization": normalization or {"method": "percentile", "low": 0.1, "high": 99.9},
+        "classes": ["background", "interior", "boundary"],
+        "note": "hand-wired test network: passes intensity through; not trained",
+    }
+    return models.write_card(card, weights)
+
+
+def make_unet(out: Path, base_filters: int = 4) -> Path:
+    """Card of a tiny hand-wired U-Net at ``out`` (``out.json`` + ``out.weights.h5``)."""
+    from nucleiseg import architectures
+
+    architecture = {"name": "unet", "base_filters": base_filters, "n_classes": 3}
+    network = architectures.build(architecture)
+    skip_in = network.get_layer("dec0a_conv").get_weights()[0].shape[2] - base_filters  # [upsampled, skip]
+    taps = {"enc0a_conv": (1, 1, 0), "enc0b_conv": (1, 1, 0), "dec0a_conv": (1, 1, skip_in), "dec0b_conv": (1, 1, 0)}
+    _wire(network, taps)
+    return _save(network, architecture, out)
+
+
+def make_deepcell(out: Path, normalization: dict | None = None) -> Path:
+    """Card of a hand-wired DeepCell network (its fixed size, about 0.4 M parameters).
+
+    Pooling makes each output pixel the maximum over an 8 x 8 window, so blobs come out a few
+    pixels larger than drawn; the :data:`DISCS` are far enough apart to stay separate.
+    """
+    from nucleiseg import architectures
+
+    architecture = {"name": "deepcell", "n_classes": 3}
+    network = architectures.build(architecture)
+    taps = {name: (1, 1, 0) for name in ("c1_conv", "c3_conv", "c4_conv", "c5_conv", "c6_conv", "c7_conv")}
+    taps.update({"c2_conv": (2, 2, 0), "fc1_conv": (0, 0, 0)})
+    _wire(network, taps)
+    return _save(network, architecture, out, normalization)
+
+
+def make_ensemble(member_card: Path, out: Path, n: int) -> Path:
+    """Ensemble card at ``out.json`` listing ``n`` copies of one member model."""
+    from nucleiseg import models
+
+    source = json.loads(member_card.read_text())
+    members = []
+    for index in range(1, n + 1):
+        name = f"{out.name}-{index}"
+        weights = out.with_name(f"{name}.weights.h5")
+        shutil.copyfile(member_card.with_name(source["weights"]), weights)
+        models.write_card(dict(source, name=name), weights)
+        members.append(f"{name}.json")
+    card = {"name": out.name, "members": members, "architecture": source["architecture"], "normalization": source["normalization"]}
+    path = out.with_name(out.name + ".json")
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def make_module(module_class, card: Path | None = None, **settings):
+    """A module (custom model ``card`` if given) in a one-module pipeline."""
+    module = module_class()
+    module.set_module_num(1)
+    if card is not None:
+        module.model_choice.value = "Custom model file"
+        module.model_file.value = str(card)
+    for name, value in settings.items():
+        getattr(module, name).value = value
+    pipeline = Pipeline()
+    pipeline.add_module(module)
+    return module, pipeline
+
+
+def run_images(module, pipeline, images, show_window: bool = False, image_kwargs: dict | None = None):
+    """Run ``module`` on each array of ``images`` as successive image sets named ``DNA``.
+
+    Returns the measurements and the workspaces (one per image set).
+    """
+    module.show_window = show_window
+    measurements = Measurements()
+    image_set_list = ImageSetList()
+    workspaces = []
+    for index, pixels in enumerate(images):
+        if index:
+            measurements.next_image_set()
+        image_set = image_set_list.get_image_set(index)
+        image_set.add("DNA", Image(pixels, **(image_kwargs or {})))
+        workspace = Workspace(pipeline, module, image_set, ObjectSet(), measurements, image_set_list)
+        module.run(workspace)
+        workspaces.append(workspace)
+    return measurements, workspaces
+
+
+def round_trip(module_class, module, pipeline):
+    """Dump ``pipeline`` as pipeline text and load it back; returns (copy of module, text)."""
+    import cellprofiler_core.modules  # noqa: F401  (fills the module registry; must precede our addition)
+    from cellprofiler_core.utilities.core.modules import add_module_for_tst
+
+    add_module_for_tst(module_class)
+    text = io.StringIO()
+    pipeline.dump(text)
+    loaded = Pipeline()
+    loaded.load(io.StringIO(text.getvalue()))
+    (copy,) = loaded.modules()
+    return copy, text.getvalue()
+
+
+class FakeFigure:
+    """Records the calls a module's display makes on a CellProfiler figure."""
+
+    def __init__(self):
+        self.panels = {}
+
+    def set_subplots(self, subplots, **kwargs):
+        self.subplots = subplots
+
+    def subplot_imshow_grayscale(self, x, y, image, title=None, **kwargs):
+        self.panels[(x, y)] = (image, title, kwargs)
+        return (x, y)
+
+
+def input_modules(image_folder: str = "images"):
+    """Images, Metadata (Stem from the file name), NamesAndTypes (image DNA), Groups."""
+    import cellprofiler_core.modules  # noqa: F401  (fills the module registry)
+    from cellprofiler_core.utilities.core.modules import instantiate_module
+
+    images = instantiate_module("Images")
+    images.filter_choice.value = "Images only"
+    metadata = instantiate_module("Metadata")
+    metadata.wants_metadata.value = True
+    method = metadata.extraction_methods[0]
+    method.extraction_method.value = "Extract from file/folder names"
+    method.source.value = "File name"
+    method.file_regexp.value = r"^(?P<Stem>.*)\.(tif|tiff|png)$"
+    method.filter_choice.value = "All images"
+    nat = instantiate_module("NamesAndTypes")
+    nat.assignment_method.value = "Images matching rules"
+    nat.matching_choice.value = "Metadata"
+    if len(nat.assignments) == 0:
+        nat.add_assignment(can_remove=False)
+    assignment = nat.assignments[0]
+    assignment.rule_filter.value = f'and (directory does endwith "{image_folder}")'
+    assignment.load_as_choice.value = "Grayscale image"
+    assignment.image_name.value = "DNA"
+    groups = instantiate_module("Groups")
+    groups.wants_groups.value = False
+    return [images, metadata, nat, groups]
+
+
+def headless_run(tmp_path: Path, module, images: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Run ``module`` in a headless ``cellprofiler`` on 16-bit TIFFs; returns Image.csv rows by stem.
+
+    The plugin is loaded from ``plugins/`` by CellProfiler itself, as the benchmark runner does.
+    """
+    import csv
+    import subprocess
+
+    import cellprofiler_core.modules  # noqa: F401  (fills the module registry)
+    import tifffile
+    from cellprofiler_core.utilities.core.modules import instantiate_module
+
+    cellprofiler = Path(sys.executable).with_name("cellprofiler")
+    export = instantiate_module("ExportToSpreadsheet")
+    export.delimiter.value_text = 'Comma (",")'
+    export.wants_prefix.value = False
+    export.wants_overwrite_without_warning.value = True
+    export.wants_everything.value = True
+    export.directory.value = "Default Output Folder|"
+    pipeline = Pipeline()
+    for number, step in enumerate([*input_modules(), module, export], start=1):
+        step.set_module_num(number)
+        pipeline.add_module(step)
+    with open(tmp_path / "segment.cppipe", "w") as fd:
+        pipeline.dump(fd)
+    (tmp_path / "images").mkdir()
+    files = []
+    for stem, pixels in images.items():
+        path = tmp_path / "images" / f"{stem}.tiff"
+        tifffile.imwrite(path, np.round(pixels * 65535).astype(np.uint16))
+        files.append(str(path))
+    (tmp_path / "files.txt").write_text("\n".join(files) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run(
+        [str(cellprofiler), "-c", "-r", "-p", str(tmp_path / "segment.cppipe"), "--plugins-directory", str(PLUGINS),
+         "-e", "imageio_reader", "-o", str(out), "--file-list", str(tmp_path / "files.txt")],
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {row["Metadata_Stem"]: row for row in csv.DictReader(open(out / "Image.csv"))}
+
+
+def with_image_provider(module, pipeline, image_name: str = "DNA"):
+    """Put a NamesAndTypes that provides ``image_name`` before ``module``, so the input image validates."""
+    import cellprofiler_core.modules  # noqa: F401  (fills the module registry)
+    from cellprofiler_core.utilities.core.modules import instantiate_module
+
+    nat = instantiate_module("NamesAndTypes")
+    nat.assignment_method.value = "All images"
+    nat.single_load_as_choice.value = "Grayscale image"
+    nat.single_image_provider.value = image_name
+    nat.set_module_num(1)
+    pipeline.add_module(nat)
+    return module, pipeline
