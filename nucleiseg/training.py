@@ -171,6 +171,10 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
             optimizer = keras.optimizers.Adam(config.learning_rate)
         network.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy())
 
+    for layer in network.layers:
+        # Also for checkpoints written before BN_MOMENTUM was lowered.
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = architectures.BN_MOMENTUM
     architecture = config.architecture()
     rng = np.random.default_rng([config.seed, state["epoch"]])
     started = time.time() - state["seconds"]
