@@ -1,0 +1,407 @@
+"""Core of the deep-learning pipelines: networks, targets, tiling, post-processing,
+normalization, model cards, a short training run and augmentation."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from nucleiseg import architectures, augment, models, synthetic, targets
+from nucleiseg.inference import predict_probabilities
+from nucleiseg.normalization import deepcell_normalize, normalize, percentile_normalize
+from nucleiseg.postprocess import PostprocessSettings, probabilities_to_labels
+from nucleiseg.tiling import predict_tiled
+
+
+def randomize_batch_norm(network: keras.Model, seed: int) -> keras.Model:
+    """Give every batch normalization non-trivial statistics (fresh ones are the identity)."""
+    rng = np.random.default_rng(seed)
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([
+                rng.uniform(0.5, 1.5, gamma.shape),
+                rng.normal(0.0, 0.2, beta.shape),
+                rng.normal(0.0, 0.5, mean.shape),
+                rng.uniform(0.5, 2.0, variance.shape),
+            ])
+    return network
+
+
+# --- U-Net -----------------------------------------------------------------------------
+
+
+def unet_parameters_by_hand(base: int, n_classes: int = 3, channels: int = 1) -> int:
+    """Parameters of the U-Net counted from its layer list.
+
+    Every 3x3 convolution has no bias and is followed by batch normalization
+    (4 numbers per channel: gamma, beta, moving mean, moving variance).
+    """
+    widths = [base * 2**level for level in range(4)]
+
+    def conv_bn(cin, cout):
+        return 3 * 3 * cin * cout + 4 * cout
+
+    total, cin = 0, channels
+    for width in widths:  # encoder: two convolutions per level
+        total += conv_bn(cin, width) + conv_bn(width, width)
+        cin = width
+    for level in (2, 1, 0):  # decoder: upsampled level below concatenated with the skip
+        width = widths[level]
+        total += conv_bn(widths[level + 1] + width, width) + conv_bn(width, width)
+    return total + widths[0] * n_classes + n_classes  # 1x1 softmax layer with bias
+
+
+def test_unet_parameter_count_width_64_and_16():
+    assert unet_parameters_by_hand(64) == 7_790_339  # the paper's ~7.8 M
+    assert unet_parameters_by_hand(16) == 489_155
+    assert architectures.build_unet(64).count_params() == 7_790_339
+    assert architectures.build_unet(16).count_params() == 489_155
+
+
+def test_unet_runs_on_the_keras_backend():
+    assert keras.backend.backend() in ("tensorflow", "jax", "torch")
+    network = architectures.build_unet(4)
+    x = np.random.default_rng(0).normal(size=(2, 32, 48, 1)).astype(np.float32)
+    y = np.asarray(network.predict_on_batch(x))
+    assert y.shape == (2, 32, 48, 3)
+    np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)
+    assert architectures.input_geometry({"name": "unet"}) == (0, 8)
+
+
+# --- targets ---------------------------------------------------------------------------
+
+# Two 5x5 squares touching along a column; the left one touches the image's left edge.
+TWO_SQUARES = np.zeros((7, 11), dtype=np.int32)
+TWO_SQUARES[1:6, 0:5] = 1
+TWO_SQUARES[1:6, 5:10] = 7  # labels need not be consecutive
+
+
+def _class_map(rows: str) -> np.ndarray:
+    """Class map from text: '.' background, 'i' interior, 'b' boundary."""
+    code = {".": targets.BACKGROUND, "i": targets.INTERIOR, "b": targets.BOUNDARY}
+    return np.array([[code[c] for c in row] for row in rows.split()], dtype=np.uint8)
+
+
+def test_targets_two_touching_squares_width_1():
+    # The image edge is not a boundary: column 0 of the left square stays interior.
+    expected = _class_map(
+        """
+        ...........
+        bbbbbbbbbb.
+        iiiibbiiib.
+        iiiibbiiib.
+        iiiibbiiib.
+        bbbbbbbbbb.
+        ...........
+        """
+    )
+    np.testing.assert_array_equal(targets.three_class_targets(TWO_SQUARES, width=1), expected)
+
+
+def test_targets_two_touching_squares_width_2():
+    expected = _class_map(
+        """
+        ...........
+        bbbbbbbbbb.
+        bbbbbbbbbb.
+        iiibbbbibb.
+        bbbbbbbbbb.
+        bbbbbbbbbb.
+        ...........
+        """
+    )
+    np.testing.assert_array_equal(targets.three_class_targets(TWO_SQUARES, width=2), expected)
+
+
+def test_class_weight_map():
+    classes = targets.three_class_targets(TWO_SQUARES)
+    weights = targets.class_weight_map(classes)
+    assert weights.dtype == np.float32
+    assert set(np.unique(weights)) == {1.0, 10.0}
+    assert np.array_equal(weights == 10.0, classes == targets.BOUNDARY)
+
+
+# --- tiling ----------------------------------------------------------------------------
+
+
+def pointwise(margin: int = 0, multiple: int = 8):
+    """Fake network: every class equals the input pixel; checks the size constraints."""
+
+    def predict_batch(batch):
+        h, w = batch.shape[1] - 2 * margin, batch.shape[2] - 2 * margin
+        assert h % multiple == 0 and w % multiple == 0, batch.shape
+        core = batch[:, margin : margin + h, margin : margin + w, :]
+        return np.repeat(core, 3, axis=-1)
+
+    return predict_batch
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 50), (50, 1), (3, 200), (37, 53), (129, 130), (300, 410)])
+@pytest.mark.parametrize("margin", [0, 5])
+def test_tiling_stitches_exactly_for_any_size(shape, margin):
+    image = np.random.default_rng(sum(shape)).normal(size=shape).astype(np.float32)
+    out = predict_tiled(pointwise(margin), image, tile=64, overlap=16, margin=margin, batch_size=3)
+    assert out.shape == shape + (3,)
+    np.testing.assert_array_equal(out, np.repeat(image[..., None], 3, axis=-1))
+
+
+def test_tiling_small_image_is_padded_to_one_tile():
+    calls = []
+
+    def record(batch):
+        calls.append(batch.shape)
+        return np.repeat(batch, 3, axis=-1)
+
+    out = predict_tiled(record, np.ones((37, 53)), tile=128, overlap=32)
+    assert out.shape == (37, 53, 3)
+    assert calls == [(1, 40, 56, 1)]  # padded up to multiples of 8, one pass
+
+
+def test_tiling_reproduces_a_local_filter_away_from_the_image_border():
+    # A 9x9 box filter has a receptive field of 4 px per side < half the overlap (16).
+    def box(batch):
+        smoothed = ndimage.uniform_filter(batch[..., 0], size=(1, 9, 9), mode="reflect")
+        return np.repeat(smoothed[..., None], 3, axis=-1)
+
+    image = np.random.default_rng(1).normal(size=(150, 170)).astype(np.float32)
+    whole = ndimage.uniform_filter(image, size=9, mode="reflect")
+    tiled = predict_tiled(box, image, tile=64, overlap=32)[..., 0]
+    np.testing.assert_allclose(tiled[4:-4, 4:-4], whole[4:-4, 4:-4], atol=1e-5)
+
+
+def test_tiling_bad_arguments():
+    with pytest.raises(ValueError):
+        predict_tiled(pointwise(), np.zeros((4, 4, 3)))
+    with pytest.raises(ValueError):
+        predict_tiled(pointwise(), np.zeros((40, 40)), tile=64, overlap=64)
+
+
+def test_tiled_unet_matches_whole_image_inference_in_the_interior():
+    keras.utils.set_random_seed(0)
+    network = randomize_batch_norm(architectures.build_unet(4), 0)
+    image = np.random.default_rng(0).normal(size=(300, 410)).astype(np.float32)
+    # Whole image in one pass: reflect-padded up to multiples of 8.
+    padded = np.pad(image, ((0, 4), (0, 6)), mode="reflect")[None, ..., None]
+    whole = np.asarray(network.predict_on_batch(padded))[0, :300, :410]
+    tiled = predict_tiled(network.predict_on_batch, image, tile=128, overlap=64, batch_size=4)
+    assert tiled.shape == (300, 410, 3)
+    difference = np.abs(tiled - whole)
+    assert np.ptp(whole) > 0.05  # the comparison means something
+    assert difference[16:-16, 16:-16].max() < 0.02
+    assert np.median(difference) < 1e-3
+
+
+def test_tiled_deepcell_with_margin_equals_untiled_dense_inference():
+    keras.utils.set_random_seed(1)
+    network = randomize_batch_norm(architectures.build_deepcell(dense=True), 1)
+    margin, multiple = architectures.input_geometry({"name": "deepcell"})
+    image = np.random.default_rng(2).normal(size=(75, 101)).astype(np.float32)
+    whole = np.asarray(network.predict_on_batch(np.pad(image, margin, mode="reflect")[None, ..., None]))[0]
+    tiled = predict_tiled(network.predict_on_batch, image, tile=64, overlap=8, margin=margin, multiple=multiple, batch_size=2)
+    assert tiled.shape == whole.shape == (75, 101, 3)
+    # The margin gives every tile its full 61x61 context, so no seam remains.
+    assert np.abs(tiled - whole).max() < 1e-4
+
+
+# --- post-processing -------------------------------------------------------------------
+
+
+def _probabilities_from_classes(classes: np.ndarray, confidence: float = 0.9) -> np.ndarray:
+    rest = (1.0 - confidence) / 2
+    probabilities = np.full(classes.shape + (3,), rest, dtype=np.float32)
+    np.put_along_axis(probabilities, classes[..., None].astype(np.intp), confidence, axis=-1)
+    return probabilities
+
+
+def test_postprocess_splits_two_touching_discs_and_drops_a_speck():
+    yy, xx = np.mgrid[:80, :100]
+    left = (yy - 40) ** 2 + (xx - 35) ** 2 <= 16**2
+    right = (yy - 40) ** 2 + (xx - 63) ** 2 <= 16**2
+    labels = np.where(left | right, np.where(xx < 49, 1, 2), 0)  # cut halfway between the centres
+    assert ndimage.label(labels > 0)[1] == 1  # one blob without the boundary classes
+    classes = targets.three_class_targets(labels, width=2)
+    classes[5:8, 5:8] = targets.INTERIOR  # a 9-pixel speck
+    probabilities = _probabilities_from_classes(classes)
+
+    found = probabilities_to_labels(probabilities, PostprocessSettings(min_size=15))
+    assert found.max() == 2
+    for index in (1, 2):
+        truth = labels == index
+        best = np.bincount(found[truth]).argmax()
+        overlap = found == best
+        assert best > 0 and (truth & overlap).sum() / (truth | overlap).sum() > 0.85
+
+    kept = probabilities_to_labels(probabilities, PostprocessSettings(min_size=0))
+    assert kept.max() == 3 and kept[6, 6] > 0
+
+
+def test_postprocess_constant_background_gives_no_objects():
+    probabilities = np.zeros((64, 64, 3), dtype=np.float32)
+    probabilities[..., 0] = 1.0
+    labels = probabilities_to_labels(probabilities)
+    assert labels.shape == (64, 64) and labels.dtype == np.int32 and labels.max() == 0
+
+
+def test_postprocess_rejects_bad_input():
+    with pytest.raises(ValueError):
+        probabilities_to_labels(np.zeros((8, 8)))
+    with pytest.raises(ValueError):
+        PostprocessSettings(interior_threshold=1.0)
+
+
+# --- normalization ---------------------------------------------------------------------
+
+
+def test_percentile_normalization_maps_percentiles_to_0_and_1():
+    image = np.arange(1001, dtype=np.uint16).reshape(7, 143)
+    out = percentile_normalize(image, 1, 99)
+    assert out.dtype == np.float32
+    lo, hi = np.percentile(image, [1, 99])
+    np.testing.assert_allclose(out[image == 500], (500 - lo) / (hi - lo), rtol=1e-6)
+    assert abs(np.percentile(out, 1)) < 1e-5 and abs(np.percentile(out, 99) - 1) < 1e-5
+    assert out.min() < 0 and out.max() > 1  # not clipped
+
+
+def test_normalization_constant_image_and_methods():
+    assert not normalize(np.full((20, 30), 7, dtype=np.uint8)).any()
+    image, _ = synthetic.generate_one(3, size=64)
+    out = normalize(image, {"method": "deepcell", "window": 61})
+    assert out.shape == image.shape and np.isfinite(out).all() and np.ptp(out) > 0
+    np.testing.assert_allclose(out, deepcell_normalize(image, 61))
+    assert np.isfinite(deepcell_normalize(np.zeros((10, 10)))).all()
+    with pytest.raises(ValueError):
+        normalize(image, {"method": "zscore"})
+    with pytest.raises(ValueError):
+        percentile_normalize(image, 50, 10)
+
+
+# --- model cards -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    network = architectures.build_unet(2)
+    weights = tmp_path / "tiny.weights.h5"
+    network.save_weights(weights)
+    card = {"architecture": {"name": "unet", "base_filters": 2, "n_classes": 3}, "normalization": {"method": "percentile", "low": 1, "high": 99}}
+    return models.write_card(card, weights), weights
+
+
+def test_card_written_and_verified(tiny_model):
+    card_path, weights = tiny_model
+    card = json.loads(card_path.read_text())
+    assert card["weights"] == weights.name and card["sha256"] == models.sha256_of(weights)
+    [(path, checked)] = models.verify(card_path)
+    assert path == card_path and checked == card
+    assert models.card_path_for(weights) == card_path
+
+
+def test_corrupt_weights_are_refused_naming_the_file(tiny_model):
+    card_path, weights = tiny_model
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(models.ModelError, match="tiny.weights.h5"):
+        models.verify(card_path)
+    with pytest.raises(models.ModelError, match="checksum"):
+        models.load(card_path)
+
+
+def test_missing_weights_or_card_are_refused(tiny_model):
+    card_path, weights = tiny_model
+    weights.unlink()
+    with pytest.raises(models.ModelError, match="not found"):
+        models.load(card_path)
+    with pytest.raises(models.ModelError, match="not found"):
+        models.load(card_path.with_name("other.json"))
+
+
+def test_load_is_cached(tiny_model):
+    card_path, weights = tiny_model
+    models.clear_cache()
+    first = models.load(card_path)
+    assert models.load(card_path) is first
+    assert models.load(weights) is first  # the weights file names the same model
+    assert first.architecture["name"] == "unet" and len(first.networks) == 1
+    probabilities = predict_probabilities(np.random.default_rng(0).random((20, 30)), first)
+    assert probabilities.shape == (20, 30, 3)
+    models.clear_cache()
+
+
+# --- training --------------------------------------------------------------------------
+
+
+def test_training_batches_have_matching_shapes_and_targets(tmp_path):
+    from nucleiseg.training import TrainConfig, load_examples, make_batch
+
+    data = tmp_path / "data"
+    synthetic.generate(data, n=3, size=64)
+    for network, margin in (("unet", 0), ("deepcell", 30)):
+        config = TrainConfig(network=network, data=str(data), crop=48, batch_size=3)
+        examples = load_examples(data, "train", config.normalization)
+        x, y, w = make_batch(examples, config, np.random.default_rng(0))
+        assert x.shape == (3, 48 + 2 * margin, 48 + 2 * margin, 1) and x.dtype == np.float32
+        assert y.shape == w.shape == (3, 48, 48) and set(np.unique(y)) <= {0, 1, 2}
+        assert np.array_equal(w == 10.0, y == targets.BOUNDARY)
+
+
+# Tracing the training step takes 30-60 s of wall time on a busy 2-core machine.
+@pytest.mark.slow
+def test_short_training_run_writes_a_loadable_model(tmp_path):
+    from nucleiseg.training import TrainConfig, train
+
+    data = tmp_path / "data"
+    synthetic.generate(data, n=3, size=64)  # one image each for train, val and test
+    config = TrainConfig(network="unet", base_filters=4, data=str(data), crop=64, batch_size=2,
+                         steps_per_epoch=2, epochs=2, patience=10, seed=3)
+    card_path = train(config, tmp_path / "models" / "tiny", tmp_path / "checkpoints")
+    card = json.loads(card_path.read_text())
+    for key in ("architecture", "parameters", "backend", "normalization", "classes", "training", "validation", "sha256"):
+        assert key in card, key
+    assert card["architecture"] == {"name": "unet", "base_filters": 4, "n_classes": 3}
+    assert card["parameters"] == unet_parameters_by_hand(4)
+    assert card["backend"] == keras.backend.backend()
+    assert card["classes"] == ["background", "interior", "boundary"]
+    assert card["training"]["epochs"] == 2 and card["training"]["steps"] == 4
+    assert len(card["history"]) == 2
+    models.clear_cache()
+    loaded = models.load(card_path)
+    image, _ = synthetic.generate_one(1, size=64)
+    probabilities = predict_probabilities(image, loaded)
+    assert probabilities.shape == (64, 64, 3) and np.isfinite(probabilities).all()
+    models.clear_cache()
+
+
+# --- augmentation ----------------------------------------------------------------------
+
+
+def test_elastic_deformation_moves_image_and_labels_together():
+    _, labels = synthetic.generate_one(0, size=64)
+    labels = labels.astype(np.int32)
+    assert labels[:, 0].any() or labels[0].any() or labels[:, -1].any() or labels[-1].any()  # nuclei at the edge
+    image = labels.astype(np.float32)
+    warped_image, warped_labels = augment.elastic_deform(image, labels, np.random.default_rng(0), alpha=300.0, sigma=6.0)
+    assert warped_labels.dtype == labels.dtype and warped_image.shape == labels.shape
+    assert (warped_labels != labels).mean() > 0.02  # it really moved
+    # Where linear interpolation gives a whole number, all taps agreed: nearest must match.
+    whole = np.abs(warped_image - np.round(warped_image)) < 1e-4
+    assert whole.mean() > 0.5
+    np.testing.assert_array_equal(warped_labels[whole], np.round(warped_image[whole]).astype(np.int32))
+
+
+def test_crop_and_flips_keep_image_and_labels_aligned():
+    _, labels = synthetic.generate_one(2, size=64)
+    image = labels.astype(np.float32)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        crop_image, crop_labels = augment.random_crop(image, labels, 32, 5, rng)
+        assert crop_image.shape == crop_labels.shape == (42, 42)
+        core = (slice(5, -5), slice(5, -5))
+        np.testing.assert_array_equal(crop_image[core], crop_labels[core])
+        flipped_image, flipped_labels = augment.flip_rotate(crop_image, crop_labels, rng)
+        np.testing.assert_array_equal(flipped_image[core], flipped_labels[core])
