@@ -61,5 +61,6 @@ def elastic_deform(image: np.ndarray, labels: np.ndarray, rng: np.random.Generat
     yy, xx = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
     coords = np.array([yy + dy, xx + dx])
     warped_image = ndimage.map_coordinates(image, coords, order=1, mode="reflect").astype(np.float32)
-    warped_labels = ndimage.map_coordinates(labels, coords, order=0, mode="constant", cval=0).astype(labels.dtype)
+    # Same border mode as the image: nuclei reflected into view must keep their labels.
+    warped_labels = ndimage.map_coordinates(labels, coords, order=0, mode="reflect").astype(labels.dtype)
     return warped_image, warped_labels

@@ -137,7 +137,8 @@ def load(path: Path, ensemble_size: int | None = None) -> LoadedModel:
         if not 1 <= ensemble_size <= len(members):
             raise ModelError(f"{path}: ensemble size {ensemble_size} asked for, the model has {len(members)} networks")
         members = members[:ensemble_size]
-    key = (str(Path(path).resolve()), tuple(card["sha256"] for _, card in members))
+    # Keyed by the card, so naming the card or its weights file gives the same object.
+    key = (str(card_path_for(path).resolve()), tuple(card["sha256"] for _, card in members))
     if key not in _CACHE:
         networks = []
         for card_path, card in members:
