@@ -143,6 +143,8 @@ def load(path: Path, ensemble_size: int | None = None) -> LoadedModel:
         networks = []
         for card_path, card in members:
             network = architectures.build(card["architecture"])
+            # XLA would recompile for every new image shape; plain graphs are faster here.
+            network.jit_compile = False
             weights = card_path.parent / card["weights"]
             try:
                 network.load_weights(weights)

@@ -169,8 +169,10 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
             optimizer = keras.optimizers.SGD(config.learning_rate, momentum=0.9, nesterov=True)
         else:
             optimizer = keras.optimizers.Adam(config.learning_rate)
-        network.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy())
+        # XLA (Keras' "auto" on TensorFlow) was slower on this CPU and recompiles per image shape.
+        network.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(), jit_compile=False)
 
+    network.jit_compile = False  # checkpoints saved before the line above
     for layer in network.layers:
         # Also for checkpoints written before BN_MOMENTUM was lowered.
         if isinstance(layer, keras.layers.BatchNormalization):
