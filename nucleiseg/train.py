@@ -30,6 +30,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-minutes", type=float, default=0.0, help="wall-clock budget; 0 for none")
     parser.add_argument("--patience", type=int, default=8, help="epochs without validation improvement before stopping")
     parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--lr-patience", type=int, default=2, help="epochs without validation improvement before the learning rate is halved")
     parser.add_argument("--optimizer", choices=["adam", "sgd"])
     parser.add_argument("--boundary-weight", type=float, default=10.0)
     parser.add_argument("--boundary-width", type=int, default=1)
@@ -55,6 +56,7 @@ def main(argv=None) -> int:
         epochs=args.epochs,
         max_minutes=args.max_minutes,
         patience=args.patience,
+        lr_patience=args.lr_patience,
         # DeepCell's published defaults: SGD, learning rate 0.01, momentum 0.9, Nesterov.
         learning_rate=args.learning_rate or (0.01 if deepcell else 1e-3),
         optimizer=args.optimizer or ("sgd" if deepcell else "adam"),

@@ -40,6 +40,7 @@ class TrainConfig:
     epochs: int = 1000
     max_minutes: float = 0.0  # 0: no wall-clock budget
     patience: int = 8  # epochs without validation improvement
+    lr_patience: int = 2  # epochs without improvement before the learning rate is halved
     learning_rate: float = 1e-3
     optimizer: str = "adam"  # "adam" or "sgd" (DeepCell paper: SGD 0.01, momentum 0.9, Nesterov)
     class_weights: tuple = targets.DEFAULT_CLASS_WEIGHTS
@@ -177,6 +178,8 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         # Also for checkpoints written before BN_MOMENTUM was lowered.
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = architectures.BN_MOMENTUM
+    state.setdefault("learning_rate", config.learning_rate)
+    network.optimizer.learning_rate.assign(state["learning_rate"])
     architecture = config.architecture()
     rng = np.random.default_rng([config.seed, state["epoch"]])
     started = time.time() - state["seconds"]
@@ -203,6 +206,11 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
             network.save_weights(best_path)
         else:
             stale += 1
+            if stale % config.lr_patience == 0:
+                # Constant-rate training plateaued noisily; halving on plateau settles it.
+                state["learning_rate"] /= 2
+                network.optimizer.learning_rate.assign(state["learning_rate"])
+                _log(log, f"learning rate halved to {state['learning_rate']:.2e}")
         if config.snapshots > 1:
             network.save_weights(checkpoints / f"epoch{state['epoch']:04d}.weights.h5")
         network.save(last_path)
