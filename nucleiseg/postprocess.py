@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import ndimage
-from skimage.morphology import remove_small_objects
 from skimage.segmentation import expand_labels, relabel_sequential
 
 from .targets import BACKGROUND, BOUNDARY, INTERIOR
@@ -73,8 +72,10 @@ def probabilities_to_labels(probabilities: np.ndarray, settings: PostprocessSett
         labels = np.where(foreground | (labels > 0), grown, 0)
     if settings.fill_holes and labels.any():
         labels = _fill_holes_per_object(labels)
-    if settings.min_size:
-        labels = remove_small_objects(labels, min_size=settings.min_size)
+    if settings.min_size and labels.any():
+        too_small = np.bincount(labels.ravel()) < settings.min_size
+        too_small[0] = False
+        labels = np.where(too_small[labels], 0, labels)
     return relabel_sequential(labels.astype(np.int32))[0]
 
 
