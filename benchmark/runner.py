@@ -737,7 +737,7 @@ def run_benchmark(
         warnings_seen.append(text)
         log(f"warning: {text}")
 
-    out = Path(out)
+    out = Path(out).resolve()  # CellProfiler runs with another working directory
     workers = int(workers or os.cpu_count() or 1)
     if workers < 1:
         raise BenchmarkError(f"--workers must be >= 1, got {workers}")
