@@ -1,0 +1,228 @@
+"""The shipped classical pipelines: they load, follow docs/CONVENTIONS.md, and run headless."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PIPELINES_DIR = os.path.join(ROOT, "pipelines")
+PLUGINS = os.path.join(ROOT, "plugins")
+CELLPROFILER = os.path.join(os.path.dirname(sys.executable), "cellprofiler")
+SHIPPED = sorted(glob.glob(os.path.join(PIPELINES_DIR, "*.cppipe")))
+CLASSICAL = [os.path.join(PIPELINES_DIR, f"{k}.cppipe") for k in ("basic", "advanced")]
+
+sys.path.insert(0, PIPELINES_DIR)
+
+
+@pytest.fixture(scope="module")
+def bp():
+    import build_pipelines
+
+    build_pipelines.init_cellprofiler()
+    return build_pipelines
+
+
+def load(path):
+    from cellprofiler_core.pipeline import Pipeline
+
+    pipeline = Pipeline()
+    pipeline.loadtxt(path, raise_on_error=True)
+    return pipeline
+
+
+def by_name(pipeline, name):
+    return [m for m in pipeline.modules() if m.module_name == name]
+
+
+def test_classical_pipelines_are_shipped():
+    for path in CLASSICAL:
+        assert os.path.isfile(path), path
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=os.path.basename)
+def test_pipeline_loads_and_follows_conventions(bp, path):
+    pipeline = load(path)
+    names = [m.module_name for m in pipeline.modules()]
+    assert names[:4] == ["Images", "Metadata", "NamesAndTypes", "Groups"]
+    for m in pipeline.modules():
+        m.test_valid(pipeline)  # raises ValidationError on a bad setting
+
+    (meta,) = by_name(pipeline, "Metadata")
+    assert meta.wants_metadata.value
+    assert meta.extraction_methods[0].file_regexp.value == bp.STEM_REGEX
+
+    (nat,) = by_name(pipeline, "NamesAndTypes")
+    assert nat.matching_choice.value == "Metadata"
+    kinds = {}
+    for a in nat.assignments:
+        if a.load_as_choice.value == "Objects":
+            kinds[a.object_name.value] = a.rule_filter.value
+        else:
+            kinds[a.image_name.value] = a.rule_filter.value
+    assert '"images"' in kinds["DNA"] and '"masks"' in kinds["GroundTruth"]
+    assert nat.join.parse() == [{"DNA": "Stem", "GroundTruth": "Stem"}]
+
+    (groups,) = by_name(pipeline, "Groups")
+    assert not groups.wants_groups.value
+
+    # exactly one module makes the final Nuclei objects
+    makers = [m for m in pipeline.modules()
+              if getattr(m, "y_name", None) is not None and m.y_name.value == "Nuclei"]
+    assert len(makers) == 1
+
+    (conv,) = by_name(pipeline, "ConvertObjectsToImage")
+    assert conv.object_name.value == "Nuclei" and conv.image_mode.value == "uint16"
+    (save,) = by_name(pipeline, "SaveImages")
+    assert save.image_name.value == conv.image_name.value
+    assert save.file_name_method.value == "From image filename"
+    assert save.file_image_name.value == "DNA"
+    assert save.file_format.value == "tiff" and save.bit_depth.value == "16-bit integer"
+    assert save.pathname.value == "Default Output Folder sub-folder|labels"
+    assert not save.wants_file_name_suffix.value
+
+    (export,) = by_name(pipeline, "ExportToSpreadsheet")
+    assert export.directory.value.startswith("Default Output Folder")
+    assert not export.wants_prefix.value  # → Image.csv
+
+    if os.path.isfile(os.path.join(PLUGINS, "evaluateobjectf1.py")):
+        (f1,) = by_name(pipeline, "EvaluateObjectF1")
+        from cellprofiler_core.setting.subscriber import LabelSubscriber
+
+        subs = [s.value for s in f1.settings() if isinstance(s, LabelSubscriber)]
+        assert subs[:2] == ["GroundTruth", "Nuclei"]
+    assert names[-1] == "ExportToSpreadsheet"
+
+
+def test_basic_is_only_identify_primary(bp):
+    pipeline = load(CLASSICAL[0])
+    names = [m.module_name for m in pipeline.modules()]
+    processing = names[4 : names.index("ConvertObjectsToImage")]
+    assert processing == ["IdentifyPrimaryObjects"]
+    (ipo,) = by_name(pipeline, "IdentifyPrimaryObjects")
+    assert ipo.x_name.value == "DNA"
+    assert ipo.threshold.global_operation.value == "Otsu"
+    assert ipo.threshold.threshold_scope.value == "Global"
+    assert not ipo.exclude_border_objects.value  # border nuclei are in the ground truth
+
+
+def test_advanced_has_caicedo_steps(bp):
+    pipeline = load(CLASSICAL[1])
+    # Smooth (median) and Opening may ship disabled when tuning found them harmful
+    names = [m.module_name for m in pipeline.modules(exclude_disabled=False)]
+    for n in ("CorrectIlluminationCalculate", "CorrectIlluminationApply", "Smooth", "Opening",
+              "IdentifyPrimaryObjects", "MeasureObjectSizeShape", "FilterObjects"):
+        assert n in names
+    enabled = [m.module_name for m in pipeline.modules()]
+    for n in ("CorrectIlluminationCalculate", "CorrectIlluminationApply",
+              "IdentifyPrimaryObjects", "MeasureObjectSizeShape", "FilterObjects"):
+        assert n in enabled
+    for m in pipeline.modules(exclude_disabled=False):
+        if not m.enabled:
+            assert m.notes, f"{m.module_name} is disabled without a note saying why"
+    (ipo,) = by_name(pipeline, "IdentifyPrimaryObjects")
+    (filt,) = by_name(pipeline, "FilterObjects")
+    assert ipo.y_name.value != "Nuclei" and filt.x_name.value == ipo.y_name.value
+    assert filt.y_name.value == "Nuclei"
+    assert not ipo.exclude_border_objects.value
+
+
+@pytest.mark.parametrize("kind", ["basic", "advanced"])
+def test_shipped_matches_generator(bp, kind):
+    """The .cppipe files are what build_pipelines.py writes (regenerate after changes)."""
+    with open(os.path.join(PIPELINES_DIR, f"{kind}.cppipe")) as fd:
+        shipped = fd.read()
+    generated = bp.dumps(bp.build(kind))
+    strip = lambda t: [l for l in t.splitlines() if not l.startswith(("DateRevision", "GitHash"))]
+    assert strip(shipped) == strip(generated)
+
+
+# ----------------------------------------------------------------------- headless runs
+
+
+def blobs(shape, radius, spacing, seed):
+    """Bright disks on a dim noisy background, and their instance labels."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    img = 20 + rng.normal(0, 2, shape)
+    labels = np.zeros(shape, np.uint16)
+    n = 0
+    for cy in range(spacing // 2, shape[0] - radius, spacing):
+        for cx in range(spacing // 2, shape[1] - radius, spacing):
+            y, x = cy + rng.integers(-2, 3), cx + rng.integers(-2, 3)
+            disk = (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
+            n += 1
+            labels[disk] = n
+            img[disk] += rng.uniform(120, 200)
+    return np.clip(img, 0, 255).astype(np.uint8), labels
+
+
+def write_input(tmp, items):
+    import tifffile
+
+    (tmp / "in" / "images").mkdir(parents=True)
+    (tmp / "in" / "masks").mkdir(parents=True)
+    paths = []
+    for stem, (img, lab) in items.items():
+        a, b = tmp / "in" / "images" / f"{stem}.tiff", tmp / "in" / "masks" / f"{stem}.tiff"
+        tifffile.imwrite(a, img)
+        tifffile.imwrite(b, lab)
+        paths += [str(a), str(b)]
+    listing = tmp / "in" / "files.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    return listing
+
+
+def run_headless(pipeline, tmp):
+    items = {
+        "few": blobs((128, 160), 7, 24, 0),
+        "many": blobs((340, 460), 7, 22, 1),  # > 255 nuclei: needs 16-bit labels
+        "mid": blobs((200, 200), 9, 30, 2),
+    }
+    assert items["many"][1].max() > 255
+    listing = write_input(tmp, items)
+    out = tmp / "out"
+    env = dict(os.environ, HOME=str(tmp))  # keep CellProfiler's config out of the real home
+    proc = subprocess.run(
+        [CELLPROFILER, "-c", "-r", "-p", pipeline, "--plugins-directory", PLUGINS,
+         "-e", "imageio_reader", "-o", str(out), "--file-list", str(listing)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return items, out
+
+
+def check_outputs(items, out):
+    import tifffile
+
+    assert (out / "Image.csv").is_file()
+    with open(out / "Image.csv") as fd:
+        rows = {r["Metadata_Stem"]: r for r in csv.DictReader(fd)}
+    assert set(rows) == set(items)
+    for stem, (_, truth) in items.items():
+        labels = tifffile.imread(out / "labels" / f"{stem}.tiff")
+        assert labels.dtype == np.uint16 and labels.shape == truth.shape
+        found = len(np.unique(labels[labels > 0]))
+        assert found == int(float(rows[stem]["Count_Nuclei"]))
+        assert labels.max() == found  # consecutive labels, none wrapped
+        assert int(float(rows[stem]["Count_GroundTruth"])) == truth.max()
+        # clean separated disks: a sane pipeline finds nearly all of them
+        assert abs(found - truth.max()) <= 0.05 * truth.max()
+    assert tifffile.imread(out / "labels" / "many.tiff").max() > 255
+
+
+def test_basic_headless_run(tmp_path):
+    items, out = run_headless(CLASSICAL[0], tmp_path)
+    check_outputs(items, out)
+
+
+@pytest.mark.slow
+def test_advanced_headless_run(tmp_path):
+    items, out = run_headless(CLASSICAL[1], tmp_path)
+    check_outputs(items, out)
