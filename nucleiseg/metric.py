@@ -124,12 +124,15 @@ def parse_thresholds(text: str) -> tuple[float, ...]:
     ValueError
         If an item is not a number or the thresholds are invalid.
     """
-    items = [item for item in text.replace(",", " ").split() if item]
+    return check_thresholds(_parse_numbers(text, "IoU thresholds"))
+
+
+def _parse_numbers(text: str, what: str) -> list[float]:
+    """Numbers of a comma- or space-separated list; ValueError naming ``what`` otherwise."""
     try:
-        values = [float(item) for item in items]
+        return [float(item) for item in text.replace(",", " ").split()]
     except ValueError:
-        raise ValueError(f"IoU thresholds must be numbers separated by commas, got {text!r}") from None
-    return check_thresholds(values)
+        raise ValueError(f"{what} must be numbers separated by commas, got {text!r}") from None
 
 
 def check_size_edges(edges: Iterable[float]) -> tuple[float, float, float]:
@@ -176,12 +179,7 @@ def parse_size_edges(text: str) -> tuple[float, float, float]:
     ValueError
         If an item is not a number or the edges are invalid.
     """
-    items = [item for item in text.replace(",", " ").split() if item]
-    try:
-        values = [float(item) for item in items]
-    except ValueError:
-        raise ValueError(f"size-bin edges must be numbers separated by commas, got {text!r}") from None
-    return check_size_edges(values)
+    return check_size_edges(_parse_numbers(text, "size-bin edges"))
 
 
 def check_merge_iou(merge_iou: float) -> float:
