@@ -402,3 +402,14 @@ def test_real_data_basic_pipelines(tmp_path):
     result = runner.run_benchmark(SHARED_DATA, names, tmp_path / "out", split="val", limit=4, quiet=True, log=lambda s: None)
     for row in result.summary:
         assert row["images"] == 4 and row["f1_050"] > 0.3, row
+
+
+def test_relative_output_folder(tmp_path, small_set, monkeypatch):
+    """A relative --out must reach the CellProfiler processes as the same folder."""
+    fake = make_fake_cellprofiler(tmp_path)
+    pipe = make_mode_pipeline(tmp_path, "perfect")
+    monkeypatch.chdir(tmp_path)
+    runner.run_benchmark(small_set, [str(pipe)], Path("rel-out"), split="all", workers=2, cellprofiler=fake, quiet=True, log=lambda s: None)
+    _, rows = read_csv(tmp_path / "rel-out" / "summary.csv")
+    assert float(rows[0]["f1_mean"]) == pytest.approx(1.0)
+    assert sorted(p.name for p in (tmp_path / "rel-out" / "perfect" / "labels").iterdir())[0] == "synth_000.tiff"
