@@ -10,6 +10,7 @@ import pytest
 
 from nucleiseg import architectures, deepcell, models, synthetic
 from nucleiseg.normalization import normalize
+from test_core_models import randomize_batch_norm
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "deepcell" / "deepcell-dsb2018.json"
 MARGIN = architectures.DEEPCELL_MARGIN
@@ -22,18 +23,7 @@ def randomized_deepcell(seed: int) -> keras.Model:
     which would hide a mode that skipped or misplaced it.
     """
     keras.utils.set_random_seed(seed)
-    network = architectures.build_deepcell(dense=True)
-    rng = np.random.default_rng(seed)
-    for layer in network.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, variance = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, gamma.shape),
-                rng.normal(0.0, 0.2, beta.shape),
-                rng.normal(0.0, 0.5, mean.shape),
-                rng.uniform(0.5, 2.0, variance.shape),
-            ])
-    return network
+    return randomize_batch_norm(architectures.build_deepcell(dense=True), seed)
 
 
 def dense_predict(networks, image: np.ndarray) -> np.ndarray:
