@@ -12,7 +12,6 @@ that pixel's patch, so one crop trains on tens of thousands of patches.
 from __future__ import annotations
 
 import json
-import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field
