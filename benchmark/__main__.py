@@ -3,6 +3,8 @@
     python -m benchmark run --data DIR|synthetic [--split val] --pipelines basic,advanced
                             --out OUT [--workers N] [--limit K]
     python -m benchmark pipelines        # list the pipelines that exist
+    python -m benchmark learning-curve ...   # paper Figure 4, see benchmark/learning_curve.py
+    python -m benchmark transfer ...         # paper Figure 5, see benchmark/transfer.py
 
 Exit status: 0 on success, 1 when a pipeline fails, 2 for bad data, arguments, missing
 pipeline files or a missing CellProfiler.
@@ -17,6 +19,7 @@ from pathlib import Path
 from nucleiseg.layouts import LAYOUTS, DataError
 
 from .runner import PIPELINES_DIR, BenchmarkError, PipelineError, available_pipelines, run_benchmark
+from . import learning_curve, transfer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,12 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--synthetic-n", type=int, default=12, help="images in the synthetic set (default 12)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.add_parser("pipelines", help="list the pipelines in pipelines/")
+    learning_curve.add_parser(sub)  # the paper's experiments: Figures 4 and 5
+    transfer.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "experiment", None):
+        return args.experiment(args)
     if args.command == "pipelines":
         for name in available_pipelines(PIPELINES_DIR):
             print(name)

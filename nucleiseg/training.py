@@ -61,9 +61,38 @@ class TrainConfig:
         raise ValueError(f"unknown network {self.network!r}; expected 'unet' or 'deepcell'")
 
 
-def load_examples(data_dir: Path, split: str, normalization: dict | None, limit: int = 0):
-    """(stem, image, labels) for every image of a split; images normalized unless ``normalization`` is None."""
+def load_examples(data_dir: Path, split: str, normalization: dict | None, limit: int = 0, names=None):
+    """(stem, image, labels) for the images of a split; images normalized unless ``normalization`` is None.
+
+    Parameters
+    ----------
+    data_dir : Path
+        Data folder (any layout of :mod:`nucleiseg.layouts`).
+    split : str
+        Split the images come from (``"all"`` for every image).
+    normalization : dict or None
+        Normalization applied to each image; None keeps raw images (for validation,
+        where inference normalizes).
+    limit : int
+        Keep only the first ``limit`` images of the split (0: all).
+    names : sequence of str, optional
+        Explicit stems of the split to load, in this order (experiments on subsets
+        of the training set); ``limit`` then applies to this list.
+
+    Raises
+    ------
+    ValueError
+        When ``names`` holds a stem that is not in the split.
+    FileNotFoundError
+        When an image of the selection has no mask.
+    """
     pairs = layouts.list_pairs(Path(data_dir), split)
+    if names is not None:
+        by_stem = {pair.stem: pair for pair in pairs}
+        unknown = [name for name in names if name not in by_stem]
+        if unknown:
+            raise ValueError(f"{len(unknown)} requested images are not in split {split!r} of {data_dir}: {', '.join(unknown[:5])}")
+        pairs = [by_stem[name] for name in names]
     if limit:
         pairs = pairs[:limit]
     examples = []
@@ -99,8 +128,14 @@ def make_batch(examples, config: TrainConfig, rng: np.random.Generator):
     return np.stack(inputs).astype(np.float32), np.stack(classes), np.stack(weights)
 
 
-def validation_scores(network, architecture: dict, normalization: dict, examples, settings: PostprocessSettings | None = None) -> dict:
-    """Macro mean F1 and error rate at IoU 0.7 of a network on full raw images."""
+def score_examples(network, architecture: dict, normalization: dict, examples, settings: PostprocessSettings | None = None) -> list[dict]:
+    """Per-image scores (:meth:`nucleiseg.metric.ImageScores.to_dict`) of a network on full raw images.
+
+    ``examples`` are ``(stem, raw image, labels)`` as from :func:`load_examples` with
+    ``normalization=None``; the network is run as inference runs it (tiled,
+    normalized with ``normalization``) and post-processed with ``settings``
+    (defaults when None).
+    """
     from . import metric
     from .models import LoadedModel
     from .inference import predict_probabilities
@@ -110,11 +145,32 @@ def validation_scores(network, architecture: dict, normalization: dict, examples
     for _, image, labels in examples:
         probabilities = predict_probabilities(image, wrapped)
         rows.append(metric.score_image(labels, probabilities_to_labels(probabilities, settings)).to_dict())
+    return rows
+
+
+def validation_scores(network, architecture: dict, normalization: dict, examples, settings: PostprocessSettings | None = None) -> dict:
+    """Macro mean F1 and error rate at IoU 0.7 of a network on full raw images."""
+    rows = score_examples(network, architecture, normalization, examples, settings)
     return {
         "f1_mean": float(np.mean([r["f1_mean"] for r in rows])),
         "error_rate_070": float(np.mean([r["error_rate_070"] for r in rows])),
         "images": len(rows),
     }
+
+
+def build_network(config: TrainConfig):
+    """A freshly initialised network of ``config``, compiled with its optimizer and loss."""
+    import keras
+
+    arch = config.architecture()
+    network = architectures.build_unet(config.base_filters) if arch["name"] == "unet" else architectures.build_deepcell(dense=True)
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(config.learning_rate, momentum=0.9, nesterov=True)
+    else:
+        optimizer = keras.optimizers.Adam(config.learning_rate)
+    # XLA (Keras' "auto" on TensorFlow) was slower on this CPU and recompiles per image shape.
+    network.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(), jit_compile=False)
+    return network
 
 
 def _log(path: Path, message: str) -> None:
@@ -163,14 +219,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         network = keras.models.load_model(last_path, custom_objects=custom)
         _log(log, f"resumed at epoch {state['epoch']} (best mean F1 {state['best_f1']:.4f})")
     else:
-        arch = config.architecture()
-        network = architectures.build_unet(config.base_filters) if arch["name"] == "unet" else architectures.build_deepcell(dense=True)
-        if config.optimizer == "sgd":
-            optimizer = keras.optimizers.SGD(config.learning_rate, momentum=0.9, nesterov=True)
-        else:
-            optimizer = keras.optimizers.Adam(config.learning_rate)
-        # XLA (Keras' "auto" on TensorFlow) was slower on this CPU and recompiles per image shape.
-        network.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(), jit_compile=False)
+        network = build_network(config)
 
     network.jit_compile = False  # checkpoints saved before the line above
     for layer in network.layers:

@@ -1,0 +1,455 @@
+"""Shared machinery of the paper's experiments (learning curve, transfer).
+
+One helper, :func:`train_and_score`, trains a fresh U-Net on an explicit list
+of training images for a fixed number of steps and scores it on named sets of
+validation images; it reuses :mod:`nucleiseg.training` (batches, network,
+per-image scoring) and :mod:`nucleiseg.metric` (aggregation). Around it:
+
+* :class:`Schedule`, the reduced training schedule, recorded in every report;
+* :class:`Ledger`, the resume record: ``progress.csv`` gains one row per
+  finished model (rewritten atomically), ``settings.json`` pins the settings
+  the rows were made with, so a re-run skips finished models and refuses to
+  mix results of different settings;
+* :func:`reference_scores`, the advanced CellProfiler pipeline's figures on
+  the same validation images, from a benchmark's ``per_image.csv`` (or, less
+  exactly, its ``summary.csv``);
+* atomic writers, so ``results.csv``, the plots and ``report.md`` appear only
+  when a run is complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+
+from nucleiseg import layouts
+from nucleiseg.metric import SIZE_BINS, aggregate_macro
+from nucleiseg.postprocess import PostprocessSettings
+
+#: Figures kept per evaluated set (macro means for rates, sums for counts).
+SCORE_COLUMNS = ("images", "nuclei", "predicted", "f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "missed", "merges", "splits")
+#: Default reference pipeline of the plots.
+REFERENCE_PIPELINE = "advanced"
+
+
+class ExperimentError(ValueError):
+    """Bad arguments or inconsistent outputs; the message names the option or file."""
+
+
+# --------------------------------------------------------------------------------------------
+# Schedule and training
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The training schedule of every model of an experiment.
+
+    Attributes
+    ----------
+    width : int
+        U-Net base filters (the paper's model has 64).
+    steps : int
+        Optimizer steps, each on one batch of random crops; no validation-based
+        model selection (the validation images only score the final weights).
+    crop : int
+        Side of the square training crops (a multiple of 8).
+    batch : int
+        Crops per step.
+    learning_rate : float
+        Adam learning rate, constant.
+    postprocess : PostprocessSettings
+        How probabilities become nuclei when scoring.
+    """
+
+    width: int = 16
+    steps: int = 120
+    crop: int = 256
+    batch: int = 4
+    learning_rate: float = 1e-3
+    postprocess: PostprocessSettings = field(default_factory=PostprocessSettings)
+
+    def __post_init__(self):
+        for option, value in (("--width", self.width), ("--steps", self.steps), ("--crop", self.crop), ("--batch", self.batch)):
+            if value < 1:
+                raise ExperimentError(f"{option} must be >= 1, got {value}")
+        if self.crop % 8:
+            raise ExperimentError(f"--crop must be a multiple of 8 (the U-Net pools three times), got {self.crop}")
+        if not self.learning_rate > 0:
+            raise ExperimentError(f"--learning-rate must be > 0, got {self.learning_rate}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def train_config(self, data: Path, seed: int):
+        """The :class:`nucleiseg.training.TrainConfig` of one model (augmentation as the shipped U-Net)."""
+        from nucleiseg.training import TrainConfig
+
+        return TrainConfig(network="unet", base_filters=self.width, data=str(data), crop=self.crop,
+                           batch_size=self.batch, steps_per_epoch=self.steps, epochs=1,
+                           learning_rate=self.learning_rate, seed=seed)
+
+    def markdown(self) -> str:
+        """The schedule as a Markdown table for reports."""
+        config = self.train_config(Path("."), 0)
+        lines = [
+            "| setting | value |",
+            "|---|---|",
+            f"| network | U-Net, base width {self.width} (the paper: 64) |",
+            f"| steps | {self.steps} (one batch each; weights after the last step are scored, no model selection) |",
+            f"| batch | {self.batch} random crops of {self.crop} x {self.crop} |",
+            f"| optimizer | Adam, learning rate {self.learning_rate:g}, constant |",
+            f"| loss | per-pixel weighted cross-entropy, class weights {list(config.class_weights)} (background, interior, boundary) |",
+            f"| augmentation | flips/rot90 {config.flips}, intensity scaling {config.intensity}, elastic {config.elastic} |",
+            f"| normalization | {config.normalization} |",
+            f"| post-processing | {self.postprocess.to_dict()} |",
+        ]
+        return "\n".join(lines)
+
+
+def summarize(rows: Iterable[Mapping[str, float]]) -> dict:
+    """The :data:`SCORE_COLUMNS` of a list of per-image score rows.
+
+    Rates are macro means over images (the paper's aggregation), counts are
+    sums; ``missed`` is the number of nuclei missed at IoU 0.7 (all size bins).
+    """
+    keys = ("f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "nuclei", "predicted", "merges", "splits",
+            *(f"missed_{name}" for name in SIZE_BINS))
+    rows = [{key: float(row[key]) for key in keys} for row in rows]
+    if not rows:
+        raise ExperimentError("no image to score")
+    macro = aggregate_macro(rows)
+    macro["missed"] = int(sum(macro[f"missed_{name}"] for name in SIZE_BINS))
+    return {key: macro[key] for key in SCORE_COLUMNS}
+
+
+def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: Mapping[str, list], schedule: Schedule,
+                    seed: int, weights: Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """Train a fresh U-Net on ``train_names`` with ``schedule`` and score it on each evaluation set.
+
+    Parameters
+    ----------
+    data : Path
+        Data folder.
+    split : str
+        Split the training names belong to.
+    train_names : list of str
+        Stems of the training images (sampled by the caller).
+    eval_sets : mapping of str to list
+        Name of a set -> its ``(stem, raw image, labels)`` examples
+        (:func:`nucleiseg.training.load_examples` with ``normalization=None``).
+    schedule : Schedule
+    seed : int
+        Seeds weight initialisation, crops and augmentation.
+    weights : Path, optional
+        Where to save the final weights (``.weights.h5``).
+    log : callable
+        Progress messages.
+
+    Returns
+    -------
+    dict
+        ``steps``, ``train_seconds``, ``eval_seconds``, ``loss_first`` and
+        ``loss_last`` (mean loss of the first and last tenth of the steps) and
+        ``scores``: set name -> :func:`summarize` figures.
+    """
+    import keras
+
+    from nucleiseg import training
+
+    keras.utils.set_random_seed(seed)
+    config = schedule.train_config(data, seed)
+    examples = training.load_examples(data, split, config.normalization, names=train_names)
+    network = training.build_network(config)
+    rng = np.random.default_rng(seed)
+    started = time.time()
+    losses = []
+    for step in range(schedule.steps):
+        x, y, w = training.make_batch(examples, config, rng)
+        loss = network.train_on_batch(x, y, sample_weight=w)
+        losses.append(float(loss if np.isscalar(loss) else loss[0]))
+        if (step + 1) % 20 == 0 or step + 1 == schedule.steps:
+            log(f"  step {step + 1}/{schedule.steps} loss {np.mean(losses[-20:]):.4f} ({time.time() - started:.0f} s)")
+    train_seconds = time.time() - started
+    if weights is not None:
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        network.save_weights(weights)
+    started = time.time()
+    scores = {}
+    for name, eval_examples in eval_sets.items():
+        rows = training.score_examples(network, config.architecture(), config.normalization, eval_examples, schedule.postprocess)
+        scores[name] = summarize(rows)
+    tenth = max(1, len(losses) // 10)
+    return {
+        "steps": schedule.steps,
+        "train_seconds": round(train_seconds, 1),
+        "eval_seconds": round(time.time() - started, 1),
+        "loss_first": round(float(np.mean(losses[:tenth])), 5),
+        "loss_last": round(float(np.mean(losses[-tenth:])), 5),
+        "scores": scores,
+    }
+
+
+#: Signature of :func:`train_and_score`; tests pass a stand-in.
+Trainer = Callable[..., dict]
+
+
+# --------------------------------------------------------------------------------------------
+# Data selection
+# --------------------------------------------------------------------------------------------
+
+
+def split_names(data: Path, split: str, option: str = "--data") -> list[str]:
+    """Stems of a split that have a mask, in split-file order; ExperimentError when there are none."""
+    try:
+        pairs = layouts.list_pairs(Path(data), split)
+    except (FileNotFoundError, layouts.DataError) as error:
+        raise ExperimentError(f"{option}: {error}") from None
+    missing = [pair.stem for pair in pairs if pair.mask is None]
+    if missing:
+        raise ExperimentError(f"{option}: {len(missing)} images of split {split!r} in {data} have no mask, e.g. {missing[0]}")
+    if not pairs:
+        raise ExperimentError(f"{option}: split {split!r} of {data} is empty")
+    return [pair.stem for pair in pairs]
+
+
+def names_hash(names: Iterable[str]) -> str:
+    """Short, order-independent fingerprint of a list of image names."""
+    return hashlib.sha1("\n".join(sorted(names)).encode()).hexdigest()[:12]
+
+
+def model_seed(*parts: int) -> int:
+    """A training seed derived from integers (e.g. seed, size, repeat), independent across them."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] % 2**31)
+
+
+# --------------------------------------------------------------------------------------------
+# Resume record and atomic outputs
+# --------------------------------------------------------------------------------------------
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", newline="") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    """CSV of ``rows`` with ``columns`` (floats to 6 significant digits)."""
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def save_figure(figure, path: Path) -> None:
+    """Save a matplotlib figure atomically as PNG."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(temporary, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    os.replace(temporary, path)
+
+
+class Ledger:
+    """Finished models of an output folder, for resuming.
+
+    ``OUT/settings.json`` holds the settings every row was made with;
+    ``OUT/progress.csv`` one row per finished model, keyed by ``model``.
+    Opening a ledger whose settings differ raises ExperimentError naming the
+    differing settings, so results of different schedules never mix.
+    """
+
+    def __init__(self, out: Path, settings: dict, columns: list[str]):
+        self.out = Path(out)
+        self.columns = columns
+        self.settings_path = self.out / "settings.json"
+        self.progress_path = self.out / "progress.csv"
+        self.out.mkdir(parents=True, exist_ok=True)
+        settings = json.loads(json.dumps(settings))  # tuples and paths as JSON sees them
+        if self.settings_path.is_file():
+            previous = json.loads(self.settings_path.read_text())
+            differing = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+            if differing:
+                raise ExperimentError(
+                    f"--out {self.out} holds models trained with other settings ({', '.join(differing)} differ, see "
+                    f"{self.settings_path}); use another --out folder or delete that one"
+                )
+        else:
+            write_atomic(self.settings_path, json.dumps(settings, indent=1) + "\n")
+        self.rows: dict[str, dict] = {}
+        if self.progress_path.is_file():
+            with open(self.progress_path, newline="") as handle:
+                for row in csv.DictReader(handle):
+                    self.rows[row["model"]] = {k: _number(v) for k, v in row.items()}
+
+    def done(self, model: str) -> bool:
+        return model in self.rows
+
+    def add(self, row: dict) -> None:
+        """Record a finished model (the whole file is rewritten atomically)."""
+        self.rows[row["model"]] = row
+        write_atomic(self.progress_path, csv_text(list(self.rows.values()), self.columns))
+
+
+def _number(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def clear_outputs(out: Path, names: Iterable[str]) -> None:
+    """Remove the final outputs of an earlier run, so an interrupted run never looks complete."""
+    for name in names:
+        path = Path(out) / name
+        if path.is_dir():
+            for child in path.iterdir():
+                child.unlink()
+        else:
+            path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Reference pipeline
+# --------------------------------------------------------------------------------------------
+
+
+def reference_scores(path: Path | None, pipeline: str, sets: Mapping[str, list[str]]) -> tuple[dict, str]:
+    """The reference pipeline's figures on each named set of images.
+
+    Parameters
+    ----------
+    path : Path or None
+        A benchmark's ``per_image.csv`` (figures recomputed on exactly the
+        images of each set) or ``summary.csv`` (its row, over whatever images
+        that benchmark ran on; only usable for a single set).
+    pipeline : str
+        Row name, e.g. ``advanced``.
+    sets : mapping of str to list of str
+        Set name -> image stems.
+
+    Returns
+    -------
+    (dict, str)
+        Set name -> :func:`summarize` figures, and a sentence saying where
+        they come from. ``({}, "...")`` when ``path`` is None.
+    """
+    if path is None:
+        return {}, "no reference given (--reference)"
+    path = Path(path)
+    if not path.is_file():
+        raise ExperimentError(f"--reference: file not found: {path}")
+    with open(path, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("pipeline") == pipeline]
+    if not rows:
+        raise ExperimentError(f"--reference: {path} has no row of pipeline {pipeline!r}")
+    if "image" in rows[0]:
+        by_image = {row["image"]: row for row in rows}
+        out = {}
+        for name, stems in sets.items():
+            missing = [s for s in stems if s not in by_image]
+            if missing:
+                raise ExperimentError(f"--reference: {path} lacks {len(missing)} of the {len(stems)} {name} images of {pipeline!r}, e.g. {missing[0]}")
+            out[name] = summarize(by_image[s] for s in stems)
+        return out, f"pipeline `{pipeline}` of `{path}`, per-image figures averaged over exactly the evaluated images"
+    row = rows[0]
+    if len(sets) != 1:
+        raise ExperimentError(f"--reference: {path} is a summary.csv; give the benchmark's per_image.csv to get figures per image set")
+    (name, stems), = sets.items()
+    figures = {key: _number(row[key]) for key in ("images", "nuclei", "predicted", "f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "merges", "splits")}
+    figures["missed"] = int(sum(int(float(row[f"missed_{b}"])) for b in SIZE_BINS))
+    note = "" if int(figures["images"]) == len(stems) else f" (WARNING: over its {figures['images']} images, not the {len(stems)} evaluated here)"
+    return {name: figures}, f"pipeline `{pipeline}`, row of `{path}`{note}"
+
+
+# --------------------------------------------------------------------------------------------
+# Command-line helpers
+# --------------------------------------------------------------------------------------------
+
+
+def add_schedule_arguments(parser, steps: int) -> None:
+    """Options shared by the experiment sub-commands."""
+    parser.add_argument("--data", required=True, type=Path, help="data folder in our layout (e.g. ../shared/data/dsb2018-fluo)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (resumes the models already recorded there)")
+    parser.add_argument("--train-split", default="train", help="split the training images come from (default train)")
+    parser.add_argument("--val-split", default="val", help="split of the evaluation images (default val)")
+    parser.add_argument("--val-images", type=int, default=0, help="score on the first K images of the validation split only (default 0: all)")
+    parser.add_argument("--width", type=int, default=16, help="U-Net base width (default 16; the paper: 64)")
+    parser.add_argument("--steps", type=int, default=steps, help=f"training steps per model (default {steps})")
+    parser.add_argument("--crop", type=int, default=256, help="crop side in pixels (default 256)")
+    parser.add_argument("--batch", type=int, default=4, help="crops per step (default 4)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of subsets and training (default 0)")
+    parser.add_argument("--repeats", type=int, default=1, help="models per setting, each with its own draw and seed (default 1)")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="benchmark per_image.csv (preferred: averaged over the evaluated images) or summary.csv of the reference pipeline")
+    parser.add_argument("--reference-pipeline", default=REFERENCE_PIPELINE, help=f"reference row name (default {REFERENCE_PIPELINE})")
+
+
+def schedule_from(args) -> Schedule:
+    return Schedule(width=args.width, steps=args.steps, crop=args.crop, batch=args.batch, learning_rate=args.learning_rate)
+
+
+def canonical_command(name: str, args) -> str:
+    """The sub-command with every option spelled out (reproduces the run whatever the defaults become)."""
+    parts = ["python", "-m", "benchmark", name]
+    for key, value in vars(args).items():
+        if key in ("command", "experiment") or value is None:
+            continue
+        parts += [f"--{key.replace('_', '-')}", str(value)]
+    return shlex.join(parts)
+
+
+def run_cli(body: Callable[[], object]) -> int:
+    """Run a sub-command body; exit status 0, 2 for bad arguments or data, 130 when interrupted."""
+    try:
+        body()
+    except (ExperimentError, layouts.DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished models are in progress.csv: re-run the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def stamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M")
+
+
+def make_logger(path: Path) -> Callable[[str], None]:
+    """Print a message and append it to ``path``."""
+    def log(message: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {message}"
+        print(line, flush=True)
+        with open(path, "a") as handle:
+            handle.write(line + "\n")
+    return log

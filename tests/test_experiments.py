@@ -1,0 +1,251 @@
+"""The paper's experiments: learning curve (Figure 4) and transfer (Figure 5).
+
+Most tests replace training by a stand-in trainer (the tracing of a Keras
+training step alone takes tens of seconds here); one test trains a real
+tiny U-Net for two steps through the command line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark import experiments as ex
+from benchmark import learning_curve, transfer
+from benchmark.__main__ import main as benchmark_main
+from nucleiseg import synthetic
+
+SCHEDULE = ex.Schedule(width=4, steps=2, crop=64, batch=2)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """12 synthetic 64x64 images: 4 train, 4 val, 4 test; a manifest marks two train and two val images."""
+    folder = tmp_path_factory.mktemp("data")
+    stems = synthetic.generate(folder, n=12, seed=1, size=64)
+    marked = {"synth_000", "synth_003", "synth_001", "synth_004"}  # train: 0, 3; val: 1, 4
+    with open(folder / "manifest.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", "split", "bbbc039_field"])
+        for index, stem in enumerate(stems):
+            writer.writerow([stem, synthetic.SPLIT_CYCLE[index % 3], "field" if stem in marked else ""])
+    return folder
+
+
+class FakeTrainer:
+    """Records its calls; scores depend on the number of training images so rows are distinguishable."""
+
+    def __init__(self, fail_at: int = 0):
+        self.calls = []
+        self.fail_at = fail_at
+
+    def __call__(self, data, split, names, eval_sets, schedule, seed, weights=None, log=print):
+        self.calls.append({"names": list(names), "eval_sets": {k: [e[0] for e in v] for k, v in eval_sets.items()}, "seed": seed})
+        if self.fail_at and len(self.calls) == self.fail_at:
+            raise KeyboardInterrupt
+        score = {c: 0 for c in ex.SCORE_COLUMNS}
+        scores = {}
+        for name, examples in eval_sets.items():
+            scores[name] = {**score, "images": len(examples), "f1_mean": 0.1 * len(names), "error_rate_070": 0.5, "missed": 3, "merges": 1, "splits": 2}
+        return {"steps": schedule.steps, "train_seconds": 1.0, "eval_seconds": 0.5, "loss_first": 1.0, "loss_last": 0.5, "scores": scores}
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# --- core hook --------------------------------------------------------------------------
+
+
+def test_load_examples_takes_explicit_names_in_order(data):
+    from nucleiseg.training import load_examples
+
+    examples = load_examples(data, "train", None, names=["synth_006", "synth_000"])
+    assert [e[0] for e in examples] == ["synth_006", "synth_000"]
+    with pytest.raises(ValueError, match="synth_001"):
+        load_examples(data, "train", None, names=["synth_001"])  # a val image is not in split train
+
+
+# --- learning curve: arguments and sampling ----------------------------------------------
+
+
+@pytest.mark.parametrize("text, message", [("", "--sizes is empty"), ("2,x", "--sizes must be whole numbers"),
+                                           ("0,2", "--sizes must be >= 1"), ("2,2", "--sizes lists a size twice")])
+def test_bad_sizes_name_the_option(text, message):
+    with pytest.raises(ex.ExperimentError, match=message):
+        learning_curve.parse_sizes(text)
+
+
+def test_sizes_are_sorted():
+    assert learning_curve.parse_sizes("32, 2 8") == [2, 8, 32]
+
+
+def test_subsets_have_the_right_sizes_and_are_reproducible():
+    names = [f"image{i:03d}" for i in range(40)]
+    subsets = learning_curve.sample_subsets(names, [2, 8, 40], repeats=3, seed=5)
+    assert set(subsets) == {(n, r) for n in (2, 8, 40) for r in (1, 2, 3)}
+    for (n, _), chosen in subsets.items():
+        assert len(chosen) == n == len(set(chosen)) and set(chosen) <= set(names)
+    assert subsets == learning_curve.sample_subsets(names, [2, 8, 40], repeats=3, seed=5)
+    assert subsets[(8, 1)] != learning_curve.sample_subsets(names, [8], repeats=1, seed=6)[(8, 1)]
+    # Repeats are independent draws; adding a size leaves the others' subsets alone.
+    assert len({tuple(subsets[(8, r)]) for r in (1, 2, 3)}) == 3
+    assert learning_curve.sample_subsets(names, [8], repeats=3, seed=5)[(8, 2)] == subsets[(8, 2)]
+
+
+def test_size_larger_than_the_training_set_names_the_option():
+    with pytest.raises(ex.ExperimentError, match=r"--sizes: 5 is larger than the training set \(4 images\)"):
+        learning_curve.sample_subsets(["a", "b", "c", "d"], [2, 5], repeats=1, seed=0)
+    with pytest.raises(ex.ExperimentError, match="--repeats"):
+        learning_curve.sample_subsets(["a", "b"], [1], repeats=0, seed=0)
+
+
+def test_cli_reports_bad_arguments_with_exit_status_2(data, tmp_path, capsys):
+    common = ["--data", str(data), "--out", str(tmp_path / "out")]
+    assert benchmark_main(["learning-curve", "--sizes", "9", *common]) == 2
+    assert "--sizes: 9 is larger than the training set (4 images)" in capsys.readouterr().err
+    assert benchmark_main(["learning-curve", "--sizes", "", *common]) == 2
+    assert "--sizes is empty" in capsys.readouterr().err
+    assert benchmark_main(["learning-curve", "--sizes", "2", "--crop", "60", *common]) == 2
+    assert "--crop must be a multiple of 8" in capsys.readouterr().err
+    assert benchmark_main(["transfer", "--column", "nope", *common]) == 2
+    assert "--column" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "results.csv").exists()
+
+
+# --- learning curve: runs, outputs and resume --------------------------------------------
+
+
+def test_learning_curve_rows_outputs_and_resume(data, tmp_path):
+    out = tmp_path / "lc"
+    trainer = FakeTrainer()
+    rows = learning_curve.run(data, out, [1, 2, 4], 2, SCHEDULE, seed=3, val_images=3, trainer=trainer, command="cmd")
+    assert len(trainer.calls) == 6
+    # Every size once before any second repeat: an interrupted run covers the whole curve first.
+    assert [len(c["names"]) for c in trainer.calls] == [1, 2, 4, 1, 2, 4]
+    assert all(c["eval_sets"] == {"val": ["synth_001", "synth_004", "synth_007"]} for c in trainer.calls)
+    assert len({c["seed"] for c in trainer.calls}) == 6
+    written = read_rows(out / "results.csv")
+    assert [(int(r["n"]), int(r["repeat"])) for r in written] == [(1, 1), (1, 2), (2, 1), (2, 2), (4, 1), (4, 2)]
+    assert [float(r["f1_mean"]) for r in written] == pytest.approx([0.1, 0.1, 0.2, 0.2, 0.4, 0.4])
+    for row in written:
+        listed = (out / row["images_file"]).read_text().split()
+        assert len(listed) == int(row["n"]) and ex.names_hash(listed) == row["images_hash"]
+        assert int(row["steps"]) == 2 and row["missed"] == "3"
+    assert len(rows) == 6
+    report = (out / "report.md").read_text()
+    assert "cmd" in report and "| steps | 2" in report and "first 3 images of split `val`" in report
+    assert (out / "plots" / "learning_curve.png").stat().st_size > 1000
+
+    # Same settings: nothing is retrained; one more size trains only that size.
+    again = FakeTrainer()
+    learning_curve.run(data, out, [1, 2, 4], 2, SCHEDULE, seed=3, val_images=3, trainer=again)
+    assert again.calls == []
+    learning_curve.run(data, out, [1, 2, 3, 4], 1, SCHEDULE, seed=3, val_images=3, trainer=again)
+    assert [len(c["names"]) for c in again.calls] == [3]
+    assert [int(r["n"]) for r in read_rows(out / "results.csv")] == [1, 2, 3, 4]
+
+    # Other settings never mix with the recorded models.
+    with pytest.raises(ex.ExperimentError, match="schedule differ"):
+        learning_curve.run(data, out, [1], 1, ex.Schedule(width=4, steps=3, crop=64, batch=2), seed=3, val_images=3, trainer=again)
+    with pytest.raises(ex.ExperimentError, match="val_images differ"):
+        learning_curve.run(data, out, [1], 1, SCHEDULE, seed=3, val_images=2, trainer=again)
+
+
+def test_interrupted_run_does_not_look_complete_and_resumes(data, tmp_path):
+    out = tmp_path / "lc"
+    learning_curve.run(data, out, [1], 1, SCHEDULE, trainer=FakeTrainer())
+    assert (out / "results.csv").is_file()
+    with pytest.raises(KeyboardInterrupt):
+        learning_curve.run(data, out, [1, 2, 4], 1, SCHEDULE, trainer=FakeTrainer(fail_at=2))
+    # The earlier run's final outputs are gone; the finished models are recorded.
+    assert not (out / "results.csv").exists() and not (out / "report.md").exists()
+    assert [r["model"] for r in read_rows(out / "progress.csv")] == ["n0001-r1", "n0002-r1"]
+    resumed = FakeTrainer()
+    learning_curve.run(data, out, [1, 2, 4], 1, SCHEDULE, trainer=resumed)
+    assert [len(c["names"]) for c in resumed.calls] == [4]
+    assert len(read_rows(out / "results.csv")) == 3
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_reference_is_averaged_over_the_evaluated_images(data, tmp_path):
+    per_image = tmp_path / "per_image.csv"
+    columns = ["pipeline", "image", "f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "nuclei", "predicted",
+               "merges", "splits", "missed_tiny", "missed_small", "missed_normal", "missed_large"]
+    with open(per_image, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for value, stem in enumerate(["synth_001", "synth_004", "synth_007", "synth_010"]):
+            writer.writerow(["advanced", stem, value / 10, 0, 0, 0, 0.5, 10, 9, 1, 2, 1, 1, 0, 0])
+            writer.writerow(["basic", stem, 0.9, 0, 0, 0, 0, 10, 9, 0, 0, 0, 0, 0, 0])
+    out = tmp_path / "lc"
+    learning_curve.run(data, out, [2], 1, SCHEDULE, val_images=2, reference=per_image, trainer=FakeTrainer())
+    report = (out / "report.md").read_text()
+    # Advanced on the first two val images only: F1 (0.0 + 0.1) / 2, missed 2 + 2, merges 1 + 1.
+    assert "| advanced (reference) | | 0.050 | 0.500 | 4 | 2 | 4 | |" in report
+    assert f"`{per_image}`" in report
+    with pytest.raises(ex.ExperimentError, match="--reference: .* has no row of pipeline 'unet'"):
+        ex.reference_scores(per_image, "unet", {"val": ["synth_001"]})
+    with pytest.raises(ex.ExperimentError, match="--reference: .* lacks 1 of the 2"):
+        ex.reference_scores(per_image, "advanced", {"val": ["synth_001", "synth_002"]})
+
+
+# --- transfer ------------------------------------------------------------------------------
+
+
+def test_split_by_column(data):
+    marked, other = transfer.split_by_column(["synth_000", "synth_003", "synth_006", "synth_009"], data / "manifest.csv", "bbbc039_field", "--train-split")
+    assert marked == ["synth_000", "synth_003"] and other == ["synth_006", "synth_009"]
+    with pytest.raises(ex.ExperimentError, match="--train-split: no other image"):
+        transfer.split_by_column(["synth_000"], data / "manifest.csv", "bbbc039_field", "--train-split")
+    with pytest.raises(ex.ExperimentError, match="--manifest: 1 images of --train-split are not listed"):
+        transfer.split_by_column(["unknown"], data / "manifest.csv", "bbbc039_field", "--train-split")
+    with pytest.raises(ex.ExperimentError, match="--column: .* needs columns 'name' and 'split_x'"):
+        transfer.split_by_column(["synth_000"], data / "manifest.csv", "split_x", "--train-split")
+
+
+def test_transfer_trains_on_each_kind_and_scores_both(data, tmp_path):
+    out = tmp_path / "transfer"
+    trainer = FakeTrainer()
+    rows = transfer.run(data, out, SCHEDULE, trainer=trainer)
+    assert [c["names"] for c in trainer.calls] == [["synth_000", "synth_003"], ["synth_006", "synth_009"]]
+    assert all(c["eval_sets"] == {"bbbc039": ["synth_001", "synth_004"], "other": ["synth_007", "synth_010"]} for c in trainer.calls)
+    written = read_rows(out / "results.csv")
+    assert [r["trained_on"] for r in written] == ["bbbc039", "other"] == [r["trained_on"] for r in rows]
+    assert {"bbbc039_f1_mean", "other_f1_mean", "bbbc039_merges", "other_error_rate_070"} <= set(written[0])
+    assert written[0]["bbbc039_images"] == "2" and written[0]["train_images"] == "2"
+    report = (out / "report.md").read_text()
+    assert "| bbbc039 | 1 | 0.200 | 0.200 |" in report
+    assert (out / "plots" / "transfer.png").is_file()
+    again = FakeTrainer()
+    transfer.run(data, out, SCHEDULE, trainer=again)
+    assert again.calls == []
+    with pytest.raises(ex.ExperimentError, match="seed differ"):
+        transfer.run(data, out, SCHEDULE, seed=1, trainer=again)
+
+
+# --- one real model ----------------------------------------------------------------------
+
+
+def test_cli_trains_a_tiny_unet_and_skips_it_when_run_again(data, tmp_path):
+    out = tmp_path / "lc"
+    argv = ["learning-curve", "--data", str(data), "--out", str(out), "--sizes", "2", "--width", "2", "--steps", "2",
+            "--crop", "64", "--batch", "2", "--val-images", "2", "--seed", "1"]
+    assert benchmark_main(argv) == 0
+    (row,) = read_rows(out / "results.csv")
+    assert row["model"] == "n0002-r1" and int(row["steps"]) == 2 and int(row["images"]) == 2
+    assert 0.0 <= float(row["f1_mean"]) <= 1.0 and float(row["loss_first"]) > 0
+    assert int(row["nuclei"]) > 0 and int(row["missed"]) <= int(row["nuclei"])
+    assert (out / "weights" / "n0002-r1.weights.h5").is_file()
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["schedule"]["width"] == 2 and settings["val_images"] == ["synth_001", "synth_004"]
+    assert "--steps 2" in (out / "report.md").read_text()
+    before = (out / "progress.csv").read_text()
+    assert benchmark_main(argv) == 0  # resumes: the model is not trained again
+    assert (out / "progress.csv").read_text() == before
+    assert "1 already done" in (out / "run.log").read_text().splitlines()[-2]
