@@ -1,7 +1,9 @@
 """Command line of the benchmark runner.
 
     python -m benchmark run --data DIR|synthetic [--split val] --pipelines basic,advanced
-                            --out OUT [--workers N] [--limit K]
+                            --out OUT [--workers N] [--limit K] [--scheduler ADDRESS]
+    python -m benchmark report OUT [--data DIR --split S]   # write report.md again
+    python -m benchmark throughput --data DIR --pipelines basic --workers 1,2 --out OUT
     python -m benchmark pipelines        # list the pipelines that exist
     python -m benchmark learning-curve ...   # paper Figure 4, see benchmark/learning_curve.py
     python -m benchmark transfer ...         # paper Figure 5, see benchmark/transfer.py
@@ -13,13 +15,17 @@ pipeline files or a missing CellProfiler.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from nucleiseg.layouts import LAYOUTS, DataError
 
+from .report import regenerate
 from .runner import PIPELINES_DIR, BenchmarkError, PipelineError, available_pipelines, run_benchmark
 from . import learning_curve, transfer
+from .throughput import measure_throughput, parse_workers
+from .throughput import render as render_throughput
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,13 +43,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--split", default="val", help="train, val, test or all (default val); folders without split files use all images")
     run.add_argument("--pipelines", required=True, help="comma-separated names in pipelines/ (or paths to .cppipe files)")
     run.add_argument("--out", required=True, type=Path, help="output folder")
-    run.add_argument("--workers", type=int, default=None, help="CellProfiler processes in parallel (default: CPU count)")
+    run.add_argument("--workers", type=int, default=None, help="CellProfiler processes in parallel (default: CPU count; with --scheduler, one per Dask worker)")
+    run.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help="run the shards on this Dask distributed scheduler (tcp://host:8786); its workers need this "
+        "project installed and must see the output folder, pipelines and plug-ins under the same paths",
+    )
     run.add_argument("--limit", type=int, default=None, help="only the first K images of the split")
     run.add_argument("--layout", choices=LAYOUTS, default=None, help="force a data layout (default: detect)")
     run.add_argument("--allow-empty-masks", action="store_true", help="score images whose mask has no nuclei instead of failing")
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic set (default 0)")
     run.add_argument("--synthetic-n", type=int, default=12, help="images in the synthetic set (default 12)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    report = sub.add_parser("report", help="write report.md and plots/ again from a finished benchmark folder")
+    report.add_argument("out", type=Path, help="benchmark output folder (holds summary.csv and per_image.csv)")
+    report.add_argument("--data", type=Path, default=None, help="data folder of the run (default: from run.json)")
+    report.add_argument("--split", default=None, help="split of the run (default: from run.json)")
+    throughput = sub.add_parser(
+        "throughput", help="images per minute, warm/cold seconds and peak memory with 1, 2, ... processes",
+        description="Run the benchmark once per worker count on the same images (into OUT/workers-N) and "
+        "write OUT/throughput.csv and OUT/throughput.md.",
+    )
+    throughput.add_argument("--data", required=True, help="data folder, or 'synthetic'")
+    throughput.add_argument("--split", default="val", help="split (default val)")
+    throughput.add_argument("--pipelines", required=True, help="comma-separated pipeline names")
+    throughput.add_argument("--workers", default="1,2", help="comma-separated process counts (default 1,2)")
+    throughput.add_argument("--limit", type=int, default=None, help="only the first K images of the split")
+    throughput.add_argument("--out", required=True, type=Path, help="output folder")
+    throughput.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.add_parser("pipelines", help="list the pipelines in pipelines/")
     learning_curve.add_parser(sub)  # the paper's experiments: Figures 4 and 5
     transfer.add_parser(sub)
@@ -59,22 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in available_pipelines(PIPELINES_DIR):
             print(name)
         return 0
-    names = [n.strip() for n in args.pipelines.split(",") if n.strip()]
-    split = None if args.split in ("", "all") else args.split
     try:
-        result = run_benchmark(
-            args.data,
-            names,
-            args.out,
-            split=split,
-            workers=args.workers,
-            limit=args.limit,
-            allow_empty_masks=args.allow_empty_masks,
-            layout=args.layout,
-            seed=args.seed,
-            synthetic_n=args.synthetic_n,
-            quiet=args.quiet,
-        )
+        return _dispatch(args)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -84,9 +97,41 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; no summary.csv written", file=sys.stderr)
         return 130
+
+
+def _dispatch(args) -> int:
+    """Run the ``report``, ``throughput`` or ``run`` sub-command."""
+    if args.command == "report":
+        try:
+            path = regenerate(args.out, data=args.data, split=args.split)
+        except (OSError, ValueError) as error:
+            raise BenchmarkError(str(error)) from error
+        print(f"wrote {path}", file=sys.stderr)
+        return 0
+    names = [n.strip() for n in args.pipelines.split(",") if n.strip()]
+    split = None if args.split in ("", "all") else args.split
+    if args.command == "throughput":
+        rows = measure_throughput(
+            args.data, names, args.out, parse_workers(args.workers), split=split, limit=args.limit, quiet=args.quiet
+        )
+        print(render_throughput(rows, os.cpu_count()))
+        return 0
+    result = run_benchmark(
+        args.data,
+        names,
+        args.out,
+        split=split,
+        workers=args.workers,
+        limit=args.limit,
+        allow_empty_masks=args.allow_empty_masks,
+        layout=args.layout,
+        seed=args.seed,
+        synthetic_n=args.synthetic_n,
+        quiet=args.quiet,
+        scheduler=args.scheduler,
+    )
     print(f"wrote {result.out / 'summary.csv'} and {result.out / 'report.md'}", file=sys.stderr)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

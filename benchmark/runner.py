@@ -9,7 +9,8 @@ Steps of :func:`run_benchmark`:
    names every bad file). ``--data synthetic`` first generates the demo set of
    :mod:`nucleiseg.synthetic` into a temporary folder.
 3. For each pipeline, split the images into shards (one per worker) and run one
-   headless CellProfiler per shard in parallel::
+   headless CellProfiler per shard in parallel, as local processes or as tasks
+   on a Dask cluster (:mod:`benchmark.execution`); a failed shard is retried once::
 
        cellprofiler -c -r -p PIPELINE --plugins-directory plugins -e imageio_reader
                     -o OUT/<pipeline>/shards/<k> --file-list <k>.txt
@@ -37,22 +38,23 @@ instance) stay in that image's seconds; ``sec_first_image`` reports them apart.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from nucleiseg import layouts, metric
+
+from .execution import DaskExecutor, LocalExecutor, resolve_cellprofiler
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PIPELINES_DIR = REPO_ROOT / "pipelines"
@@ -70,6 +72,7 @@ SUMMARY_EXTRA_COLUMNS = (
     ["predicted", "precision_050", "recall_050", "mean_iou_050", "micro_f1_mean"]
     + [f"micro_f1_{metric.threshold_key(t)}" for t in metric.DEFAULT_THRESHOLDS]
     + ["micro_error_rate_070", "sec_first_image", "startup_sec", "wall_sec", "shards"]
+    + ["sec_per_image_warm", "sec_cold_first_image", "images_per_minute", "peak_rss_mb_per_process", "retried_shards"]
 )
 PER_IMAGE_LEAD = ["pipeline", "image", "shard", "sec"]
 
@@ -126,15 +129,12 @@ def find_cellprofiler() -> Path:
     BenchmarkError
         When none is found.
     """
-    beside = Path(sys.executable).parent / "cellprofiler"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return beside
-    found = shutil.which("cellprofiler")
-    if found:
-        return Path(found)
-    raise BenchmarkError(
-        f"cellprofiler not found next to {sys.executable} nor on PATH; run `make venv` and use .venv/bin/python"
-    )
+    try:
+        return Path(resolve_cellprofiler(None))
+    except FileNotFoundError:
+        raise BenchmarkError(
+            f"cellprofiler not found next to {sys.executable} nor on PATH; run `make venv` and use .venv/bin/python"
+        ) from None
 
 
 def available_pipelines(pipelines_dir: Path = PIPELINES_DIR) -> list[str]:
@@ -255,21 +255,17 @@ def shard(items: list, workers: int) -> list[list]:
 
 @dataclass
 class ShardRun:
-    """One CellProfiler process and what came of it."""
+    """One shard of a pipeline's images and what came of its CellProfiler process."""
 
     index: int
     pairs: list
     out_dir: Path
     log: Path
     file_list: Path
-    process: subprocess.Popen | None = None
-    started: float = 0.0
-    ended: float | None = None
-    returncode: int | None = None
-
-    @property
-    def wall(self) -> float:
-        return (self.ended or time.monotonic()) - self.started
+    attempts: int = 0
+    wall: float = 0.0
+    peak_rss: int = 0
+    host: str = ""
 
 
 @dataclass
@@ -290,6 +286,12 @@ class PipelineRun:
         Seconds of each shard's first image.
     wall : float
         Wall-clock seconds of the whole pipeline (all shards, in parallel).
+    peak_rss : list of int
+        Peak resident bytes of each shard's CellProfiler process tree.
+    retries : int
+        Shards that failed once and succeeded on the second attempt.
+    first_stems : list of str
+        Each shard's first image.
     """
 
     name: str
@@ -298,6 +300,9 @@ class PipelineRun:
     startup: list = field(default_factory=list)
     first_image: list = field(default_factory=list)
     wall: float = 0.0
+    peak_rss: list = field(default_factory=list)
+    retries: int = 0
+    first_stems: list = field(default_factory=list)
 
 
 def parse_image_seconds(log_text: str) -> dict[int, float]:
@@ -320,42 +325,6 @@ def parse_image_seconds(log_text: str) -> dict[int, float]:
     return seconds
 
 
-def _thread_env(workers: int) -> dict[str, str]:
-    """Environment for one CellProfiler child: its share of the cores, no display."""
-    env = dict(os.environ)
-    threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
-    # Parallel shards already use every core; more threads per process only contend.
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
-        env.setdefault(name, threads)
-    env.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["MPLBACKEND"] = "Agg"
-    return env
-
-
-def _terminate(runs: list[ShardRun]) -> None:
-    """Stop the CellProfiler processes this runner started (each by its own process group)."""
-    for run in runs:
-        proc = run.process
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
-    for run in runs:
-        proc = run.process
-        if proc is None:
-            continue
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            proc.wait()
-
-
 def _count_labels(runs: list[ShardRun]) -> int:
     total = 0
     for run in runs:
@@ -365,18 +334,34 @@ def _count_labels(runs: list[ShardRun]) -> int:
     return total
 
 
+def _shard_failure(future) -> str | None:
+    """Why a finished shard failed (None when it succeeded)."""
+    try:
+        outcome = future.result()
+    except Exception as error:  # a lost Dask worker, an unpicklable result ...
+        return f"the task raised {type(error).__name__}: {error}"
+    if outcome.returncode != 0:
+        return f"CellProfiler exited with status {outcome.returncode} on {outcome.host}"
+    return None
+
+
 def run_pipeline(
     name: str,
     cppipe: Path,
     pairs: list,
     pipeline_out: Path,
     work_dir: Path,
-    workers: int,
+    executor,
     cellprofiler: Path | None = None,
     plugins_dir: Path = PLUGINS_DIR,
     quiet: bool = False,
+    warn=None,
 ) -> PipelineRun:
-    """Run one pipeline headless over materialized pairs, sharded across processes.
+    """Run one pipeline headless over materialized pairs, sharded over an executor.
+
+    A shard that fails is run once more from scratch (its first log is kept as
+    ``shard_<k>.attempt1.log``); a second failure stops the other shards and
+    raises.
 
     Parameters
     ----------
@@ -390,15 +375,18 @@ def run_pipeline(
         ``OUT/<pipeline>``; shards write to ``shards/<k>``, logs go to ``logs/``,
         label files are gathered in ``labels/``.
     work_dir : Path
-        Scratch folder for the file lists.
-    workers : int
-        Parallel CellProfiler processes.
+        Folder for the file lists (must be visible to every worker).
+    executor : LocalExecutor or DaskExecutor
+        Where the CellProfiler processes run (:mod:`benchmark.execution`); the
+        images are cut into ``executor.slots()`` shards.
     cellprofiler : Path, optional
-        Executable; :func:`find_cellprofiler` when omitted.
+        Executable; :func:`find_cellprofiler` (on each worker) when omitted.
     plugins_dir : Path
         Passed as ``--plugins-directory`` when it exists.
     quiet : bool
         No progress bar.
+    warn : callable, optional
+        Receives a line when a shard is retried.
 
     Returns
     -------
@@ -407,74 +395,83 @@ def run_pipeline(
     Raises
     ------
     PipelineError
-        When a process fails or labels are missing; names the shard and shows its log tail.
+        When a shard fails twice or labels are missing; names the shard and shows its log tail.
     """
-    cellprofiler = cellprofiler or find_cellprofiler()
+    warn = warn or (lambda text: None)
+    (pipeline_out / "logs").mkdir(parents=True, exist_ok=True)
     runs = []
-    for index, part in enumerate(shard(pairs, workers)):
-        out_dir = pipeline_out / "shards" / f"{index:02d}"
-        out_dir.mkdir(parents=True, exist_ok=True)
+    parts = shard(pairs, executor.slots())
+    for index, part in enumerate(parts):
         file_list = work_dir / f"{name}_{index:02d}.txt"
         file_list.write_text("".join(f"{p.image}\n{p.mask}\n" for p in part), encoding="utf-8")
-        log = pipeline_out / "logs" / f"shard_{index:02d}.log"
-        runs.append(ShardRun(index, part, out_dir, log, file_list))
-    (pipeline_out / "logs").mkdir(parents=True, exist_ok=True)
-    env = _thread_env(len(runs))
+        runs.append(ShardRun(
+            index, part, pipeline_out / "shards" / f"{index:02d}",
+            pipeline_out / "logs" / f"shard_{index:02d}.log", file_list,
+        ))
+    stop_file = pipeline_out / ".stop"
+    stop_file.unlink(missing_ok=True)
+
+    def submit(run: ShardRun):
+        run.attempts += 1
+        if run.out_dir.exists():
+            shutil.rmtree(run.out_dir)  # a retry starts clean
+        run.out_dir.mkdir(parents=True)
+        arguments = ["-c", "-r", "-p", str(cppipe)]
+        if Path(plugins_dir).is_dir():
+            arguments += ["--plugins-directory", str(plugins_dir)]
+        arguments += ["-e", "imageio_reader", "-o", str(run.out_dir), "--file-list", str(run.file_list)]
+        return executor.submit(
+            f"cellprofiler-{name}-{run.index}-{run.attempts}-{uuid.uuid4().hex[:8]}", run.index, len(runs),
+            cellprofiler=str(cellprofiler) if cellprofiler else None, arguments=arguments,
+            log=str(run.log), cwd=str(run.out_dir), stop_file=str(stop_file),
+        )
+
     progress = None if quiet else Progress(len(pairs), f"[{name}]")
-    waiters = []
     started = time.monotonic()
+    pending = {}
+    result = PipelineRun(name)
     try:
-        for run in runs:
-            command = [str(cellprofiler), "-c", "-r", "-p", str(cppipe)]
-            if Path(plugins_dir).is_dir():
-                command += ["--plugins-directory", str(plugins_dir)]
-            command += ["-e", "imageio_reader", "-o", str(run.out_dir), "--file-list", str(run.file_list)]
-            with open(run.log, "w") as log:
-                log.write("# " + " ".join(command) + "\n")
-                log.flush()
-                run.started = time.monotonic()
-                # A new session per child lets us stop it and anything it spawned, and only that.
-                run.process = subprocess.Popen(
-                    command,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    cwd=run.out_dir,
-                    env=env,
-                    start_new_session=True,
-                )
-
-            def wait(run=run):
-                run.returncode = run.process.wait()
-                run.ended = time.monotonic()
-
-            thread = threading.Thread(target=wait, daemon=True)
-            thread.start()
-            waiters.append(thread)
-        while True:
+        pending = {run.index: submit(run) for run in runs}
+        while pending:
             if progress:
                 progress.update(_count_labels(runs))
-            failed = [r for r in runs if r.returncode not in (None, 0)]
-            if failed:
-                run = failed[0]
-                raise PipelineError(
-                    name,
-                    f"CellProfiler exited with status {run.returncode} on shard {run.index} "
-                    f"({len(run.pairs)} images: {', '.join(p.stem for p in run.pairs[:5])}"
-                    f"{' ...' if len(run.pairs) > 5 else ''})",
-                    run.log,
+            for index, future in list(pending.items()):
+                if not future.done():
+                    continue
+                run = runs[index]
+                failure = _shard_failure(future)
+                if failure is None:
+                    outcome = future.result()
+                    run.wall, run.peak_rss, run.host = outcome.wall, outcome.peak_rss, outcome.host
+                    del pending[index]
+                    continue
+                described = (
+                    f"{failure}, shard {index} ({len(run.pairs)} images: "
+                    f"{', '.join(p.stem for p in run.pairs[:5])}{' ...' if len(run.pairs) > 5 else ''})"
                 )
-            if all(not t.is_alive() for t in waiters):
-                break
+                if run.attempts >= 2:
+                    raise PipelineError(name, f"{described}, on both attempts", run.log)
+                if run.log.is_file():
+                    os.replace(run.log, run.log.with_name(f"{run.log.stem}.attempt1.log"))
+                warn(f"[{name}] {described}; running it once more")
+                result.retries += 1
+                pending[index] = submit(run)
             time.sleep(0.3)
     except BaseException:
-        _terminate(runs)
+        stop_file.touch()
+        for future in pending.values():
+            try:
+                future.result(timeout=60)
+            except Exception:
+                pass
         if progress:
             progress.close(_count_labels(runs))
         raise
+    finally:
+        stop_file.unlink(missing_ok=True)
     if progress:
         progress.close(_count_labels(runs))
-    result = PipelineRun(name, wall=time.monotonic() - started)
+    result.wall = time.monotonic() - started
     (pipeline_out / "labels").mkdir(parents=True, exist_ok=True)
     for run in runs:
         _collect_shard(name, run, pipeline_out / "labels", result)
@@ -510,7 +507,9 @@ def _collect_shard(name: str, run: ShardRun, labels_dir: Path, result: PipelineR
     known = [v for v in seconds.values() if math.isfinite(v)]
     estimate = sum(known) + (0.0 if len(known) == len(seconds) else (np.mean(known) if known else 0.0))
     result.startup.append(max(0.0, run.wall - estimate))
+    result.peak_rss.append(run.peak_rss)
     result.first_image.append(seconds[order[0]])
+    result.first_stems.append(order[0])
     for stem in stems:
         shutil.move(str(produced[stem]), labels_dir / f"{stem}.tiff")
         result.seconds[stem] = seconds[stem]
@@ -587,6 +586,14 @@ def summarize(run: PipelineRun, rows: list[dict]) -> dict:
     out["startup_sec"] = float(np.mean(run.startup)) if run.startup else math.nan
     out["wall_sec"] = run.wall
     out["shards"] = len(run.startup)
+    # Warm: images after each process's first; cold: a fresh process until its first result.
+    warm = [r["sec"] for r in rows if r["image"] not in run.first_stems and math.isfinite(r["sec"])]
+    out["sec_per_image_warm"] = float(np.mean(warm)) if warm else math.nan
+    cold = [s + f for s, f in zip(run.startup, run.first_image) if math.isfinite(f)]
+    out["sec_cold_first_image"] = float(np.mean(cold)) if cold else math.nan
+    out["images_per_minute"] = 60.0 * len(rows) / run.wall if run.wall > 0 else math.nan
+    out["peak_rss_mb_per_process"] = max(run.peak_rss) / 2**20 if run.peak_rss else math.nan
+    out["retried_shards"] = run.retries
     return out
 
 
@@ -603,6 +610,13 @@ def _format(value):
     return value
 
 
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON through a temporary name and rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
 def write_csv_atomic(path: Path, columns: list[str], rows: list[dict]) -> None:
     """Write a CSV through a temporary name and rename it into place."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -614,7 +628,9 @@ def write_csv_atomic(path: Path, columns: list[str], rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-OUTPUT_FILES = ("summary.csv", "per_image.csv", "report.md")
+RUN_INFO = "run.json"
+WORK_PREFIX = ".work-"
+OUTPUT_FILES = ("summary.csv", "per_image.csv", "report.md", RUN_INFO)
 OUTPUT_DIRS = ("plots",)
 PIPELINE_SUBDIRS = ("labels", "logs", "shards")
 
@@ -629,6 +645,9 @@ def clean_outputs(out: Path, pipelines: list[str]) -> None:
     for name in OUTPUT_DIRS:
         if (out / name).is_dir():
             shutil.rmtree(out / name)
+    for work in out.glob(WORK_PREFIX + "*"):  # input copies of an interrupted cluster run
+        if work.is_dir():
+            shutil.rmtree(work)
     for pipeline in pipelines:
         for sub in PIPELINE_SUBDIRS:
             if (out / pipeline / sub).is_dir():
@@ -686,6 +705,7 @@ def run_benchmark(
     quiet: bool = False,
     log=None,
     cellprofiler: Path | None = None,
+    scheduler=None,
 ) -> BenchmarkResult:
     """Validate data, run each pipeline headless, score and write the output contract.
 
@@ -701,7 +721,8 @@ def run_benchmark(
         ``train`` / ``val`` / ``test``, or None / ``"all"`` for every image; a
         folder without split files uses every image (with a warning).
     workers : int, optional
-        Parallel CellProfiler processes per pipeline (default ``os.cpu_count()``).
+        Parallel CellProfiler processes per pipeline (default ``os.cpu_count()``); with
+        ``scheduler``, the number of shards (default: one per Dask worker).
     limit : int, optional
         Only the first ``limit`` images of the split.
     allow_empty_masks : bool
@@ -718,6 +739,10 @@ def run_benchmark(
         Receives status and warning lines (default: print to stderr).
     cellprofiler : Path, optional
         CellProfiler executable (default: :func:`find_cellprofiler`).
+    scheduler : str or distributed.Client, optional
+        Run the shards on this Dask cluster instead of local processes. Its workers
+        need this project's environment and must see the output folder (the data
+        copy is made inside it), the pipelines and the plug-ins under the same paths.
 
     Returns
     -------
@@ -738,8 +763,7 @@ def run_benchmark(
         log(f"warning: {text}")
 
     out = Path(out).resolve()  # CellProfiler runs with another working directory
-    workers = int(workers or os.cpu_count() or 1)
-    if workers < 1:
+    if workers is not None and int(workers) < 1:
         raise BenchmarkError(f"--workers must be >= 1, got {workers}")
     if limit is not None and limit < 1:
         raise BenchmarkError(f"--limit must be >= 1, got {limit}")
@@ -752,59 +776,74 @@ def run_benchmark(
     if out.is_dir():
         clean_outputs(out, [Path(spec).stem for spec in pipelines])
     resolved = resolve_pipelines(list(pipelines), pipelines_dir)
-    cellprofiler = Path(cellprofiler) if cellprofiler else find_cellprofiler()
+    if scheduler is None:
+        cellprofiler = Path(cellprofiler) if cellprofiler else find_cellprofiler()
+        executor = LocalExecutor(int(workers or os.cpu_count() or 1))
+    else:
+        try:
+            executor = DaskExecutor(scheduler, shards=workers)
+        except RuntimeError as error:
+            raise BenchmarkError(str(error)) from error
     out.mkdir(parents=True, exist_ok=True)
 
-    with tempfile.TemporaryDirectory(prefix="nucleiseg-bench-") as tmp:
-        tmp = Path(tmp)
-        if synthetic:
-            from nucleiseg import synthetic as synth
+    try:
+        # With a cluster the input copy must be where every worker sees it: inside OUT.
+        with tempfile.TemporaryDirectory(prefix=WORK_PREFIX, dir=out if scheduler is not None else None) as tmp:
+            tmp = Path(tmp)
+            if synthetic:
+                from nucleiseg import synthetic as synth
 
-            data_dir = tmp / "synthetic"
-            synth.generate(data_dir, n=synthetic_n, seed=seed)
-            log(f"generated {synthetic_n} synthetic images (seed {seed})")
-        selection, pairs = layouts.prepare(
-            data_dir, tmp / "input", split=split, limit=limit,
-            allow_empty_masks=allow_empty_masks, layout=layout, warn=warn,
-        )
-        if not pairs:
-            raise layouts.DataError([f"no images selected in {data_dir} (split {split!r})"])
-        log(
-            f"{len(pairs)} images from {'synthetic set' if synthetic else data_dir} "
-            f"(layout {selection.layout}, split {selection.split or 'all'}); "
-            f"{min(workers, len(pairs))} CellProfiler process(es) per pipeline"
-        )
-        summary, per_image, runs = [], [], []
-        for name, cppipe in resolved:
-            run = run_pipeline(
-                name, cppipe, pairs, out / name, tmp, workers,
-                cellprofiler=cellprofiler, plugins_dir=plugins_dir, quiet=quiet,
+                data_dir = tmp / "synthetic"
+                synth.generate(data_dir, n=synthetic_n, seed=seed)
+                log(f"generated {synthetic_n} synthetic images (seed {seed})")
+            selection, pairs = layouts.prepare(
+                data_dir, tmp / "input", split=split, limit=limit,
+                allow_empty_masks=allow_empty_masks, layout=layout, warn=warn,
             )
-            rows = score_pipeline(run, pairs, out / name / "labels", warn)
-            per_image += rows
-            summary.append(summarize(run, rows))
-            runs.append(run)
-            s = summary[-1]
+            if not pairs:
+                raise layouts.DataError([f"no images selected in {data_dir} (split {split!r})"])
+            shards = min(executor.slots(), len(pairs))
             log(
-                f"[{name}] F1 mean {s['f1_mean']:.3f}, F1@0.5 {s['f1_050']:.3f}, "
-                f"{s['sec_per_image']:.2f} s/image, start-up {s['startup_sec']:.1f} s"
+                f"{len(pairs)} images from {'synthetic set' if synthetic else data_dir} "
+                f"(layout {selection.layout}, split {selection.split or 'all'}); "
+                f"{shards} CellProfiler process(es) per pipeline on {executor.description}"
             )
+            summary, per_image = [], []
+            for name, cppipe in resolved:
+                run = run_pipeline(
+                    name, cppipe, pairs, out / name, tmp, executor,
+                    cellprofiler=cellprofiler, plugins_dir=plugins_dir, quiet=quiet, warn=warn,
+                )
+                rows = score_pipeline(run, pairs, out / name / "labels", warn)
+                per_image += rows
+                summary.append(summarize(run, rows))
+                s = summary[-1]
+                log(
+                    f"[{name}] F1 mean {s['f1_mean']:.3f}, F1@0.5 {s['f1_050']:.3f}, "
+                    f"{s['sec_per_image']:.2f} s/image, start-up {s['startup_sec']:.1f} s"
+                )
 
-    from . import report
+            from . import report
 
-    metric_columns = metric.metric_keys()
-    write_csv_atomic(out / "per_image.csv", PER_IMAGE_LEAD + metric_columns, per_image)
-    info = {
-        "data": SYNTHETIC + f" (n={synthetic_n}, seed={seed})" if synthetic else str(Path(data).resolve()),
-        "layout": selection.layout,
-        "split": selection.split or "all",
-        "images": len(pairs),
-        "workers": min(workers, len(pairs)),
-        "cpu_count": os.cpu_count(),
-        "pipelines": {name: str(path) for name, path in resolved},
-        "warnings": warnings_seen,
-    }
-    report.write_report(out, summary, per_image, info)
+            metric_columns = metric.metric_keys()
+            write_csv_atomic(out / "per_image.csv", PER_IMAGE_LEAD + metric_columns, per_image)
+            info = {
+                "data": SYNTHETIC + f" (n={synthetic_n}, seed={seed})" if synthetic else str(Path(data).resolve()),
+                "layout": selection.layout,
+                "split": selection.split or "all",
+                "images": len(pairs),
+                "workers": shards,
+                "executor": executor.description,
+                "cpu_count": os.cpu_count(),
+                "gpu": report.gpu_description(),
+                "pipelines": {name: str(path) for name, path in resolved},
+                "warnings": warnings_seen,
+            }
+            write_json_atomic(out / RUN_INFO, info)
+            # The copies still exist here, so the report can draw example crops from them.
+            report.write_report(out, summary, per_image, info, pairs={p.stem: p for p in pairs})
+    finally:
+        executor.close()
     # Last: summary.csv appears only when everything else is in place.
     write_csv_atomic(out / "summary.csv", SUMMARY_COLUMNS + SUMMARY_EXTRA_COLUMNS, summary)
     return BenchmarkResult(out, summary, per_image, warnings_seen)

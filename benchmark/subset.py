@@ -4,7 +4,8 @@
 
 Reads ``OUT/per_image.csv`` and averages each pipeline's per-image figures
 over the images whose ``--column`` in the manifest is non-empty (e.g. the
-BBBC039 fields of the shared data). Prints one CSV row per pipeline.
+BBBC039 fields of the shared data). Prints one CSV row per pipeline. The
+benchmark report uses the same functions for its BBBC039 table.
 """
 
 from __future__ import annotations
@@ -12,41 +13,76 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 from nucleiseg.metric import aggregate_macro
 
 COLUMNS = ("f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "merges", "splits")
+LEAD = ("pipeline", "image", "shard")
+BBBC039_COLUMN = "bbbc039_field"
 
 
-def subset_rows(per_image: Path, stems: set[str]) -> dict[str, list[dict]]:
-    """Per pipeline, the per-image rows whose image is in ``stems``."""
-    rows = defaultdict(list)
-    with open(per_image, newline="") as handle:
+def manifest_stems(manifest: Path, column: str = BBBC039_COLUMN) -> set[str]:
+    """Names of the manifest rows whose ``column`` is non-empty.
+
+    Raises
+    ------
+    ValueError
+        When the manifest has no such column.
+    """
+    with open(manifest, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if column not in (reader.fieldnames or []):
+            raise ValueError(f"{manifest} has no column {column!r} (columns: {', '.join(reader.fieldnames or [])})")
+        return {row["name"] for row in reader if (row.get(column) or "").strip()}
+
+
+def read_per_image(path: Path) -> list[dict]:
+    """Rows of a ``per_image.csv``: lead columns as text, figures as floats (empty cells dropped)."""
+    rows = []
+    with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
-            if row["image"] in stems:
-                rows[row["pipeline"]].append({k: float(v) for k, v in row.items() if k not in ("pipeline", "image", "shard") and v not in ("", "nan")})
+            out = {k: row[k] for k in LEAD if k in row}
+            out.update({k: float(v) for k, v in row.items() if k not in LEAD and v not in ("", "nan")})
+            rows.append(out)
     return rows
+
+
+def subset_summary(per_image: list[dict], stems: set[str]) -> list[dict]:
+    """Per pipeline (in order of appearance), macro figures over the images in ``stems``.
+
+    Returns
+    -------
+    list of dict
+        ``{"pipeline", "images", **aggregate_macro(...)}``; pipelines without any
+        image in the subset are left out.
+    """
+    grouped: dict[str, list[dict]] = {}
+    for row in per_image:
+        if row["image"] in stems:
+            grouped.setdefault(row["pipeline"], []).append({k: v for k, v in row.items() if k not in LEAD and k != "sec"})
+    return [{"pipeline": name, "images": len(rows), **aggregate_macro(rows)} for name, rows in grouped.items()]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.subset", description=__doc__)
     parser.add_argument("out", type=Path, help="benchmark output folder (holds per_image.csv)")
     parser.add_argument("--manifest", type=Path, required=True)
-    parser.add_argument("--column", default="bbbc039_field", help="manifest column; rows where it is non-empty form the subset")
+    parser.add_argument("--column", default=BBBC039_COLUMN, help="manifest column; rows where it is non-empty form the subset")
     args = parser.parse_args(argv)
-    with open(args.manifest, newline="") as handle:
-        stems = {row["name"] for row in csv.DictReader(handle) if row.get(args.column, "").strip()}
-    rows = subset_rows(args.out / "per_image.csv", stems)
+    try:
+        stems = manifest_stems(args.manifest, args.column)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    rows = subset_summary(read_per_image(args.out / "per_image.csv"), stems)
     if not rows:
         print(f"no image of {args.out / 'per_image.csv'} is in the subset {args.column!r} of {args.manifest}", file=sys.stderr)
         return 1
     writer = csv.writer(sys.stdout)
     writer.writerow(["pipeline", "subset", "images", *COLUMNS])
-    for pipeline, images in rows.items():
-        macro = aggregate_macro(images)
-        writer.writerow([pipeline, args.column, len(images), *(f"{macro[c]:.4f}" for c in COLUMNS)])
+    for row in rows:
+        writer.writerow([row["pipeline"], args.column, row["images"], *(f"{row[c]:.4f}" for c in COLUMNS)])
     return 0
 
 

@@ -166,6 +166,15 @@ mode = pathlib.Path(args[args.index("-p") + 1]).read_text().strip()
 out = pathlib.Path(args[args.index("-o") + 1])
 files = pathlib.Path(args[args.index("--file-list") + 1]).read_text().split()
 print("fake CellProfiler starting", file=sys.stderr)
+if mode == "flaky":
+    # Fails on the first attempt of each shard, like a worker lost once.
+    marker = out.parent.parent / (".flaky-" + out.name)
+    if not marker.exists():
+        marker.touch()
+        print("fake transient failure", file=sys.stderr)
+        sys.exit(3)
+if mode == "sleep":
+    time.sleep(120)
 if mode == "fail":
     print("Traceback (most recent call last):", file=sys.stderr)
     print("ValueError: fake failure inside IdentifyPrimaryObjects", file=sys.stderr)
