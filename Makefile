@@ -7,7 +7,7 @@ SPLIT   ?= val
 PIPELINES ?= basic,advanced,unet,deepcell
 OUT     ?= out/benchmark
 
-.PHONY: venv test test-slow benchmark clean
+.PHONY: venv test test-slow benchmark clean gui-deps gui-test
 
 # The lock is installed with --no-deps: cellprofiler-nightly declares wxPython and
 # mysqlclient, which headless runs do not need and which do not build here.
@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.lock setup.cfg pyproject.toml
 venv: $(VENV)/.installed
 
 test: venv
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow and not gui" -q
 
 test-slow: venv
 	$(PY) -m pytest -m slow -q
@@ -28,5 +28,34 @@ test-slow: venv
 benchmark: venv
 	$(PY) -m benchmark run --data $(DATA) --split $(SPLIT) --pipelines $(PIPELINES) --out $(OUT)
 
+# ---- CellProfiler's GUI under Xvfb (tests marked `gui`; not part of `make test`) --------------
+# wxPython has no Linux wheel on PyPI; Debian's python3-wxgtk4.0 serves /usr/bin/python3, so the
+# GUI environment is a venv of that Python that also sees the system site-packages (wx).
+VENV_GUI ?= .venv-gui
+PY_GUI   := $(VENV_GUI)/bin/python
+GUI_APT  := python3-wxgtk4.0 python3-venv xvfb xdotool x11-apps imagemagick
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+gui-deps:
+	@missing=$$(for p in $(GUI_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+# appose: imported by CellProfiler's GUI but not declared by it. The lock's Pillow (>= 10) must
+# shadow Debian's 9.4. patch_cellprofiler_gui.py: wx 4.2.0 refuses the floats CellProfiler passes.
+$(VENV_GUI)/.installed: requirements.lock setup.cfg pyproject.toml tests/gui/patch_cellprofiler_gui.py | gui-deps
+	test -x $(PY_GUI) || /usr/bin/python3 -m venv --system-site-packages $(VENV_GUI)
+	$(PY_GUI) -m pip install --quiet --no-deps -r requirements.lock
+	$(PY_GUI) -m pip install --quiet --no-deps appose==0.12.0
+	$(PY_GUI) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY_GUI) tests/gui/patch_cellprofiler_gui.py
+	$(PY_GUI) -c "import wx, PIL, appose; assert int(PIL.__version__.split('.')[0]) >= 10, PIL.__version__"
+	touch $@
+
+gui-test: $(VENV_GUI)/.installed
+	$(PY_GUI) -m pytest -m gui -q -p no:cacheprovider tests/test_gui.py
+
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) $(VENV_GUI) out .pytest_cache

@@ -38,6 +38,26 @@ Supports 2D? Supports 3D? Respects masks?
 YES          NO           NO
 ============ ============ ===============
 
+Recommended pipelines
+^^^^^^^^^^^^^^^^^^^^^
+
+-  ``pipelines/deepcell.cppipe`` (in this project's repository): input modules for images in an
+   ``images/`` folder and ground-truth label images in ``masks/`` (matched by file name),
+   **ClassifyPixelsDeepCell** with the post-processing settings tuned on training images,
+   **ConvertObjectsToImage** and **SaveImages** for the label images, **EvaluateObjectF1**
+   and **ExportToSpreadsheet**. Without ground truth, remove **EvaluateObjectF1** and the
+   *GroundTruth* objects from **NamesAndTypes**.
+-  ``pipelines/unet.cppipe`` is the same pipeline with **ClassifyBoundariesUNet**;
+   ``pipelines/basic.cppipe`` and ``pipelines/advanced.cppipe`` are the classical
+   **IdentifyPrimaryObjects** baselines to compare with.
+
+What the display window shows
+^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+
+The input image, the boundary probability (0 to 1, black to white) and the input image with
+the outlines of the nuclei found, titled with their number and the device that ran the
+network.
+
 See also
 ^^^^^^^^
 

@@ -37,6 +37,27 @@ Supports 2D? Supports 3D? Respects masks?
 YES          NO           NO
 ============ ============ ===============
 
+Recommended pipelines
+^^^^^^^^^^^^^^^^^^^^^
+
+Every pipeline in this project's ``pipelines/`` folder ends with **EvaluateObjectF1** followed
+by **ExportToSpreadsheet**: ``unet.cppipe``, ``deepcell.cppipe``, ``basic.cppipe`` and
+``advanced.cppipe``. They load the images from an ``images/`` folder and the ground truth as
+*GroundTruth* objects from label images in a ``masks/`` folder, matched by file name in
+**NamesAndTypes** (*Select the image type*: *Objects*). To score your own segmentation, load
+your hand-annotated label images the same way and select the objects of your segmentation
+module as the predicted objects.
+
+What the display window shows
+^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+
+At the lowest IoU threshold: the ground-truth objects coloured as *matched* (green), *missed*
+(red) or *split* (magenta), and the predicted objects as *matched* (green), *false positive*
+(yellow) or *merged* (blue), each object filled faintly with a full-colour outline; a table of
+TP, FP, FN, precision, recall and F1 at every IoU threshold; and a table of the single
+figures (mean F1, object counts, mean IoU, error rate, missed objects by size, merges,
+splits).
+
 Measurements made by this module
 ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
 
@@ -130,8 +151,9 @@ def feature_for_key(key: str) -> str:
     return f"{_PREFIX_FEATURES[prefix]}_{suffix}"
 
 
+# No class docstring: CellProfiler shows the module docstring above as help only when the
+# class has none.
 class EvaluateObjectF1(Module):
-    """Object-level F1 of predicted objects against ground-truth objects (see module help)."""
 
     category = "Measurement"
     module_name = "EvaluateObjectF1"

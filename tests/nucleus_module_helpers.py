@@ -189,18 +189,37 @@ def round_trip(module_class, module, pipeline):
     return copy, text.getvalue()
 
 
-class FakeFigure:
-    """Records the calls a module's display makes on a CellProfiler figure."""
+def check_display(module, workspace, image: np.ndarray, png: Path) -> None:
+    """Draw ``module.display`` off-screen and check its three panels; saves the figure to ``png``.
 
-    def __init__(self):
-        self.panels = {}
+    The panels must be: the input image (stretched to 0..1 grey), the boundary probability
+    (0..1 without stretching) and the input with the outline of every object in
+    :data:`agg_figure.OUTLINE_RGB`, titled with the object count; all sharing zoom.
+    """
+    from agg_figure import OUTLINE_RGB, AggFigure
+    from skimage.segmentation import find_boundaries
 
-    def set_subplots(self, subplots, **kwargs):
-        self.subplots = subplots
+    figure = AggFigure()
+    module.display(workspace, figure)
+    assert figure.subplots.shape == (3, 1)
+    first, second, third = (figure.subplots[i, 0] for i in range(3))
+    assert first.get_title() == f"Input image: {module.x_name.value}"
+    assert second.get_title() == f"{module.boundary_name.value} (0 to 1)"
+    labels = workspace.object_set.get_objects(module.y_name.value).segmented
+    assert third.get_title().startswith(f"{module.y_name.value}: {labels.max()} objects (")
+    assert first.get_shared_x_axes().joined(first, second) and first.get_shared_x_axes().joined(first, third)
 
-    def subplot_imshow_grayscale(self, x, y, image, title=None, **kwargs):
-        self.panels[(x, y)] = (image, title, kwargs)
-        return (x, y)
+    stretched = (image - image.min()) / (image.max() - image.min())
+    # The colormap has 256 levels.
+    np.testing.assert_allclose(figure.shown[(0, 0)][..., 0], stretched, atol=1 / 255)
+    boundary = workspace.image_set.get_image(module.boundary_name.value).pixel_data
+    np.testing.assert_allclose(figure.shown[(1, 0)][..., 0], boundary, atol=1 / 255)
+    outlined = np.all(figure.shown[(2, 0)] == OUTLINE_RGB, axis=-1)
+    np.testing.assert_array_equal(outlined, find_boundaries(labels, mode="inner"))
+    assert labels.max() > 0 and outlined.any()
+
+    figure.save(png)
+    assert png.stat().st_size > 5000
 
 
 def input_modules(image_folder: str = "images"):

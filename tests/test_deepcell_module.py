@@ -234,13 +234,12 @@ def test_settings_round_trip_through_pipeline_text_and_upgrade(ensemble):
     assert copy.ensemble_size() == 2 and copy.normalization()["method"] == "deepcell"
 
 
-def test_display_has_three_panels(single):
+def test_display_shows_image_boundary_probability_and_outlines(single, tmp_path):
     module, pipeline = module_for(single, ensemble=1)
-    _, (workspace,) = helpers.run_images(module, pipeline, [helpers.synthetic_image()], show_window=True)
-    figure = helpers.FakeFigure()
-    module.display(workspace, figure)
-    assert set(figure.panels) == {(0, 0), (1, 0), (2, 0)}
-    assert "3 objects" in figure.panels[(2, 0)][1]
+    image = helpers.synthetic_image()
+    _, (workspace,) = helpers.run_images(module, pipeline, [image], show_window=True)
+    assert workspace.display_data.count == 3
+    helpers.check_display(module, workspace, image, tmp_path / "deepcell-display.png")
 
 
 @pytest.mark.slow

@@ -243,45 +243,74 @@ def test_upgrade_settings_and_pipeline_round_trip():
     assert [s.value_text for s in copy.settings()] == values
 
 
-class FakeFigure:
-    """Records the calls the module's display makes on a CellProfiler figure."""
+def all_outcomes():
+    """One image pair with every outcome: matched, missed, false positive, merged and split objects.
 
-    def __init__(self):
-        self.images, self.tables = {}, {}
+    Ground truth: 1 matched, 2 and 3 merged by one prediction, 4 missed, 5 split in two.
+    Prediction: 1 matches 1, 2 covers gt 2 and 3, 3 is a false positive, 4 and 5 halve gt 5.
+    """
+    shape = (60, 60)
+    gt = np.zeros(shape, np.int32)
+    square(shape, 2, 2, 10, 10, 1, gt)
+    square(shape, 2, 20, 10, 10, 2, gt)
+    square(shape, 2, 30, 10, 10, 3, gt)
+    square(shape, 40, 2, 10, 10, 4, gt)
+    square(shape, 40, 40, 12, 12, 5, gt)
+    pred = np.zeros(shape, np.int32)
+    square(shape, 2, 2, 10, 10, 1, pred)
+    square(shape, 2, 20, 10, 20, 2, pred)
+    square(shape, 20, 20, 8, 8, 3, pred)
+    square(shape, 40, 40, 12, 6, 4, pred)
+    square(shape, 40, 46, 12, 6, 5, pred)
+    return gt, pred
 
-    def set_subplots(self, subplots, **kwargs):
-        self.subplots = subplots
 
-    def subplot(self, x, y):
-        return (x, y)
+def test_display_colours_every_outcome_and_tabulates_f1(measurements, tmp_path):
+    from agg_figure import AggFigure
 
-    def subplot_imshow_color(self, x, y, image, title=None, **kwargs):
-        self.images[(x, y)] = (image, title)
+    from nucleiseg.metric import score_image
 
-    def subplot_table(self, x, y, statistics, col_labels=None, **kwargs):
-        self.tables[(x, y)] = (statistics, col_labels)
-
-
-def test_display_colours_outcomes(measurements):
     module, pipeline = make_module()
-    workspace = run_all(module, pipeline, measurements, image_pairs(), show_window=True)[-1]
-    figure = FakeFigure()
+    gt, pred = all_outcomes()
+    workspace = run_all(module, pipeline, measurements, [(gt, pred)], show_window=True)[-1]
+    figure = AggFigure()
     module.display(workspace, figure)
-    gt_rgb, gt_title = figure.images[(0, 0)]
-    pred_rgb, _ = figure.images[(1, 0)]
-    assert gt_rgb.shape == (40, 40, 3) and pred_rgb.shape == (40, 40, 3)
-    colours = evaluateobjectf1._COLOURS
-    codes = evaluateobjectf1.OUTCOME_CODES
-    # Second image: nuclei 1, 2 missed (merged by one prediction), 3 missed; edges get full colour.
-    assert tuple(gt_rgb[2, 2]) == pytest.approx(colours[codes["missed"]])
-    assert tuple(pred_rgb[2, 2]) == pytest.approx(colours[codes["merged"]])
-    assert tuple(pred_rgb[6, 6]) == pytest.approx(np.multiply(colours[codes["merged"]], 0.35))
-    assert tuple(gt_rgb[0, 0]) == (0, 0, 0)
-    assert "0.50" in gt_title
-    per_threshold, labels = figure.tables[(0, 1)]
-    assert labels[0] == "IoU" and len(per_threshold) == 10 and per_threshold[0][:4] == ["0.50", 0, 1, 3]
-    summary, _ = figure.tables[(1, 1)]
-    assert ["Merges", "1"] in summary
+    gt_axes, pred_axes = figure.subplots[0, 0], figure.subplots[1, 0]
+    assert "GroundTruth" in gt_axes.get_title() and "IoU > 0.50" in gt_axes.get_title()
+    for word in ("matched (green)", "missed (red)", "split (magenta)"):
+        assert word in gt_axes.get_title()
+    for word in ("matched (green)", "false positive (yellow)", "merged (blue)"):
+        assert word in pred_axes.get_title()
+    assert pred_axes.get_shared_x_axes().joined(gt_axes, pred_axes)
+
+    colours, codes = evaluateobjectf1._COLOURS, evaluateobjectf1.OUTCOME_CODES
+    gt_rgb, pred_rgb = figure.shown[(0, 0)], figure.shown[(1, 0)]
+
+    def edge_and_fill(rgb, top, left, outcome):
+        # Object edges in full colour, insides faintly.
+        assert tuple(rgb[top, left]) == pytest.approx(colours[codes[outcome]]), outcome
+        assert tuple(rgb[top + 4, left + 4]) == pytest.approx(np.multiply(colours[codes[outcome]], 0.35)), outcome
+
+    edge_and_fill(gt_rgb, 2, 2, "matched")
+    edge_and_fill(gt_rgb, 2, 20, "missed")  # merged into one prediction: missed in the ground truth
+    edge_and_fill(gt_rgb, 40, 2, "missed")
+    edge_and_fill(gt_rgb, 40, 40, "split")
+    edge_and_fill(pred_rgb, 2, 2, "matched")
+    edge_and_fill(pred_rgb, 2, 20, "merged")
+    edge_and_fill(pred_rgb, 20, 20, "false_positive")
+    edge_and_fill(pred_rgb, 40, 40, "false_positive")  # a half of the split nucleus
+    assert tuple(gt_rgb[30, 30]) == (0, 0, 0) and tuple(pred_rgb[30, 2]) == (0, 0, 0)
+
+    scores = score_image(gt, pred)
+    labels, rows = figure.tables[(0, 1)]
+    assert labels == ["IoU", "TP", "FP", "FN", "Precision", "Recall", "F1"]
+    assert [row[0] for row in rows] == [f"{t:.2f}" for t in scores.thresholds]
+    assert [row[6] for row in rows] == [f"{f:.3f}" for f in scores.f1]
+    assert rows[0][1:4] == [str(scores.tp[0]), str(scores.fp[0]), str(scores.fn[0])] == ["1", "4", "4"]
+    _, summary = figure.tables[(1, 1)]
+    assert ["Merges", "1"] in summary and ["Splits", "1"] in summary
+    assert ["Mean F1", f"{scores.f1_mean:.3f}"] in summary
+    assert figure.save(tmp_path / "evaluate.png").stat().st_size > 5000
 
 
 def _input_modules():

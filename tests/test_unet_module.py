@@ -342,18 +342,12 @@ def test_settings_round_trip_through_pipeline_text_and_upgrade(card):
     assert copy.model_path() == card and copy.postprocess_settings() == module.postprocess_settings()
 
 
-def test_display_shows_image_boundary_probability_and_outlines(card):
+def test_display_shows_image_boundary_probability_and_outlines(card, tmp_path):
     module, pipeline = module_for(card)
     image = helpers.synthetic_image()
     _, (workspace,) = helpers.run_images(module, pipeline, [image], show_window=True)
-    figure = helpers.FakeFigure()
-    module.display(workspace, figure)
-    assert figure.subplots == (3, 1) and set(figure.panels) == {(0, 0), (1, 0), (2, 0)}
-    np.testing.assert_array_equal(figure.panels[(0, 0)][0], image)
-    boundary, title, _ = figure.panels[(1, 0)]
-    assert "BoundaryProbability" in title and boundary.shape == image.shape
-    _, title, kwargs = figure.panels[(2, 0)]
-    assert "3 objects" in title and kwargs["cplabels"][0]["labels"][0].max() == 3
+    assert workspace.display_data.count == 3
+    helpers.check_display(module, workspace, image, tmp_path / "unet-display.png")
 
 
 @pytest.mark.slow  # a fresh interpreter importing CellProfiler: several seconds
