@@ -441,6 +441,11 @@ def run_cli(body: Callable[[], object]) -> int:
     return 0
 
 
+def command_block(command: str) -> list[str]:
+    """Report lines showing the command (or saying there was none)."""
+    return ["```", command, "```"] if command else ["(called from Python, not from the command line)"]
+
+
 def stamp() -> str:
     return time.strftime("%Y-%m-%d %H:%M")
 

@@ -186,26 +186,30 @@ def plot(rows: list[dict], reference: dict | None, reference_pipeline: str):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     table = by_size(rows)
     sizes = [t["n"] for t in table]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     left.scatter([int(r["n"]) for r in rows], [float(r["f1_mean"]) for r in rows], color="tab:blue", alpha=0.35, s=18, label="one model")
     left.plot(sizes, [t["f1_mean"] for t in table], "o-", color="tab:blue", label="U-Net, mean over repeats")
     if reference:
         left.axhline(float(reference["f1_mean"]), color="black", linestyle="--", label=f"{reference_pipeline} (CellProfiler)")
-    left.set(xscale="log", xlabel="training images", ylabel="mean F1 (IoU 0.50-0.95)", title="Accuracy")
-    left.set_xticks(sizes, [str(s) for s in sizes])
+    left.set(xlabel="training images", ylabel="mean F1 (IoU 0.50-0.95)", title="Accuracy")
     left.legend(fontsize=8)
     for key, colour in (("missed", "tab:red"), ("merges", "tab:purple"), ("splits", "tab:green")):
         right.plot(sizes, [t[key] for t in table], "o-", color=colour, label=f"{key} (U-Net)")
         if reference:
             right.axhline(float(reference[key]), color=colour, linestyle="--", alpha=0.7, label=f"{key} ({reference_pipeline})")
     images = int(rows[0]["images"]) if rows else 0
-    right.set(xscale="log", yscale="symlog", xlabel="training images", ylabel=f"count over {images} validation images",
+    right.set(yscale="symlog", xlabel="training images", ylabel=f"count over {images} validation images",
               title="Errors (missed at IoU 0.7)")
-    right.set_xticks(sizes, [str(s) for s in sizes])
-    right.legend(fontsize=7, ncol=2)
+    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    for axis in (left, right):
+        # Sizes double or more: a base-2 log axis labelled with the sizes themselves, no minor labels.
+        axis.set_xscale("log", base=2)
+        axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        axis.set_xticks(sizes, [str(s) for s in sizes])
     figure.suptitle("Learning curve (reduced schedule)")
     figure.tight_layout()
     return figure
@@ -215,7 +219,7 @@ def report(rows, reference, reference_pipeline, reference_note, schedule: ex.Sch
     """report.md of a finished learning curve."""
     lines = [
         "# Learning curve (Caicedo et al. 2019, Figure 4)", "",
-        f"Finished {ex.stamp()}; {len(rows)} models. Command:", "", "```", command, "```", "",
+        f"Finished {ex.stamp()}; {len(rows)} models. Command:", "", *ex.command_block(command), "",
         f"Each model is a U-Net trained from scratch on n images drawn without replacement from the {n_train} images of split "
         f"`{train_split}` of `{data}` (each repeat an independent draw with generator seed (seed={seed}, n, repeat); "
         "the lists are in `subsets/`), then scored on the same validation images. "

@@ -173,9 +173,10 @@ def plot(table: dict, references: dict, reference_pipeline: str, sets: list[str]
                 axis.text(p, v, f"{v:.2f}", ha="center", va="bottom", fontsize=7)
         axis.set_xticks(x, [f"evaluated on {e}\n({int(table[(sets[0], e)]['images'])} images)" for e in sets])
         axis.set(ylabel=title, ylim=(0, 1))
-    axes[0].legend(fontsize=8, loc="lower left")
+    handles, labels = axes[0].get_legend_handles_labels()
     figure.suptitle("Transfer between image kinds (reduced schedule)")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    figure.legend(handles, labels, loc="lower center", ncol=len(bars), fontsize=8, frameon=False)
     return figure
 
 
@@ -184,7 +185,7 @@ def report(rows, table, references, reference_pipeline, reference_note, schedule
     """report.md of a finished transfer experiment."""
     lines = [
         "# Transfer between image kinds (Caicedo et al. 2019, Figure 5)", "",
-        f"Finished {ex.stamp()}; {len(rows)} models. Command:", "", "```", command, "```", "",
+        f"Finished {ex.stamp()}; {len(rows)} models. Command:", "", *ex.command_block(command), "",
         f"Kinds come from column `{column}` of `{manifest}` (non-empty: {sets[0]}). Training images: "
         + ", ".join(f"{len(v)} {k}" for k, v in train_groups.items()) + f" (lists in `subsets/`); validation images of split `{val_split}`: "
         + ", ".join(f"{len(v)} {k} (`val_images_{k}.txt`, hash {ex.names_hash(v)})" for k, v in val_groups.items()) + ". "
