@@ -235,7 +235,10 @@ def plot_examples(out: Path, summary: list[dict], per_image: list[dict], pairs: 
     if not examples:
         return []
     plt = _pyplot()
-    fig, axes = plt.subplots(len(examples), len(names) + 1, figsize=(2.8 * (len(names) + 1), 3.4 * len(examples)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(examples), len(names) + 1, figsize=(2.8 * (len(names) + 1), 3.4 * len(examples) + 0.6),
+        squeeze=False, layout="constrained",
+    )
     f1 = {(r["pipeline"], r["image"]): float(r["f1_mean"]) for r in per_image}
     for row_axes, (title, stem) in zip(axes, examples):
         image = layouts.read_image(pairs[stem].image)
@@ -252,9 +255,8 @@ def plot_examples(out: Path, summary: list[dict], per_image: list[dict], pairs: 
         for ax in row_axes:
             ax.set_axis_off()
     handles = [Patch(color=rgb, label=n.replace("_", " ")) for n, (_, rgb) in OUTCOME_COLOURS.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.suptitle(f"Outlines by outcome at IoU {EXAMPLE_IOU:g}", fontsize=9)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     _save(fig, path)
     plt.close(fig)
     return [stem for _, stem in examples]
@@ -545,6 +547,9 @@ def regenerate(out: Path, data: Path | None = None, split: str | None = None) ->
             raise FileNotFoundError(f"{out / name} not found: {out} holds no finished benchmark")
     summary = _read_summary(out / "summary.csv")
     per_image = read_per_image(out / "per_image.csv")
+    for row in summary:  # folders written before these columns existed
+        if not math.isfinite(row.get("images_per_minute", math.nan)) and row.get("wall_sec", 0) > 0:
+            row["images_per_minute"] = 60.0 * row["images"] / row["wall_sec"]
     info_path = out / "run.json"
     if info_path.is_file():
         info = json.loads(info_path.read_text())
