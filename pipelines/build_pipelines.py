@@ -125,7 +125,20 @@ def plugin_available(name: str) -> bool:
 # --------------------------------------------------------------------------- input modules
 
 
-def input_modules():
+#: NamesAndTypes assignments of the shipped pipelines: (folder, "image" or "objects", name),
+#: matched across folders by the file-name Stem.
+DEFAULT_ASSIGNMENTS = (("images", "image", IMAGE_NAME), ("masks", "objects", GT_NAME))
+
+
+def input_modules(assignments=DEFAULT_ASSIGNMENTS):
+    """Images, Metadata (Stem from the file name), NamesAndTypes and Groups modules.
+
+    Parameters
+    ----------
+    assignments : sequence of (folder, kind, name)
+        One NamesAndTypes assignment each: files in a folder ending in ``folder`` load as a
+        greyscale image (``kind == "image"``) or as objects (``"objects"``) named ``name``.
+    """
     images = module("Images")
     images.filter_choice.value = "Images only"
 
@@ -140,21 +153,24 @@ def input_modules():
     nat = module("NamesAndTypes")
     nat.assignment_method.value = "Images matching rules"
     nat.matching_choice.value = "Metadata"
-    # first assignment exists already (can_remove=False); add the ground truth one
-    if len(nat.assignments) == 0:
-        nat.add_assignment(can_remove=False)
-    dna = nat.assignments[0]
-    dna.rule_filter.value = 'and (directory does endwith "images")'
-    dna.image_name.value = IMAGE_NAME
-    dna.load_as_choice.value = "Grayscale image"
-    # bit depth, not file metadata: the readers disagree on metadata, the dtype is certain
-    dna.rescale_method.value = "Image bit-depth"
-    nat.add_assignment()
-    gt = nat.assignments[1]
-    gt.rule_filter.value = 'and (directory does endwith "masks")'
-    gt.object_name.value = GT_NAME
-    gt.load_as_choice.value = "Objects"
-    nat.join.value = str([{IMAGE_NAME: "Stem", GT_NAME: "Stem"}])
+    for index, (folder, kind, name) in enumerate(assignments):
+        # the first assignment exists already (can_remove=False)
+        if index >= len(nat.assignments):
+            nat.add_assignment(can_remove=index > 0)
+        assignment = nat.assignments[index]
+        assignment.rule_filter.value = f'and (directory does endwith "{folder}")'
+        if kind == "image":
+            assignment.image_name.value = name
+            assignment.load_as_choice.value = "Grayscale image"
+            # bit depth, not file metadata: the readers disagree on metadata, the dtype is certain
+            assignment.rescale_method.value = "Image bit-depth"
+        elif kind == "objects":
+            assignment.object_name.value = name
+            assignment.load_as_choice.value = "Objects"
+        else:
+            raise ValueError(f"assignment kind must be 'image' or 'objects', got {kind!r}")
+    if len(assignments) > 1:
+        nat.join.value = str([{name: "Stem" for _, _, name in assignments}])
 
     groups = module("Groups")
     groups.wants_groups.value = False

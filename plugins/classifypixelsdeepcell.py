@@ -1,15 +1,21 @@
-"""
-ClassifyPixelsDeepCell
-======================
+"""ClassifyPixelsDeepCell: nuclei from DeepCell's 61 x 61 patch network (help text built below)."""
 
+import numpy as np
+from cellprofiler_core.setting import ValidationError
+from cellprofiler_core.setting.choice import Choice
+from cellprofiler_core.setting.text import Integer
+
+from nucleiseg.cellprofiler_module import NucleusSegmentationModule, nucleus_module_help
+
+__doc__ = nucleus_module_help(
+    "ClassifyPixelsDeepCell",
+    summary="""\
 **ClassifyPixelsDeepCell** finds nuclei in a greyscale image (e.g. a DNA stain) with the
 DeepCell network of Van Valen et al. 2016, as evaluated by Caicedo et al. 2019. The network
 looks at the 61 x 61 pixel patch around every pixel and classifies the pixel as *background*,
 nucleus *interior* or nucleus *boundary*; touching nuclei are separated where pixels between
-them are predicted as boundary.
-
-How it works:
-
+them are predicted as boundary.""",
+    steps="""\
 #. The image is normalized, either by intensity percentiles (as the shipped model was
    trained) or by DeepCell's original scheme (divide by the median, subtract the local mean
    over 61 x 61 pixels).
@@ -22,89 +28,23 @@ How it works:
 **Inference modes.** The published method classifies one patch at a time. The same weights
 can instead run *fully convolutionally* (pooling and convolutions rewritten with dilations),
 which computes exactly the same per-pixel result for the whole image in one pass, hundreds of
-times faster. The patch-by-patch mode is offered to reproduce the published procedure.
-
-The module outputs the nuclei as objects and the three probability maps as images, which sum
-to 1 at every pixel. A constant image (e.g. all zero) gives no nuclei.
-
-The model is loaded once per worker process and reused for every image set. Before a run, the
-SHA-256 checksum of each network's weights is checked against its model card.
-
-|
-
-============ ============ ===============
-Supports 2D? Supports 3D? Respects masks?
-============ ============ ===============
-YES          NO           NO
-============ ============ ===============
-
-Recommended pipelines
-^^^^^^^^^^^^^^^^^^^^^
-
--  ``pipelines/deepcell.cppipe`` (in this project's repository): input modules for images in an
-   ``images/`` folder and ground-truth label images in ``masks/`` (matched by file name),
-   **ClassifyPixelsDeepCell** with the post-processing settings tuned on training images,
-   **ConvertObjectsToImage** and **SaveImages** for the label images, **EvaluateObjectF1**
-   and **ExportToSpreadsheet**. Without ground truth, remove **EvaluateObjectF1** and the
-   *GroundTruth* objects from **NamesAndTypes**.
--  ``pipelines/unet.cppipe`` is the same pipeline with **ClassifyBoundariesUNet**;
-   ``pipelines/basic.cppipe`` and ``pipelines/advanced.cppipe`` are the classical
-   **IdentifyPrimaryObjects** baselines to compare with.
-
-What the display window shows
-^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-
-The input image, the boundary probability (0 to 1, black to white) and the input image with
-the outlines of the nuclei found, titled with their number and the device that ran the
-network.
-
-See also
-^^^^^^^^
-
-**ClassifyBoundariesUNet** segments nuclei with a U-Net in the same way;
-**IdentifyPrimaryObjects** is the classical alternative; **EvaluateObjectF1** scores the
-nuclei against ground truth.
-
-Measurements made by this module
-^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-
-**Image measurements:**
-
--  *Count*: the number of nuclei found.
-
-**Object measurements:**
-
--  *Location_Center_X*, *Location_Center_Y*: pixel coordinates of the centre of mass of each
-   nucleus (*Location_Center_Z* is 0).
--  *Number_Object_Number*: the object number of each nucleus.
-
-Technical notes
-^^^^^^^^^^^^^^^
-
+times faster. The patch-by-patch mode is offered to reproduce the published procedure.""",
+    checksum_note="each network's weights",
+    pipeline="deepcell",
+    other_name="ClassifyBoundariesUNet",
+    other_pipeline="unet",
+    other_summary="**ClassifyBoundariesUNet** segments nuclei with a U-Net in the same way;",
+    technical="""\
 The shipped model is ``models/deepcell/deepcell-dsb2018.json``, an ensemble of networks
 whose card records the training data, the normalization and the validation scores. Models
 are trained with ``python -m nucleiseg.train deepcell``. The network runs with Keras 3 on
-TensorFlow, on the CPU or a GPU (see *Device*).
-
-References
-^^^^^^^^^^
-
+TensorFlow, on the CPU or a GPU (see *Device*).""",
+    references="""\
 -  Van Valen DA, Kudo T, Lane KM, Macklin DN, Quach NT, DeFelice MM, Maayan I, Tanouchi Y,
    Ashley EA, Covert MW (2016) "Deep Learning Automates the Quantitative Analysis of
    Individual Cells in Live-Cell Imaging Experiments", *PLoS Computational Biology* 12(11),
-   e1005177. `(link) <https://doi.org/10.1371/journal.pcbi.1005177>`__
--  Caicedo JC, Roth J, Goodman A, Becker T, Karhohs KW, Broisin M, Molnar C, McQuin C, Singh S,
-   Theis FJ, Carpenter AE (2019) "Evaluation of Deep Learning Strategies for Nucleus
-   Segmentation in Fluorescence Images", *Cytometry Part A* 95(9), 952-965.
-   `(link) <https://doi.org/10.1002/cyto.a.23863>`__
-"""
-
-import numpy as np
-from cellprofiler_core.setting import ValidationError
-from cellprofiler_core.setting.choice import Choice
-from cellprofiler_core.setting.text import Integer
-
-from nucleiseg.cellprofiler_module import NucleusSegmentationModule
+   e1005177. `(link) <https://doi.org/10.1371/journal.pcbi.1005177>`__""",
+)
 
 MODE_DENSE = "Fully convolutional (fast)"
 MODE_PATCH = "Patch by patch (as published; slow)"
@@ -135,7 +75,7 @@ def patch_predictor():
     return predict_patches
 
 
-# No class docstring: CellProfiler shows the module docstring above as help only when the
+# No class docstring: CellProfiler shows the module's __doc__ (above) as help only when the
 # class has none. Shared settings, run and display live in NucleusSegmentationModule.
 class ClassifyPixelsDeepCell(NucleusSegmentationModule):
     module_name = "ClassifyPixelsDeepCell"

@@ -29,8 +29,11 @@ from cellprofiler_core.workspace import Workspace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "plugins"
-if str(PLUGINS) not in sys.path:
-    sys.path.insert(0, str(PLUGINS))
+for folder in (PLUGINS, ROOT / "pipelines"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+import build_pipelines  # noqa: E402  (the shipped pipelines' input modules)
 
 # Bright discs (row, column, radius) of the synthetic test image, well apart from each other.
 DISCS = ((16, 16, 6), (16, 46, 6), (46, 30, 7))
@@ -225,29 +228,8 @@ def check_display(module, workspace, image: np.ndarray, png: Path) -> None:
 def input_modules(image_folder: str = "images"):
     """Images, Metadata (Stem from the file name), NamesAndTypes (image DNA), Groups."""
     import cellprofiler_core.modules  # noqa: F401  (fills the module registry)
-    from cellprofiler_core.utilities.core.modules import instantiate_module
 
-    images = instantiate_module("Images")
-    images.filter_choice.value = "Images only"
-    metadata = instantiate_module("Metadata")
-    metadata.wants_metadata.value = True
-    method = metadata.extraction_methods[0]
-    method.extraction_method.value = "Extract from file/folder names"
-    method.source.value = "File name"
-    method.file_regexp.value = r"^(?P<Stem>.*)\.(tif|tiff|png)$"
-    method.filter_choice.value = "All images"
-    nat = instantiate_module("NamesAndTypes")
-    nat.assignment_method.value = "Images matching rules"
-    nat.matching_choice.value = "Metadata"
-    if len(nat.assignments) == 0:
-        nat.add_assignment(can_remove=False)
-    assignment = nat.assignments[0]
-    assignment.rule_filter.value = f'and (directory does endwith "{image_folder}")'
-    assignment.load_as_choice.value = "Grayscale image"
-    assignment.image_name.value = "DNA"
-    groups = instantiate_module("Groups")
-    groups.wants_groups.value = False
-    return [images, metadata, nat, groups]
+    return build_pipelines.input_modules(assignments=[(image_folder, "image", "DNA")])
 
 
 def headless_run(tmp_path: Path, module, images: dict[str, np.ndarray]) -> dict[str, dict]:

@@ -316,31 +316,9 @@ def test_display_colours_every_outcome_and_tabulates_f1(measurements, tmp_path):
 def _input_modules():
     """Images, Metadata, NamesAndTypes (GroundTruth objects from masks/, Nuclei objects from pred/), Groups."""
     import cellprofiler_core.modules  # noqa: F401  (fills the module registry)
-    from cellprofiler_core.utilities.core.modules import instantiate_module
+    from nucleus_module_helpers import build_pipelines
 
-    images = instantiate_module("Images")
-    images.filter_choice.value = "Images only"
-    metadata = instantiate_module("Metadata")
-    metadata.wants_metadata.value = True
-    method = metadata.extraction_methods[0]
-    method.extraction_method.value = "Extract from file/folder names"
-    method.source.value = "File name"
-    method.file_regexp.value = r"^(?P<Stem>.*)\.(tif|tiff|png)$"
-    method.filter_choice.value = "All images"
-    nat = instantiate_module("NamesAndTypes")
-    nat.assignment_method.value = "Images matching rules"
-    nat.matching_choice.value = "Metadata"
-    if len(nat.assignments) == 0:
-        nat.add_assignment(can_remove=False)
-    nat.add_assignment()
-    for assignment, folder, name in zip(nat.assignments, ("masks", "pred"), ("GroundTruth", "Nuclei")):
-        assignment.rule_filter.value = f'and (directory does endwith "{folder}")'
-        assignment.load_as_choice.value = "Objects"
-        assignment.object_name.value = name
-    nat.join.value = str([{"GroundTruth": "Stem", "Nuclei": "Stem"}])
-    groups = instantiate_module("Groups")
-    groups.wants_groups.value = False
-    return [images, metadata, nat, groups]
+    return build_pipelines.input_modules(assignments=[("masks", "objects", "GroundTruth"), ("pred", "objects", "Nuclei")])
 
 
 @pytest.mark.slow
