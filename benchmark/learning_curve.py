@@ -202,8 +202,10 @@ def plot(rows: list[dict], reference: dict | None, reference_pipeline: str):
         if reference:
             right.axhline(float(reference[key]), color=colour, linestyle="--", alpha=0.7, label=f"{key} ({reference_pipeline})")
     images = int(rows[0]["images"]) if rows else 0
-    right.set(yscale="symlog", xlabel="training images", ylabel=f"count over {images} validation images",
-              title="Errors (missed at IoU 0.7)")
+    # Missed nuclei outnumber merges and splits tenfold: log above 10, linear (with zero) below.
+    right.set_yscale("symlog", linthresh=10)
+    right.set_ylim(bottom=0)
+    right.set(xlabel="training images", ylabel=f"count over {images} validation images", title="Errors (missed at IoU 0.7)")
     right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     for axis in (left, right):
         # Sizes double or more: a base-2 log axis labelled with the sizes themselves, no minor labels.
