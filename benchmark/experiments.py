@@ -212,6 +212,8 @@ Trainer = Callable[..., dict]
 
 def split_names(data: Path, split: str, option: str = "--data") -> list[str]:
     """Stems of a split that have a mask, in split-file order; ExperimentError when there are none."""
+    if not (Path(data) / "images").is_dir():
+        raise ExperimentError(f"--data: {data} is not a data folder (no images/ folder in it)")
     try:
         pairs = layouts.list_pairs(Path(data), split)
     except (FileNotFoundError, layouts.DataError) as error:

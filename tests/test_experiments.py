@@ -115,6 +115,12 @@ def test_cli_reports_bad_arguments_with_exit_status_2(data, tmp_path, capsys):
     assert "--crop must be a multiple of 8" in capsys.readouterr().err
     assert benchmark_main(["transfer", "--column", "nope", *common]) == 2
     assert "--column" in capsys.readouterr().err
+    assert benchmark_main(["transfer", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 2
+    assert "--data: " in capsys.readouterr().err
+    assert benchmark_main(["learning-curve", "--sizes", "2", "--reference", str(tmp_path / "none.csv"), *common]) == 2
+    assert "--reference: file not found" in capsys.readouterr().err
+    assert benchmark_main(["learning-curve", "--sizes", "2", "--val-split", "nosuch", *common]) == 2
+    assert "--val-split: split file not found" in capsys.readouterr().err
     assert not (tmp_path / "out" / "results.csv").exists()
 
 
