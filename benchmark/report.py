@@ -37,14 +37,8 @@ PAPER_FIGURES = {
     "advanced": (0.74, 0.155),
     "basic": (0.72, 0.201),
 }
-#: Outline colours of the example crops, by outcome (see nucleiseg.metric.OUTCOME_CODES).
-OUTCOME_COLOURS = {
-    "matched": ("green", (0.2, 0.9, 0.2)),
-    "false_positive": ("red", (1.0, 0.2, 0.2)),
-    "merged": ("magenta", (1.0, 0.2, 1.0)),
-    "missed": ("yellow", (1.0, 0.85, 0.0)),
-    "split": ("cyan", (0.2, 0.8, 1.0)),
-}
+#: Outline colours of the example crops, by outcome: the same as EvaluateObjectF1's display.
+OUTCOME_COLOURS = metric.OUTCOME_COLOURS
 EXAMPLE_CROP = 256
 EXAMPLE_IOU = 0.7
 

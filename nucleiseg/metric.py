@@ -550,6 +550,15 @@ def _merge_split_masks(ov: Overlap, merge_iou: float) -> tuple[np.ndarray, np.nd
 
 #: Codes of :func:`outcome_image`, by name.
 OUTCOME_CODES: dict[str, int] = {"background": 0, "matched": 1, "missed": 2, "false_positive": 3, "merged": 4, "split": 5}
+#: Colour name and RGB (0..1) of each outcome, shared by every display of outcomes
+#: (EvaluateObjectF1's figure, the benchmark report's example crops).
+OUTCOME_COLOURS: dict[str, tuple[str, tuple[float, float, float]]] = {
+    "matched": ("green", (0.1, 0.8, 0.1)),
+    "missed": ("red", (0.9, 0.1, 0.1)),
+    "false_positive": ("yellow", (1.0, 0.8, 0.0)),
+    "merged": ("blue", (0.1, 0.5, 1.0)),
+    "split": ("magenta", (0.9, 0.2, 0.9)),
+}
 
 
 def outcome_image(labels: np.ndarray, matches: ObjectMatches, role: str) -> np.ndarray:

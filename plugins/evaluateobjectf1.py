@@ -104,6 +104,7 @@ from nucleiseg.metric import (
     DEFAULT_SIZE_EDGES,
     DEFAULT_THRESHOLDS,
     OUTCOME_CODES,
+    OUTCOME_COLOURS,
     aggregate_macro,
     aggregate_micro,
     check_merge_iou,
@@ -134,13 +135,7 @@ _SINGLE_FEATURES = {
 _PREFIX_FEATURES = {"f1": "F1", "precision": "Precision", "recall": "Recall", "tp": "TP", "fp": "FP", "fn": "FN"}
 
 # Display colours (RGB in 0..1) of the outcome codes of nucleiseg.metric.outcome_image.
-_COLOURS = {
-    OUTCOME_CODES["matched"]: (0.1, 0.8, 0.1),
-    OUTCOME_CODES["missed"]: (0.9, 0.1, 0.1),
-    OUTCOME_CODES["false_positive"]: (1.0, 0.8, 0.0),
-    OUTCOME_CODES["merged"]: (0.1, 0.5, 1.0),
-    OUTCOME_CODES["split"]: (0.9, 0.2, 0.9),
-}
+_COLOURS = {OUTCOME_CODES[name]: rgb for name, (_, rgb) in OUTCOME_COLOURS.items()}
 
 
 def feature_for_key(key: str) -> str:
