@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -216,7 +215,7 @@ class LocalExecutor:
 
     def submit(self, key: str, slot: int, shards: int, **kwargs):
         """Start :func:`run_cellprofiler` for shard ``slot`` of ``shards``; returns a future."""
-        threads = max(1, (os.cpu_count() or 1) // max(1, min(shards, self.workers)))
+        threads = max(1, (os.cpu_count() or 1) // max(1, shards))
         return self._pool.submit(run_cellprofiler, threads=threads, **kwargs)
 
     def close(self) -> None:
@@ -257,7 +256,6 @@ class DaskExecutor:
         self.workers = sorted((address, int(info.get("nthreads") or 1)) for address, info in workers.items())
         self.description = f"Dask cluster {self.client.scheduler.address} ({len(self.workers)} workers)"
         self.shards = int(shards) if shards else len(self.workers)
-        self._lock = threading.Lock()
 
     def slots(self) -> int:
         """Shards to cut the images into."""
@@ -265,11 +263,10 @@ class DaskExecutor:
 
     def submit(self, key: str, slot: int, shards: int, **kwargs):
         address, threads = self.workers[slot % len(self.workers)]
-        with self._lock:
-            return self.client.submit(
-                run_cellprofiler, threads=threads, key=key, pure=False,
-                workers=[address], allow_other_workers=True, retries=0, **kwargs,
-            )
+        return self.client.submit(
+            run_cellprofiler, threads=threads, key=key, pure=False,
+            workers=[address], allow_other_workers=True, retries=0, **kwargs,
+        )
 
     def close(self) -> None:
         if self._own:

@@ -22,10 +22,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import shlex
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +34,8 @@ import numpy as np
 from nucleiseg import layouts
 from nucleiseg.metric import SIZE_BINS, aggregate_macro
 from nucleiseg.postprocess import PostprocessSettings
+
+from .outputs import write_atomic
 
 #: Figures kept per evaluated set (macro means for rates, sums for counts).
 SCORE_COLUMNS = ("images", "nuclei", "predicted", "f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "missed", "merges", "splits")
@@ -176,9 +176,7 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
     started = time.time()
     losses = []
     for step in range(schedule.steps):
-        x, y, w = training.make_batch(examples, config, rng)
-        loss = network.train_on_batch(x, y, sample_weight=w)
-        losses.append(float(loss if np.isscalar(loss) else loss[0]))
+        losses.append(training.train_step(network, examples, config, rng))
         if (step + 1) % 20 == 0 or step + 1 == schedule.steps:
             log(f"  step {step + 1}/{schedule.steps} loss {np.mean(losses[-20:]):.4f} ({time.time() - started:.0f} s)")
     train_seconds = time.time() - started
@@ -241,20 +239,6 @@ def model_seed(*parts: int) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def csv_text(rows: list[dict], columns: list[str]) -> str:
     """CSV of ``rows`` with ``columns`` (floats to 6 significant digits)."""
     import io
@@ -265,17 +249,6 @@ def csv_text(rows: list[dict], columns: list[str]) -> str:
     for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     return buffer.getvalue()
-
-
-def save_figure(figure, path: Path) -> None:
-    """Save a matplotlib figure atomically as PNG."""
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(temporary, path)
 
 
 class Ledger:

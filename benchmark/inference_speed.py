@@ -16,7 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
-from .deepcell_modes import SHAPE, synthetic_image
+from .deepcell_modes import synthetic_image
 
 
 def main(argv=None) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import experiments as ex
+from .outputs import save_figure, write_atomic
 
 COLUMNS = ["model", "n", "repeat", "seed", "images_hash", "images_file", "steps", "train_seconds", "eval_seconds",
            "loss_first", "loss_last", *ex.SCORE_COLUMNS]
@@ -144,7 +145,7 @@ def run(data: Path, out: Path, sizes: list[int], repeats: int, schedule: ex.Sche
         name = model_name(n, repeat)
         names = subsets[(n, repeat)]
         images_file = Path("subsets") / f"{name}.txt"
-        ex.write_atomic(out / images_file, "".join(f"{s}\n" for s in names))
+        write_atomic(out / images_file, "".join(f"{s}\n" for s in names))
         model_seed = ex.model_seed(seed, n, repeat)
         log(f"[{index}/{len(todo)}] {name}: {n} images, seed {model_seed}")
         result = trainer(data, train_split, names, eval_sets, schedule, model_seed,
@@ -157,10 +158,10 @@ def run(data: Path, out: Path, sizes: list[int], repeats: int, schedule: ex.Sche
                     "images_file": str(images_file), **{k: result[k] for k in ("steps", "train_seconds", "eval_seconds", "loss_first", "loss_last")},
                     **scores})
     rows = [ledger.rows[model_name(*key)] for key in sorted(subsets)]
-    ex.save_figure(plot(rows, references.get(EVAL), reference_pipeline), out / "plots" / "learning_curve.png")
-    ex.write_atomic(out / "report.md", report(rows, references.get(EVAL), reference_pipeline, reference_note, schedule, command, data,
+    save_figure(plot(rows, references.get(EVAL), reference_pipeline), out / "plots" / "learning_curve.png")
+    write_atomic(out / "report.md", report(rows, references.get(EVAL), reference_pipeline, reference_note, schedule, command, data,
                                                train_split, len(train_names), val_split, val_names, seed))
-    ex.write_atomic(out / "results.csv", ex.csv_text(rows, COLUMNS))  # last: its presence means complete
+    write_atomic(out / "results.csv", ex.csv_text(rows, COLUMNS))  # last: its presence means complete
     log(f"wrote {out / 'results.csv'}, {out / 'report.md'} and {out / 'plots' / 'learning_curve.png'}")
     return rows
 

@@ -11,6 +11,8 @@ import numpy as np
 
 from nucleiseg import metric
 
+from .outputs import save_figure, write_atomic
+
 PLOTS_DIR = "plots"
 SIZE_BINS = metric.SIZE_BINS
 
@@ -22,12 +24,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
 
 
 #: Caicedo et al. (2019), BBBC039 test images: mean F1 over IoU 0.50-0.95 and error rate at IoU 0.7.
@@ -74,8 +70,7 @@ def plot_f1_vs_iou(summary: list[dict], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title("F1 vs IoU threshold")
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def _grouped_bars(ax, groups: list[str], series: dict[str, list[float]]):
@@ -104,8 +99,7 @@ def plot_missed_by_size(summary: list[dict], path: Path) -> None:
     _grouped_bars(ax, groups, series)
     ax.set_ylabel("missed nuclei (IoU 0.7)")
     ax.set_title("Missed nuclei by size")
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_merges_splits(summary: list[dict], path: Path) -> None:
@@ -116,8 +110,7 @@ def plot_merges_splits(summary: list[dict], path: Path) -> None:
     _grouped_bars(ax, ["merges", "splits"], series)
     ax.set_ylabel("count")
     ax.set_title("Merged and split nuclei")
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_seconds(summary: list[dict], per_image: list[dict], path: Path) -> None:
@@ -139,8 +132,7 @@ def plot_seconds(summary: list[dict], per_image: list[dict], path: Path) -> None
     ax2.set_title("CellProfiler start-up per process")
     for ax in (ax1, ax2):
         ax.grid(axis="y", alpha=0.3)
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def crop_window(gt: np.ndarray, size: int = EXAMPLE_CROP) -> tuple[slice, slice]:
@@ -251,8 +243,7 @@ def plot_examples(out: Path, summary: list[dict], per_image: list[dict], pairs: 
     handles = [Patch(color=rgb, label=n.replace("_", " ")) for n, (_, rgb) in OUTCOME_COLOURS.items()]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.suptitle(f"Outlines by outcome at IoU {EXAMPLE_IOU:g}", fontsize=9)
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return [stem for _, stem in examples]
 
 
@@ -332,7 +323,6 @@ def render_markdown(
     examples : list of str, optional
         Stems drawn in ``plots/examples.png``.
     """
-    t = metric.DEFAULT_THRESHOLDS
     parts = [
         "# Nucleus segmentation benchmark",
         "",
@@ -481,9 +471,7 @@ def write_report(out: Path, summary: list[dict], per_image: list[dict], info: di
     examples = plot_examples(out, summary, per_image, pairs, plots / "examples.png") if pairs else []
     subset = bbbc039_subset(per_image, info)
     path = out / "report.md"
-    tmp = out / ".report.md.tmp"
-    tmp.write_text(render_markdown(summary, per_image, info, subset=subset, examples=examples))
-    os.replace(tmp, path)
+    write_atomic(path, render_markdown(summary, per_image, info, subset=subset, examples=examples))
     return path
 
 

@@ -38,6 +38,7 @@ instance) stay in that image's seconds; ``sec_first_image`` reports them apart.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -55,6 +56,7 @@ import numpy as np
 from nucleiseg import layouts, metric
 
 from .execution import DaskExecutor, LocalExecutor, resolve_cellprofiler
+from .outputs import write_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PIPELINES_DIR = REPO_ROOT / "pipelines"
@@ -265,7 +267,6 @@ class ShardRun:
     attempts: int = 0
     wall: float = 0.0
     peak_rss: int = 0
-    host: str = ""
 
 
 @dataclass
@@ -334,15 +335,15 @@ def _count_labels(runs: list[ShardRun]) -> int:
     return total
 
 
-def _shard_failure(future) -> str | None:
-    """Why a finished shard failed (None when it succeeded)."""
+def _shard_outcome(future):
+    """``(ShardResult, None)`` of a finished shard that succeeded, else ``(None, why it failed)``."""
     try:
         outcome = future.result()
     except Exception as error:  # a lost Dask worker, an unpicklable result ...
-        return f"the task raised {type(error).__name__}: {error}"
+        return None, f"the task raised {type(error).__name__}: {error}"
     if outcome.returncode != 0:
-        return f"CellProfiler exited with status {outcome.returncode} on {outcome.host}"
-    return None
+        return None, f"CellProfiler exited with status {outcome.returncode} on {outcome.host}"
+    return outcome, None
 
 
 def run_pipeline(
@@ -439,10 +440,9 @@ def run_pipeline(
                 if not future.done():
                     continue
                 run = runs[index]
-                failure = _shard_failure(future)
+                outcome, failure = _shard_outcome(future)
                 if failure is None:
-                    outcome = future.result()
-                    run.wall, run.peak_rss, run.host = outcome.wall, outcome.peak_rss, outcome.host
+                    run.wall, run.peak_rss = outcome.wall, outcome.peak_rss
                     del pending[index]
                     continue
                 described = (
@@ -611,21 +611,18 @@ def _format(value):
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON through a temporary name and rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    """Write JSON whole or not at all."""
+    write_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def write_csv_atomic(path: Path, columns: list[str], rows: list[dict]) -> None:
-    """Write a CSV through a temporary name and rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _format(row.get(k)) for k in columns})
-    os.replace(tmp, path)
+    """Write a CSV whole or not at all."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _format(row.get(k)) for k in columns})
+    write_atomic(path, buffer.getvalue())
 
 
 RUN_INFO = "run.json"
@@ -639,7 +636,7 @@ def clean_outputs(out: Path, pipelines: list[str]) -> None:
     """Remove what a previous run left in ``out`` (only files and folders this runner writes)."""
     # summary.csv first: its presence is what marks a finished run.
     for name in OUTPUT_FILES:
-        for path in (out / name, out / f".{name}.tmp"):
+        for path in (out / name, *out.glob(f".{name}.*tmp")):  # and temporaries of write_atomic
             if path.is_file() or path.is_symlink():
                 path.unlink()
     for name in OUTPUT_DIRS:

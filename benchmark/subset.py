@@ -22,19 +22,24 @@ LEAD = ("pipeline", "image", "shard")
 BBBC039_COLUMN = "bbbc039_field"
 
 
-def manifest_stems(manifest: Path, column: str = BBBC039_COLUMN) -> set[str]:
-    """Names of the manifest rows whose ``column`` is non-empty.
+def manifest_marks(manifest: Path, column: str = BBBC039_COLUMN) -> dict[str, bool]:
+    """Per manifest row ``name``, whether its ``column`` is non-empty.
 
     Raises
     ------
     ValueError
-        When the manifest has no such column.
+        When the manifest lacks the ``name`` column or ``column``.
     """
     with open(manifest, newline="") as handle:
         reader = csv.DictReader(handle)
-        if column not in (reader.fieldnames or []):
-            raise ValueError(f"{manifest} has no column {column!r} (columns: {', '.join(reader.fieldnames or [])})")
-        return {row["name"] for row in reader if (row.get(column) or "").strip()}
+        if not {"name", column} <= set(reader.fieldnames or []):
+            raise ValueError(f"{manifest} needs columns 'name' and {column!r}, has {reader.fieldnames}")
+        return {row["name"]: bool((row[column] or "").strip()) for row in reader}
+
+
+def manifest_stems(manifest: Path, column: str = BBBC039_COLUMN) -> set[str]:
+    """Names of the manifest rows whose ``column`` is non-empty (see :func:`manifest_marks`)."""
+    return {name for name, marked in manifest_marks(manifest, column).items() if marked}
 
 
 def read_per_image(path: Path) -> list[dict]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .outputs import write_atomic
 from .runner import BenchmarkError, run_benchmark, write_csv_atomic
 
 COLUMNS = [
@@ -81,9 +82,7 @@ def measure_throughput(data, pipelines: list[str], out: Path, worker_counts: lis
         row["speedup"] = row["images_per_minute"] / base["images_per_minute"] if base["images_per_minute"] else float("nan")
     out.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(out / "throughput.csv", COLUMNS, rows)
-    tmp = out / ".throughput.md.tmp"
-    tmp.write_text(render(rows, os.cpu_count()))
-    os.replace(tmp, out / "throughput.md")
+    write_atomic(out / "throughput.md", render(rows, os.cpu_count()))
     return rows
 
 

@@ -16,12 +16,13 @@ evaluation set as ``<set>_<figure>``), ``plots/transfer.png`` and ``report.md``.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from . import experiments as ex
+from .outputs import save_figure, write_atomic
+from .subset import manifest_marks
 
 FINAL_OUTPUTS = ("results.csv", "report.md", "plots")
 OTHER = "other"
@@ -44,11 +45,10 @@ def split_by_column(names: list[str], manifest: Path, column: str, option: str) 
     manifest = Path(manifest)
     if not manifest.is_file():
         raise ex.ExperimentError(f"--manifest: file not found: {manifest}")
-    with open(manifest, newline="") as handle:
-        reader = csv.DictReader(handle)
-        if "name" not in (reader.fieldnames or []) or column not in (reader.fieldnames or []):
-            raise ex.ExperimentError(f"--column: {manifest} needs columns 'name' and {column!r}, has {reader.fieldnames}")
-        marked_by_name = {row["name"]: bool((row[column] or "").strip()) for row in reader}
+    try:
+        marked_by_name = manifest_marks(manifest, column)
+    except ValueError as error:
+        raise ex.ExperimentError(f"--column: {error}") from None
     unknown = [n for n in names if n not in marked_by_name]
     if unknown:
         raise ex.ExperimentError(f"--manifest: {len(unknown)} images of {option} are not listed in {manifest}, e.g. {unknown[0]}")
@@ -115,7 +115,7 @@ def run(data: Path, out: Path, schedule: ex.Schedule, column: str = "bbbc039_fie
         name = model_name(group, repeat)
         names = train_groups[group]
         images_file = Path("subsets") / f"{group}.txt"
-        ex.write_atomic(out / images_file, "".join(f"{s}\n" for s in names))
+        write_atomic(out / images_file, "".join(f"{s}\n" for s in names))
         model_seed = ex.model_seed(seed, sets.index(group), repeat)
         log(f"[{index}/{len(todo)}] {name}: {len(names)} {group} training images, seed {model_seed}")
         result = trainer(data, train_split, names, eval_sets, schedule, model_seed,
@@ -127,10 +127,10 @@ def run(data: Path, out: Path, schedule: ex.Schedule, column: str = "bbbc039_fie
                     **{k: result[k] for k in ("steps", "train_seconds", "eval_seconds", "loss_first", "loss_last")}, **flat})
     rows = [ledger.rows[model_name(*key)] for key in keys]
     table = matrix(rows, sets)
-    ex.save_figure(plot(table, references, reference_pipeline, sets), out / "plots" / "transfer.png")
-    ex.write_atomic(out / "report.md", report(rows, table, references, reference_pipeline, reference_note, schedule, command,
+    save_figure(plot(table, references, reference_pipeline, sets), out / "plots" / "transfer.png")
+    write_atomic(out / "report.md", report(rows, table, references, reference_pipeline, reference_note, schedule, command,
                                               data, column, manifest, train_groups, val_split, val_groups, sets))
-    ex.write_atomic(out / "results.csv", ex.csv_text(rows, cols))  # last: its presence means complete
+    write_atomic(out / "results.csv", ex.csv_text(rows, cols))  # last: its presence means complete
     log(f"wrote {out / 'results.csv'}, {out / 'report.md'} and {out / 'plots' / 'transfer.png'}")
     return rows
 

@@ -128,6 +128,13 @@ def make_batch(examples, config: TrainConfig, rng: np.random.Generator):
     return np.stack(inputs).astype(np.float32), np.stack(classes), np.stack(weights)
 
 
+def train_step(network, examples, config: TrainConfig, rng: np.random.Generator) -> float:
+    """One optimizer step on a fresh random batch (:func:`make_batch`); returns its loss."""
+    x, y, w = make_batch(examples, config, rng)
+    loss = network.train_on_batch(x, y, sample_weight=w)
+    return float(loss if np.isscalar(loss) else loss[0])
+
+
 def score_examples(network, architecture: dict, normalization: dict, examples, settings: PostprocessSettings | None = None) -> list[dict]:
     """Per-image scores (:meth:`nucleiseg.metric.ImageScores.to_dict`) of a network on full raw images.
 
@@ -236,9 +243,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         epoch_start = time.time()
         losses = []
         for step in range(config.steps_per_epoch):
-            x, y, w = make_batch(train_examples, config, rng)
-            loss = network.train_on_batch(x, y, sample_weight=w)
-            losses.append(float(loss if np.isscalar(loss) else loss[0]))
+            losses.append(train_step(network, train_examples, config, rng))
             if step % 10 == 0 or step == config.steps_per_epoch - 1:
                 done = (step + 1) / config.steps_per_epoch
                 bar = "#" * int(30 * done)
