@@ -163,14 +163,17 @@ class ModelCardPathname(Pathname):
 class NucleusSegmentationModule(ImageSegmentation):
     """Base of the modules that turn a greyscale image into nuclei with a 3-class network.
 
-    Subclasses set ``module_name``, ``doi``, ``variable_revision_number`` and
-    :attr:`architecture` (the key of :data:`nucleiseg.models.DEFAULT_MODELS`,
-    also the architecture name a model card must declare), and may add
-    settings through the ``extra_*`` hooks and :meth:`predict`.
+    Subclasses set ``module_name``, ``doi`` and :attr:`architecture` (the key
+    of :data:`nucleiseg.models.DEFAULT_MODELS`, also the architecture name a
+    model card must declare), and may add settings through the ``extra_*``
+    hooks and :meth:`predict`. The settings revision and its upgrades live
+    here because the settings they order are the base class's.
     """
 
     category = "Object Processing"
     architecture = ""  # "unet" or "deepcell"
+    # 2: "Use the model's tuned post-processing?" and the foreground threshold added.
+    variable_revision_number = 2
 
     # ---- settings --------------------------------------------------------------------------
 
@@ -251,6 +254,19 @@ what the network sees.""",
             maxval=100.0,
             doc="Intensity percentile mapped to 1; must be above the lower percentile.",
         )
+        self.use_model_postprocess = Binary(
+            "Use the model's tuned post-processing?",
+            True,
+            doc="""\
+Select *Yes* to turn probabilities into nuclei with the post-processing settings recorded in
+the model card (its ``postprocess`` field, chosen on training images by
+``python -m nucleiseg.tune_postprocess`` for that model). This is the recommended choice:
+the best settings differ between models.
+
+Select *No* to set the interior threshold, boundary boost, minimum size, hole filling,
+dilation and foreground threshold yourself, e.g. for images whose nuclei are much dimmer or
+more crowded than the training images.""",
+        )
         self.interior_threshold = Float(
             "Interior probability threshold",
             _DEFAULT_POSTPROCESS.interior_threshold,
@@ -288,8 +304,21 @@ single nuclei); values below 1 merge more. Must be above 0.""",
             doc="""\
 How far, in pixels, each seed grows back over the boundary ring that the network marks
 around every nucleus. Growth stays within pixels predicted to be nucleus (interior plus
-boundary more likely than background) and stops where neighbours meet. The networks were
-trained with a 1-pixel boundary; 2 recovers it with a small margin.""",
+boundary more likely than background, see the foreground threshold) and stops where
+neighbours meet. The networks were trained with a 1-pixel boundary; 2 recovers it with a
+small margin.""",
+        )
+        self.foreground_threshold = Float(
+            "Foreground probability threshold",
+            _DEFAULT_POSTPROCESS.foreground_threshold,
+            minval=0.0,
+            maxval=1.0,
+            doc="""\
+Growing seeds may take a pixel only when its interior plus boundary probability is above
+this threshold. 0.5 means "more likely nucleus than background". The networks weight the
+boundary class heavily in training and so paint it slightly outside the true edge; a
+higher value (e.g. 0.8 to 0.9) pulls outlines back onto the edge. Must lie strictly
+between 0 and 1.""",
         )
         self.tile_size = Integer(
             "Tile size (pixels)",
@@ -368,11 +397,13 @@ share the GPU.""",
             *self.extra_settings(),
             self.low_percentile,
             self.high_percentile,
+            self.use_model_postprocess,
             self.interior_threshold,
             self.boundary_boost,
             self.min_size,
             self.fill_holes,
             self.dilation,
+            self.foreground_threshold,
             self.tile_size,
             self.tile_overlap,
             self.batch_size,
@@ -387,12 +418,10 @@ share the GPU.""",
         visible += self.visible_extra_settings()
         if self.uses_percentiles():
             visible += [self.low_percentile, self.high_percentile]
+        visible.append(self.use_model_postprocess)
+        if not self.use_model_postprocess.value:
+            visible += self.postprocess_setting_list()
         visible += [
-            self.interior_threshold,
-            self.boundary_boost,
-            self.min_size,
-            self.fill_holes,
-            self.dilation,
             self.tile_size,
             self.tile_overlap,
             self.batch_size,
@@ -401,6 +430,26 @@ share the GPU.""",
         if self.device.value == DEVICE_GPU:
             visible.append(self.gpu_index)
         return visible
+
+    def postprocess_setting_list(self) -> list:
+        """The settings a user sets when not using the model's post-processing."""
+        return [
+            self.interior_threshold,
+            self.boundary_boost,
+            self.min_size,
+            self.fill_holes,
+            self.dilation,
+            self.foreground_threshold,
+        ]
+
+    def upgrade_settings(self, setting_values, variable_revision_number, module_name):
+        if variable_revision_number == 1:
+            # Revision 1 always used the values it saved, so keep them ("No"), and its growth
+            # limit was "more likely nucleus than background" (0.5).
+            at = 9 + len(self.extra_settings())  # after the two percentiles
+            setting_values = setting_values[:at] + ["No"] + setting_values[at:at + 5] + ["0.5"] + setting_values[at + 5:]
+            variable_revision_number = 2
+        return setting_values, variable_revision_number
 
     def volumetric(self):
         return False
@@ -425,13 +474,16 @@ share the GPU.""",
         return {"method": "percentile", "low": float(self.low_percentile.value), "high": float(self.high_percentile.value)}
 
     def postprocess_settings(self) -> PostprocessSettings:
-        """Post-processing settings (ValueError when invalid)."""
+        """Post-processing settings: the model card's, or the user's (ValueError when invalid)."""
+        if self.use_model_postprocess.value:
+            return models.tuned_postprocess(self.model_path())
         return PostprocessSettings(
             interior_threshold=float(self.interior_threshold.value),
             boundary_boost=float(self.boundary_boost.value),
             min_size=int(self.min_size.value),
             fill_holes=bool(self.fill_holes.value),
             dilation=int(self.dilation.value),
+            foreground_threshold=float(self.foreground_threshold.value),
         )
 
     def device_name(self) -> str:
@@ -446,16 +498,23 @@ share the GPU.""",
             raise ValidationError("The three probability images need three different names", self.boundary_name)
         if self.uses_percentiles() and not self.low_percentile.value < self.high_percentile.value:
             raise ValidationError("The lower normalization percentile must be below the upper one", self.high_percentile)
-        try:
-            self.postprocess_settings()
-        except ValueError as error:
-            # The core's messages start with the offending field's name.
-            fields = {"interior": self.interior_threshold, "boundary": self.boundary_boost}
-            setting = next((s for key, s in fields.items() if str(error).startswith(key)), self.min_size)
-            raise ValidationError(str(error), setting)
+        if not self.use_model_postprocess.value:
+            try:
+                self.postprocess_settings()
+            except ValueError as error:
+                # The core's messages start with the offending field's name.
+                fields = {"interior": self.interior_threshold, "boundary": self.boundary_boost,
+                          "foreground": self.foreground_threshold}
+                setting = next((s for key, s in fields.items() if str(error).startswith(key)), self.min_size)
+                raise ValidationError(str(error), setting)
         if self.tile_overlap.value >= self.tile_size.value:
             raise ValidationError("The tile overlap must be smaller than the tile size", self.tile_overlap)
         members = self.validate_model()
+        if self.use_model_postprocess.value:
+            try:
+                self.postprocess_settings()
+            except models.ModelError as error:
+                raise ValidationError(str(error), self.use_model_postprocess)
         self.validate_extra(pipeline, members)
         if self.device.value == DEVICE_GPU:
             try:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .postprocess import PostprocessSettings
+
 MODELS_DIR = Path(os.environ.get("NUCLEISEG_MODELS", Path(__file__).resolve().parent.parent / "models"))
 DEFAULT_MODELS = {
     "unet": MODELS_DIR / "unet" / "unet-dsb2018.json",
@@ -76,6 +78,21 @@ def member_cards(path: Path) -> list[tuple[Path, dict]]:
         member_path = (card_path.parent / member).resolve()
         members.append((member_path, read_card(member_path)))
     return members
+
+
+def tuned_postprocess(path: Path) -> PostprocessSettings:
+    """The post-processing settings recorded in a model's card (its ``postprocess`` field).
+
+    For an ensemble this is the ensemble card's field, tuned on the averaged
+    probabilities. A card without the field gives the defaults.
+    """
+    card_path = card_path_for(path)
+    try:
+        return PostprocessSettings.from_dict(read_card(card_path).get("postprocess", {}))
+    except (TypeError, ValueError) as error:
+        if isinstance(error, ModelError):
+            raise
+        raise ModelError(f"model card {card_path} has invalid post-processing settings: {error}") from error
 
 
 def verify(path: Path) -> list[tuple[Path, dict]]:

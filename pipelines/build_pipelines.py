@@ -380,8 +380,10 @@ NETWORK_MODULES = {"unet": "ClassifyBoundariesUNet", "deepcell": "ClassifyPixels
 def network_processing(kind: str):
     """The network module with the shipped model and the post-processing tuned for it on train.
 
-    The post-processing settings come from the model card's ``postprocess`` field
-    (written by ``python -m nucleiseg.tune_postprocess``).
+    The module reads the post-processing from the model card's ``postprocess``
+    field (written by ``python -m nucleiseg.tune_postprocess``); the same values
+    are also written into its own settings, so they are what a user sees on
+    switching to their own post-processing.
     """
     import json
 
@@ -389,10 +391,9 @@ def network_processing(kind: str):
 
     card = json.loads(models.DEFAULT_MODELS[kind].read_text())
     m = module(NETWORK_MODULES[kind], x_name=IMAGE_NAME, y_name=NUCLEI)
-    post = card.get("postprocess", {})
-    for key in ("interior_threshold", "boundary_boost", "min_size", "dilation", "fill_holes"):
-        if key in post:
-            set_setting(m, key, post[key])
+    set_setting(m, "use_model_postprocess", True)
+    for key, value in models.tuned_postprocess(models.DEFAULT_MODELS[kind]).to_dict().items():
+        set_setting(m, key, value)
     if kind == "deepcell":
         set_setting(m, "ensemble", len(card.get("members", [None])))
     return [m]

@@ -39,7 +39,6 @@ a GPU (see *Device*).""",
 # class has none. Settings, run and display live in NucleusSegmentationModule.
 class ClassifyBoundariesUNet(NucleusSegmentationModule):
     module_name = "ClassifyBoundariesUNet"
-    variable_revision_number = 1
     architecture = "unet"
     doi = {
         "Please cite the following when using ClassifyBoundariesUNet (Caicedo et al. 2019, "
@@ -48,7 +47,3 @@ class ClassifyBoundariesUNet(NucleusSegmentationModule):
         "and (Ronneberger et al. 2015, U-Net: Convolutional Networks for Biomedical Image "
         "Segmentation, MICCAI):": "https://doi.org/10.1007/978-3-319-24574-4_28",
     }
-
-    def upgrade_settings(self, setting_values, variable_revision_number, module_name):
-        # Revision 1 is the first; later revisions will convert older setting lists here.
-        return setting_values, variable_revision_number

@@ -79,7 +79,6 @@ def patch_predictor():
 # class has none. Shared settings, run and display live in NucleusSegmentationModule.
 class ClassifyPixelsDeepCell(NucleusSegmentationModule):
     module_name = "ClassifyPixelsDeepCell"
-    variable_revision_number = 1
     architecture = "deepcell"
     doi = {
         "Please cite the following when using ClassifyPixelsDeepCell (Van Valen et al. 2016, "
@@ -169,7 +168,3 @@ with percentiles sees different values and segments worse.""",
 
         # The core's default patch batch is used: the tile batch size is far too small for patches.
         return predict_patches(normalize(image, self.normalization()), model)
-
-    def upgrade_settings(self, setting_values, variable_revision_number, module_name):
-        # Revision 1 is the first; later revisions will convert older setting lists here.
-        return setting_values, variable_revision_number

@@ -252,6 +252,34 @@ def test_postprocess_rejects_bad_input():
         probabilities_to_labels(np.zeros((8, 8)))
     with pytest.raises(ValueError):
         PostprocessSettings(interior_threshold=1.0)
+    with pytest.raises(ValueError, match="foreground_threshold"):
+        PostprocessSettings(foreground_threshold=0.0)
+    with pytest.raises(ValueError, match="dilaton"):
+        PostprocessSettings.from_dict({"dilaton": 2})
+    assert PostprocessSettings.from_dict({"min_size": 7}) == PostprocessSettings(min_size=7)
+
+
+def test_foreground_threshold_limits_how_far_seeds_grow():
+    # A seed disc of radius 10 inside a halo whose nucleus probability falls from 0.95 to 0.55
+    # over the 4 pixels outside it: the threshold decides where the outline stops.
+    yy, xx = np.mgrid[:60, :60]
+    distance = np.hypot(yy - 30, xx - 30)
+    probabilities = np.zeros((60, 60, 3), np.float32)
+    probabilities[..., 1] = distance <= 10
+    halo = (distance > 10) & (distance <= 14)
+    nucleus = np.where(halo, 0.95 - 0.1 * (np.ceil(distance) - 11), 0.0)
+    probabilities[..., 2] = nucleus
+    probabilities[..., 0] = 1.0 - probabilities[..., 1] - probabilities[..., 2]
+    areas = []
+    for threshold in (0.5, 0.7, 0.9):
+        labels = probabilities_to_labels(probabilities, PostprocessSettings(dilation=6, foreground_threshold=threshold))
+        assert labels.max() == 1
+        areas.append(int((labels == 1).sum()))
+    assert areas[0] > areas[1] > areas[2] > int((distance <= 10).sum())
+    # 0.5 is exactly "more likely nucleus than background", also for maps that do not sum to 1.
+    scaled = probabilities * 3.0
+    same = probabilities_to_labels(scaled, PostprocessSettings(dilation=6))
+    assert (same > 0).sum() == areas[0]
 
 
 # --- normalization ---------------------------------------------------------------------

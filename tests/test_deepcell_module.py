@@ -67,7 +67,7 @@ def test_module_metadata_and_help():
     module, _ = module_for(None)
     assert module.module_name == "ClassifyPixelsDeepCell"
     assert module.category == "Object Processing"
-    assert module.variable_revision_number == 1
+    assert module.variable_revision_number == 2
     links = list(module.doi.values())
     assert "https://doi.org/10.1371/journal.pcbi.1005177" in links
     assert "https://doi.org/10.1002/cyto.a.23863" in links
@@ -219,14 +219,16 @@ def test_settings_round_trip_through_pipeline_text_and_upgrade(ensemble):
         ensemble=2,
         inference_mode="Patch by patch (as published; slow)",
         normalization_method="DeepCell original (median / local mean)",
+        use_model_postprocess=False,
         interior_threshold=0.4,
         min_size=5,
         device="GPU",
         gpu_index=1,
     )
     values = [s.value_text for s in module.settings()]
-    assert len(values) == 22
-    assert module.upgrade_settings(values, 1, "ClassifyPixelsDeepCell") == (values, 1)
+    assert len(values) == 24
+    revision_1 = [s.value_text for s in module.settings() if s not in (module.use_model_postprocess, module.foreground_threshold)]
+    assert module.upgrade_settings(revision_1, 1, "ClassifyPixelsDeepCell") == (values, 2)
     copy, text = helpers.round_trip(ClassifyPixelsDeepCell, module, pipeline)
     assert "ClassifyPixelsDeepCell:[module_num:1" in text
     assert isinstance(copy, ClassifyPixelsDeepCell)

@@ -6,6 +6,7 @@ is tested here in full and only sampled in test_deepcell_module.py.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -19,10 +20,12 @@ pytest.importorskip("keras")
 
 import nucleus_module_helpers as helpers  # noqa: E402  (sets CellProfiler headless first)
 from cellprofiler_core.constants.measurement import COLTYPE_FLOAT, COLTYPE_INTEGER, IMAGE  # noqa: E402
+from cellprofiler_core.pipeline import Pipeline  # noqa: E402
 from cellprofiler_core.setting import ValidationError  # noqa: E402
 
 from classifyboundariesunet import ClassifyBoundariesUNet  # noqa: E402
 from nucleiseg import devices, models  # noqa: E402
+from nucleiseg.postprocess import PostprocessSettings  # noqa: E402
 
 PROBABILITY_IMAGES = ("BackgroundProbability", "InteriorProbability", "BoundaryProbability")
 
@@ -48,7 +51,7 @@ def test_module_metadata_and_help():
     module, _ = module_for(None)
     assert module.module_name == "ClassifyBoundariesUNet"
     assert module.category == "Object Processing"
-    assert module.variable_revision_number == 1
+    assert module.variable_revision_number == 2
     links = list(module.doi.values())
     assert "https://doi.org/10.1002/cyto.a.23863" in links
     assert "https://doi.org/10.1007/978-3-319-24574-4_28" in links
@@ -251,8 +254,9 @@ def test_shipped_model_is_used_by_default(card, monkeypatch):
     "settings, message, setting",
     [
         ({"low_percentile": 99.0, "high_percentile": 1.0}, "lower normalization percentile", "high_percentile"),
-        ({"interior_threshold": 1.0}, "interior_threshold", "interior_threshold"),
-        ({"boundary_boost": 0.0}, "boundary_boost", "boundary_boost"),
+        ({"use_model_postprocess": False, "interior_threshold": 1.0}, "interior_threshold", "interior_threshold"),
+        ({"use_model_postprocess": False, "boundary_boost": 0.0}, "boundary_boost", "boundary_boost"),
+        ({"use_model_postprocess": False, "foreground_threshold": 1.0}, "foreground_threshold", "foreground_threshold"),
         ({"tile_size": 64, "tile_overlap": 64}, "overlap", "tile_overlap"),
         ({"boundary_name": "InteriorProbability"}, "different names", "boundary_name"),
     ],
@@ -262,6 +266,33 @@ def test_invalid_settings_are_reported_on_the_setting(card, settings, message, s
     with pytest.raises(ValidationError, match=message) as caught:
         module.validate_module(pipeline)
     assert caught.value.get_setting() is getattr(module, setting)
+
+
+def test_post_processing_comes_from_the_card_unless_the_user_sets_it(own_copy):
+    card = json.loads(own_copy.read_text())
+    card["postprocess"] = {"interior_threshold": 0.7, "min_size": 40, "foreground_threshold": 0.9}
+    own_copy.write_text(json.dumps(card))
+    module, pipeline = module_for(own_copy, interior_threshold=0.3)
+    check_valid(module, pipeline)
+    used = module.postprocess_settings()
+    assert (used.interior_threshold, used.min_size, used.foreground_threshold) == (0.7, 40, 0.9)
+    assert used.dilation == PostprocessSettings().dilation  # missing from the card: the default
+    assert module.interior_threshold not in module.visible_settings()
+    module.use_model_postprocess.value = False
+    assert module.postprocess_settings().interior_threshold == 0.3
+    assert module.interior_threshold in module.visible_settings() and module.foreground_threshold in module.visible_settings()
+
+
+def test_bad_post_processing_in_the_card_names_the_card(own_copy):
+    card = json.loads(own_copy.read_text())
+    card["postprocess"] = {"interior_threshold": 0.5, "dilaton": 2}
+    own_copy.write_text(json.dumps(card))
+    module, pipeline = module_for(own_copy)
+    message, setting = validation_message(module, pipeline)
+    assert str(own_copy) in message and "dilaton" in message and setting is module.use_model_postprocess
+    # Choosing one's own post-processing no longer reads that field.
+    module.use_model_postprocess.value = False
+    check_valid(module, pipeline)
 
 
 def test_gpu_without_gpu_is_a_clear_error(card):
@@ -328,18 +359,33 @@ def test_settings_round_trip_through_pipeline_text_and_upgrade(card):
         min_size=30,
         fill_holes=False,
         dilation=3,
+        use_model_postprocess=False,
+        foreground_threshold=0.5,
         tile_size=512,
         tile_overlap=32,
         batch_size=2,
         device="CPU",
     )
     values = [s.value_text for s in module.settings()]
-    assert module.upgrade_settings(values, 1, "ClassifyBoundariesUNet") == (values, 1)
+    # Revision 1 had neither the model/own choice nor the foreground threshold.
+    revision_1 = [s.value_text for s in module.settings() if s not in (module.use_model_postprocess, module.foreground_threshold)]
+    assert module.upgrade_settings(revision_1, 1, "ClassifyBoundariesUNet") == (values, 2)
+    assert module.upgrade_settings(values, 2, "ClassifyBoundariesUNet") == (values, 2)
     copy, text = helpers.round_trip(ClassifyBoundariesUNet, module, pipeline)
-    assert "ClassifyBoundariesUNet:[module_num:1|svn_version" in text and "variable_revision_number:1" in text
+    assert "ClassifyBoundariesUNet:[module_num:1|svn_version" in text and "variable_revision_number:2" in text
     assert isinstance(copy, ClassifyBoundariesUNet)
     assert [s.value_text for s in copy.settings()] == values
     assert copy.model_path() == card and copy.postprocess_settings() == module.postprocess_settings()
+
+    # A pipeline saved by revision 1 (no choice line, no foreground line) loads with its values.
+    old_text = text.replace("variable_revision_number:2", "variable_revision_number:1")
+    old_text = "\n".join(line for line in old_text.splitlines()
+                          if not line.strip().startswith(("Use the model's tuned post-processing?", "Foreground probability threshold")))
+    loaded = Pipeline()
+    loaded.load(io.StringIO(old_text + "\n"))
+    (upgraded,) = loaded.modules()
+    assert [s.value_text for s in upgraded.settings()] == values
+    assert not upgraded.use_model_postprocess.value and upgraded.postprocess_settings().dilation == 3
 
 
 def test_display_shows_image_boundary_probability_and_outlines(card, tmp_path):
