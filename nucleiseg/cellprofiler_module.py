@@ -172,7 +172,8 @@ class NucleusSegmentationModule(ImageSegmentation):
 
     category = "Object Processing"
     architecture = ""  # "unet" or "deepcell"
-    # 2: "Use the model's tuned post-processing?" and the foreground threshold added.
+    # 2: "Use the model's tuned post-processing?", the foreground threshold and test-time
+    # augmentation added.
     variable_revision_number = 2
 
     # ---- settings --------------------------------------------------------------------------
@@ -343,6 +344,15 @@ nuclei on seams are predicted with context. Must be smaller than the tile size."
             minval=1,
             doc="Tiles sent to the network at once. Larger batches can be faster on a GPU but need more memory.",
         )
+        self.augment = Binary(
+            "Average over flips and rotations?",
+            False,
+            doc="""\
+Select *Yes* for test-time augmentation: the network is run on the image's 8 flips and
+90° rotations and the probabilities, turned back, are averaged. Outlines become a little
+smoother and more accurate and fewer touching nuclei are merged, at 8 times the
+computation. *No* runs the network once (the speed the benchmark reports).""",
+        )
         self.device = Choice(
             "Device",
             [DEVICE_AUTOMATIC, DEVICE_CPU, DEVICE_GPU],
@@ -407,6 +417,7 @@ share the GPU.""",
             self.tile_size,
             self.tile_overlap,
             self.batch_size,
+            self.augment,
             self.device,
             self.gpu_index,
         ]
@@ -425,6 +436,7 @@ share the GPU.""",
             self.tile_size,
             self.tile_overlap,
             self.batch_size,
+            self.augment,
             self.device,
         ]
         if self.device.value == DEVICE_GPU:
@@ -444,10 +456,11 @@ share the GPU.""",
 
     def upgrade_settings(self, setting_values, variable_revision_number, module_name):
         if variable_revision_number == 1:
-            # Revision 1 always used the values it saved, so keep them ("No"), and its growth
-            # limit was "more likely nucleus than background" (0.5).
+            # Revision 1 always used the values it saved, so keep them ("No"), its growth limit
+            # was "more likely nucleus than background" (0.5), and it ran the network once.
             at = 9 + len(self.extra_settings())  # after the two percentiles
-            setting_values = setting_values[:at] + ["No"] + setting_values[at:at + 5] + ["0.5"] + setting_values[at + 5:]
+            old = setting_values
+            setting_values = old[:at] + ["No"] + old[at:at + 5] + ["0.5"] + old[at + 5:at + 8] + ["No"] + old[at + 8:]
             variable_revision_number = 2
         return setting_values, variable_revision_number
 
@@ -589,7 +602,7 @@ share the GPU.""",
         )
 
     def run(self, workspace):
-        from .inference import check_greyscale
+        from .inference import average_over_flips_and_rotations, check_greyscale
 
         image = workspace.image_set.get_image(self.x_name.value)
         pixels = image.pixel_data
@@ -608,7 +621,10 @@ share the GPU.""",
         devices.enable_memory_growth()
         with devices.scope(device):
             model = self.load_model()
-            probabilities = self.predict(pixels, model)
+            if self.augment.value:
+                probabilities = average_over_flips_and_rotations(lambda view: self.predict(view, model), pixels)
+            else:
+                probabilities = self.predict(pixels, model)
         labels = probabilities_to_labels(probabilities, settings)
 
         for setting, channel in (

@@ -23,6 +23,33 @@ def check_greyscale(image: np.ndarray, name: str = "image") -> np.ndarray:
     return image
 
 
+def average_over_flips_and_rotations(predict, image: np.ndarray) -> np.ndarray:
+    """Test-time augmentation: the mean of ``predict`` over the 8 flips and 90° rotations of ``image``.
+
+    Each prediction is mapped back onto the original pixel grid before averaging, so
+    the result has the image's shape; it costs eight predictions.
+
+    Parameters
+    ----------
+    predict : callable
+        Maps a 2-D image to an ``(H, W, C)`` array for that image.
+    image : ndarray
+        2-D image.
+    """
+    total = None
+    for turns in range(4):
+        for flip in (False, True):
+            view = np.rot90(image, turns)
+            if flip:
+                view = view[:, ::-1]
+            prediction = np.asarray(predict(np.ascontiguousarray(view)), dtype=np.float32)
+            if flip:
+                prediction = prediction[:, ::-1]
+            prediction = np.rot90(prediction, -turns)
+            total = prediction.copy() if total is None else total + prediction
+    return total / 8
+
+
 def predict_probabilities(
     image: np.ndarray,
     model: LoadedModel,
@@ -30,11 +57,13 @@ def predict_probabilities(
     tile: int = 1024,
     overlap: int = 64,
     batch_size: int = 1,
+    augment: bool = False,
 ) -> np.ndarray:
     """``(H, W, 3)`` float32 class probabilities (background, interior, boundary).
 
     ``normalization`` overrides the model card's; a constant image gives
-    pure-background probabilities without running the network.
+    pure-background probabilities without running the network. ``augment``
+    averages over the 8 flips and rotations (:func:`average_over_flips_and_rotations`).
     """
     image = check_greyscale(image)
     probabilities = np.zeros(image.shape + (3,), dtype=np.float32)
@@ -43,16 +72,20 @@ def predict_probabilities(
         return probabilities
     normalized = normalize(image, normalization or model.normalization)
     margin, multiple = input_geometry(model.architecture)
-    return predict_tiled(
-        model.predict_batch,
-        normalized,
-        n_classes=3,
-        tile=tile,
-        overlap=overlap,
-        margin=margin,
-        multiple=multiple,
-        batch_size=batch_size,
-    )
+
+    def predict(pixels):
+        return predict_tiled(
+            model.predict_batch,
+            pixels,
+            n_classes=3,
+            tile=tile,
+            overlap=overlap,
+            margin=margin,
+            multiple=multiple,
+            batch_size=batch_size,
+        )
+
+    return average_over_flips_and_rotations(predict, normalized) if augment else predict(normalized)
 
 
 def segment(

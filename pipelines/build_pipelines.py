@@ -2,6 +2,7 @@
 
     .venv/bin/python pipelines/build_pipelines.py            # writes every pipeline it knows
     .venv/bin/python pipelines/build_pipelines.py basic      # only some
+    .venv/bin/python pipelines/build_pipelines.py unet-tta --out out/pipelines   # with test-time augmentation
 
 Generating is safer than hand-editing the text format: every setting goes through the
 module's own Setting objects, so a typo fails here instead of at run time.
@@ -377,7 +378,7 @@ def evaluate_f1():
 NETWORK_MODULES = {"unet": "ClassifyBoundariesUNet", "deepcell": "ClassifyPixelsDeepCell"}
 
 
-def network_processing(kind: str):
+def network_processing(kind: str, augment: bool = False):
     """The network module with the shipped model and the post-processing tuned for it on train.
 
     The module reads the post-processing from the model card's ``postprocess``
@@ -392,6 +393,7 @@ def network_processing(kind: str):
     card = json.loads(models.DEFAULT_MODELS[kind].read_text())
     m = module(NETWORK_MODULES[kind], x_name=IMAGE_NAME, y_name=NUCLEI)
     set_setting(m, "use_model_postprocess", True)
+    set_setting(m, "augment", augment)
     for key, value in models.tuned_postprocess(models.DEFAULT_MODELS[kind]).to_dict().items():
         set_setting(m, key, value)
     if kind == "deepcell":
@@ -412,6 +414,8 @@ def build(kind: str, params: dict | None = None):
         proc = advanced_processing(params)
     elif kind in NETWORK_MODULES:
         proc = network_processing(kind)
+    elif kind.endswith(AUGMENTED) and kind[: -len(AUGMENTED)] in NETWORK_MODULES:
+        proc = network_processing(kind[: -len(AUGMENTED)], augment=True)
     else:
         raise ValueError(kind)
     pipeline = Pipeline()
@@ -428,6 +432,9 @@ def dumps(pipeline) -> str:
 
 
 KINDS = ("basic", "advanced", "unet", "deepcell")
+# "unet-tta", "deepcell-tta": the network pipeline with test-time augmentation (flips and
+# rotations averaged); built on request only, e.g. into out/ for a benchmark comparison.
+AUGMENTED = "-tta"
 
 
 def main(argv=None):

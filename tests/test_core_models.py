@@ -11,7 +11,7 @@ import pytest
 from scipy import ndimage
 
 from nucleiseg import architectures, augment, models, synthetic, targets
-from nucleiseg.inference import predict_probabilities
+from nucleiseg.inference import average_over_flips_and_rotations, predict_probabilities
 from nucleiseg.normalization import deepcell_normalize, normalize, percentile_normalize
 from nucleiseg.postprocess import PostprocessSettings, probabilities_to_labels
 from nucleiseg.tiling import predict_tiled
@@ -194,6 +194,36 @@ def test_tiled_unet_matches_whole_image_inference_in_the_interior():
     assert np.ptp(whole) > 0.05  # the comparison means something
     assert difference[16:-16, 16:-16].max() < 0.02
     assert np.median(difference) < 1e-3
+
+
+def test_flip_rotation_average_maps_every_prediction_back():
+    image = np.random.default_rng(2).normal(size=(12, 17)).astype(np.float32)
+    # A per-pixel predictor is unchanged by the averaging only if each view is turned back correctly.
+    def per_pixel(view):
+        return np.stack([view, view**2, np.tanh(view)], axis=-1)
+
+    np.testing.assert_allclose(average_over_flips_and_rotations(per_pixel, image), per_pixel(image), rtol=1e-6, atol=1e-6)
+    # A predictor that sees position (squared distance from the view's left edge) is averaged over
+    # all 8 views: on a square image the result is symmetric under transposition and flips.
+    square = np.zeros((9, 9), np.float32)
+    averaged = average_over_flips_and_rotations(lambda view: np.broadcast_to(np.arange(9.0) ** 2, (9, 9))[..., None], square)[..., 0]
+    np.testing.assert_allclose(averaged, averaged.T)
+    np.testing.assert_allclose(averaged, averaged[::-1])
+    np.testing.assert_allclose(averaged, averaged[:, ::-1])
+    assert np.ptp(averaged) > 0  # the centre and the corners still differ
+
+
+def test_predict_probabilities_with_augmentation_on_a_real_network(tiny_model):
+    card_path, _ = tiny_model
+    model = models.load(card_path)
+    image, _ = synthetic.generate_one(1, size=50)
+    plain = predict_probabilities(image, model)
+    augmented = predict_probabilities(image, model, augment=True)
+    assert augmented.shape == plain.shape == (50, 50, 3)
+    np.testing.assert_allclose(augmented.sum(axis=-1), 1.0, atol=1e-5)
+    assert not np.allclose(augmented, plain, atol=1e-4)  # a random network is not flip-invariant
+    turned = predict_probabilities(np.ascontiguousarray(np.rot90(image)), model, augment=True)
+    np.testing.assert_allclose(np.rot90(augmented), turned, atol=1e-4)  # the average is rotation-equivariant
 
 
 def test_tiled_deepcell_with_margin_equals_untiled_dense_inference():

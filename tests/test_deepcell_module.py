@@ -226,8 +226,8 @@ def test_settings_round_trip_through_pipeline_text_and_upgrade(ensemble):
         gpu_index=1,
     )
     values = [s.value_text for s in module.settings()]
-    assert len(values) == 24
-    revision_1 = [s.value_text for s in module.settings() if s not in (module.use_model_postprocess, module.foreground_threshold)]
+    assert len(values) == 25
+    revision_1 = [s.value_text for s in module.settings() if s not in (module.use_model_postprocess, module.foreground_threshold, module.augment)]
     assert module.upgrade_settings(revision_1, 1, "ClassifyPixelsDeepCell") == (values, 2)
     copy, text = helpers.round_trip(ClassifyPixelsDeepCell, module, pipeline)
     assert "ClassifyPixelsDeepCell:[module_num:1" in text

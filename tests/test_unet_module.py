@@ -73,6 +73,26 @@ def test_cellprofiler_plugin_loader_accepts_the_module():
     assert "classifyboundariesunet" in plugin_list(str(helpers.PLUGINS))
 
 
+def test_flip_and_rotation_averaging_matches_the_core(card, monkeypatch):
+    from nucleiseg.inference import predict_probabilities
+
+    image = helpers.synthetic_image()[:, :50]  # not square: views of two shapes
+    shapes = []
+    original = ClassifyBoundariesUNet.predict
+
+    def counted(self, view, model):
+        shapes.append(view.shape)
+        return original(self, view, model)
+
+    monkeypatch.setattr(ClassifyBoundariesUNet, "predict", counted)
+    module, pipeline = module_for(card, augment=True)
+    _, (workspace,) = helpers.run_images(module, pipeline, [image])
+    assert sorted(shapes) == sorted([image.shape] * 4 + [image.shape[::-1]] * 4)
+    found = np.stack([workspace.image_set.get_image(name).pixel_data for name in PROBABILITY_IMAGES], axis=-1)
+    expected = predict_probabilities(image, models.load(card), normalization=module.normalization(), augment=True)
+    np.testing.assert_allclose(found, expected, atol=1e-5)
+
+
 def test_visible_settings_follow_the_choices():
     module, _ = module_for(None)
     assert module.model_file not in module.visible_settings()
@@ -368,7 +388,7 @@ def test_settings_round_trip_through_pipeline_text_and_upgrade(card):
     )
     values = [s.value_text for s in module.settings()]
     # Revision 1 had neither the model/own choice nor the foreground threshold.
-    revision_1 = [s.value_text for s in module.settings() if s not in (module.use_model_postprocess, module.foreground_threshold)]
+    revision_1 = [s.value_text for s in module.settings() if s not in (module.use_model_postprocess, module.foreground_threshold, module.augment)]
     assert module.upgrade_settings(revision_1, 1, "ClassifyBoundariesUNet") == (values, 2)
     assert module.upgrade_settings(values, 2, "ClassifyBoundariesUNet") == (values, 2)
     copy, text = helpers.round_trip(ClassifyBoundariesUNet, module, pipeline)
@@ -380,7 +400,8 @@ def test_settings_round_trip_through_pipeline_text_and_upgrade(card):
     # A pipeline saved by revision 1 (no choice line, no foreground line) loads with its values.
     old_text = text.replace("variable_revision_number:2", "variable_revision_number:1")
     old_text = "\n".join(line for line in old_text.splitlines()
-                          if not line.strip().startswith(("Use the model's tuned post-processing?", "Foreground probability threshold")))
+                          if not line.strip().startswith(("Use the model's tuned post-processing?", "Foreground probability threshold",
+                                                          "Average over flips and rotations?")))
     loaded = Pipeline()
     loaded.load(io.StringIO(old_text + "\n"))
     (upgraded,) = loaded.modules()
