@@ -35,7 +35,7 @@ from nucleiseg import layouts
 from nucleiseg.metric import SIZE_BINS, aggregate_macro
 from nucleiseg.postprocess import PostprocessSettings
 
-from .outputs import write_atomic
+from .outputs import csv_text, write_atomic
 
 #: Figures kept per evaluated set (macro means for rates, sums for counts).
 SCORE_COLUMNS = ("images", "nuclei", "predicted", "f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "missed", "merges", "splits")
@@ -239,18 +239,6 @@ def model_seed(*parts: int) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def csv_text(rows: list[dict], columns: list[str]) -> str:
-    """CSV of ``rows`` with ``columns`` (floats to 6 significant digits)."""
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buffer.getvalue()
-
-
 class Ledger:
     """Finished models of an output folder, for resuming.
 
@@ -293,6 +281,9 @@ class Ledger:
 
 
 def _number(text: str):
+    """A CSV cell as int or float where it is one; empty (NaN, as csv_text writes it) as NaN."""
+    if text == "":
+        return float("nan")
     for cast in (int, float):
         try:
             return cast(text)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -19,6 +22,27 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    """CSV of ``rows`` restricted to ``columns``: floats to 6 significant digits, NaN and missing as empty."""
+
+    def cell(value):
+        if isinstance(value, float):
+            return "" if math.isnan(value) else f"{value:.6g}"
+        return "" if value is None else value
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: cell(row.get(k)) for k in columns})
+    return buffer.getvalue()
+
+
+def write_csv_atomic(path: Path, columns: list[str], rows: list[dict]) -> None:
+    """Write a CSV (:func:`csv_text`) whole or not at all."""
+    write_atomic(path, csv_text(rows, columns))
 
 
 def save_figure(figure, path: Path, dpi: int = 120) -> None:

@@ -37,8 +37,6 @@ instance) stay in that image's seconds; ``sec_first_image`` reports them apart.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -56,7 +54,7 @@ import numpy as np
 from nucleiseg import layouts, metric
 
 from .execution import DaskExecutor, LocalExecutor, resolve_cellprofiler
-from .outputs import write_atomic
+from .outputs import write_atomic, write_csv_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PIPELINES_DIR = REPO_ROOT / "pipelines"
@@ -602,27 +600,9 @@ def summarize(run: PipelineRun, rows: list[dict]) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def _format(value):
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        return f"{value:.6g}"
-    return value
-
-
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write JSON whole or not at all."""
     write_atomic(path, json.dumps(data, indent=1) + "\n")
-
-
-def write_csv_atomic(path: Path, columns: list[str], rows: list[dict]) -> None:
-    """Write a CSV whole or not at all."""
-    buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _format(row.get(k)) for k in columns})
-    write_atomic(path, buffer.getvalue())
 
 
 RUN_INFO = "run.json"

@@ -11,7 +11,6 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from benchmark import experiments as ex
