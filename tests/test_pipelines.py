@@ -133,7 +133,7 @@ def test_advanced_has_caicedo_steps(bp):
     assert not ipo.exclude_border_objects.value
 
 
-@pytest.mark.parametrize("kind", ["basic", "advanced"])
+@pytest.mark.parametrize("kind", ["basic", "advanced", "unet", "deepcell"])
 def test_shipped_matches_generator(bp, kind):
     """The .cppipe files are what build_pipelines.py writes (regenerate after changes)."""
     with open(os.path.join(PIPELINES_DIR, f"{kind}.cppipe")) as fd:
@@ -141,6 +141,18 @@ def test_shipped_matches_generator(bp, kind):
     generated = bp.dumps(bp.build(kind))
     strip = lambda t: [l for l in t.splitlines() if not l.startswith(("DateRevision", "GitHash"))]
     assert strip(shipped) == strip(generated)
+
+
+def test_network_pipelines_read_the_cards_post_processing_and_tta_is_on_request(bp):
+    from nucleiseg import models
+
+    for kind, module_name in bp.NETWORK_MODULES.items():
+        (plain,) = by_name(bp.build(kind), module_name)
+        assert plain.use_model_postprocess.value and not plain.augment.value
+        assert plain.postprocess_settings() == models.tuned_postprocess(models.DEFAULT_MODELS[kind])
+        (augmented,) = by_name(bp.build(f"{kind}-tta"), module_name)
+        assert augmented.augment.value
+    assert "unet-tta" not in bp.KINDS  # not written into pipelines/ by default
 
 
 # ----------------------------------------------------------------------- headless runs
