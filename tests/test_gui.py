@@ -6,7 +6,7 @@ default ``make test``. Artifacts (screenshots, saved figures, ``result.json``/``
 are written to ``out/gui-test/`` (or ``$GUI_TEST_OUT``).
 
 - :func:`test_cellprofiler_gui_shows_and_runs_the_plugin` starts CellProfiler's GUI through its
-  own entry point with ``pipelines/unet.cppipe`` and lets ``tests/gui/gui_driver.py`` act as a
+  own entry point with ``pipelines/unet.cppipe``, then ``pipelines/deepcell.cppipe``, and lets ``tests/gui/gui_driver.py`` act as a
   user would (settings panel, Add modules and help, a test-mode run with display windows).
 - :func:`test_display_in_cellprofiler_figure` draws every plugin's ``display()`` in
   CellProfiler's own figure window (``cellprofiler.gui.figure.Figure``, matplotlib's WXAgg
@@ -89,18 +89,19 @@ def gui_environment(home: Path, display: str) -> dict:
     return env
 
 
-def test_cellprofiler_gui_shows_and_runs_the_plugin(x_display, gui_home, tmp_path):
+@pytest.mark.parametrize("pipeline, module", [("unet", "ClassifyBoundariesUNet"), ("deepcell", "ClassifyPixelsDeepCell")])
+def test_cellprofiler_gui_shows_and_runs_the_plugin(x_display, gui_home, tmp_path, pipeline, module):
     _require("import", "xdotool")
     from nucleiseg.synthetic import generate
 
     generate(tmp_path / "data", n=2, size=256)
-    out = OUT / "unet"
+    out = OUT / pipeline
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     command = [
         sys.executable, str(ROOT / "tests" / "gui" / "gui_driver.py"),
-        "--pipeline", str(ROOT / "pipelines" / "unet.cppipe"),
-        "--module", "ClassifyBoundariesUNet",
+        "--pipeline", str(ROOT / "pipelines" / f"{pipeline}.cppipe"),
+        "--module", module,
         "--images", str(tmp_path / "data"),
         "--out", str(out),
     ]  # fmt: skip
@@ -120,13 +121,13 @@ def test_cellprofiler_gui_shows_and_runs_the_plugin(x_display, gui_home, tmp_pat
         "ClassifyBoundariesUNet listed under Object Processing",
         "ClassifyPixelsDeepCell listed under Object Processing",
         "EvaluateObjectF1 listed under Measurement",
-        "settings panel of ClassifyBoundariesUNet shows every visible setting",
+        f"settings panel of {module} shows every visible setting",
         "test mode ran every module of ours",
         "EvaluateObjectF1 figure",
         "no dialog opened",
     ):
         assert expected in names, f"check {expected!r} did not run"
-    for shot in ("01-main-window", "02-settings-panel", "05-test-mode", "06-figure-ClassifyBoundariesUNet"):
+    for shot in ("01-main-window", "02-settings-panel", "05-test-mode", f"06-figure-{module}"):
         png = out / f"{shot}.png"
         assert png.exists() and png.stat().st_size > 10_000, f"{png} missing or empty"
 
