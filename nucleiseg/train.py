@@ -40,7 +40,20 @@ def main(argv=None) -> int:
     parser.add_argument("--bf16", action="store_true", help="mixed bfloat16 training (faster on CPUs with AVX-512 bf16)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--snapshots", type=int, default=1, help="ship the best N epochs as an ensemble (DeepCell default 5)")
+    parser.add_argument(
+        "--val-postprocess", type=Path, metavar="CARD",
+        help="validate with the post-processing recorded in this model card (e.g. the model being fine-tuned) "
+        "instead of the defaults",
+    )
     args = parser.parse_args(argv)
+    val_postprocess = {}
+    if args.val_postprocess:
+        from .models import ModelError, tuned_postprocess
+
+        try:
+            val_postprocess = tuned_postprocess(args.val_postprocess).to_dict()
+        except ModelError as error:
+            parser.error(f"--val-postprocess: {error}")
 
     deepcell = args.network == "deepcell"
     normalization = {"method": "percentile", "low": 0.1, "high": 99.9} if args.normalization == "percentile" else {"method": "deepcell", "window": 61}
@@ -68,6 +81,7 @@ def main(argv=None) -> int:
         mixed_bfloat16=args.bf16,
         seed=args.seed,
         snapshots=args.snapshots,
+        val_postprocess=val_postprocess,
     )
     out = Path(args.out)
     checkpoints = Path(args.checkpoints) if args.checkpoints else Path("checkpoints") / out.name

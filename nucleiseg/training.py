@@ -52,6 +52,12 @@ class TrainConfig:
     mixed_bfloat16: bool = False
     seed: int = 0
     snapshots: int = 1  # >1: ship the best N epochs as an ensemble (snapshot ensemble)
+    # Post-processing for validation during training (PostprocessSettings fields; empty: the
+    # defaults). Settings close to the ones the model will be tuned to judge epochs better.
+    val_postprocess: dict = field(default_factory=dict)
+
+    def val_settings(self) -> PostprocessSettings:
+        return PostprocessSettings.from_dict(self.val_postprocess)
 
     def architecture(self) -> dict:
         if self.network == "unet":
@@ -249,7 +255,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
                 bar = "#" * int(30 * done)
                 print(f"\repoch {state['epoch'] + 1} [{bar:<30}] {step + 1}/{config.steps_per_epoch} loss {np.mean(losses):.4f}", end="", flush=True)
         print(flush=True)
-        scores = validation_scores(network, architecture, config.normalization, val_examples)
+        scores = validation_scores(network, architecture, config.normalization, val_examples, config.val_settings())
         state["epoch"] += 1
         state["seconds"] = time.time() - started
         record = {"epoch": state["epoch"], "steps": state["epoch"] * config.steps_per_epoch, "loss": float(np.mean(losses)), **scores, "seconds": round(state["seconds"], 1)}
@@ -299,6 +305,7 @@ def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Pa
         "architecture": config.architecture(),
         "normalization": config.normalization,
         "classes": list(targets.CLASS_NAMES),
+        "postprocess": config.val_settings().to_dict(),
         "training": {"data": str(config.data), "split": config.train_split, "epochs": state["epoch"],
                      "steps": state["epoch"] * config.steps_per_epoch, "wall_seconds": round(state["seconds"])},
         "history": state["history"],
@@ -324,7 +331,7 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
         "normalization": config.normalization,
         "classes": list(targets.CLASS_NAMES),
         "targets": {"boundary_width": config.boundary_width, "definition": "nucleiseg.targets.three_class_targets"},
-        "postprocess": PostprocessSettings().to_dict(),
+        "postprocess": config.val_settings().to_dict(),  # what epochs were judged with; tune_postprocess refines it
         "training": {
             "data": str(config.data),
             "split": config.train_split,
@@ -344,7 +351,8 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
             "wall_seconds": round(state["seconds"]),
             "hardware": f"{platform.processor() or platform.machine()}, CPU",
         },
-        "validation": {"split": config.val_split, "during_training": best},
+        "validation": {"split": config.val_split, "during_training": best,
+                       "during_training_postprocess": config.val_settings().to_dict()},
         "history": state["history"],
     }
     return models.write_card(card, weights)

@@ -415,8 +415,9 @@ def test_short_training_run_writes_a_loadable_model(tmp_path):
 
     data = tmp_path / "data"
     synthetic.generate(data, n=3, size=64)  # one image each for train, val and test
+    judged_with = {"dilation": 3, "foreground_threshold": 0.7}
     config = TrainConfig(network="unet", base_filters=4, data=str(data), crop=64, batch_size=2,
-                         steps_per_epoch=2, epochs=2, patience=10, seed=3)
+                         steps_per_epoch=2, epochs=2, patience=10, seed=3, val_postprocess=judged_with)
     card_path = train(config, tmp_path / "models" / "tiny", tmp_path / "checkpoints")
     card = json.loads(card_path.read_text())
     for key in ("architecture", "parameters", "backend", "normalization", "classes", "training", "validation", "sha256"):
@@ -427,6 +428,9 @@ def test_short_training_run_writes_a_loadable_model(tmp_path):
     assert card["classes"] == ["background", "interior", "boundary"]
     assert card["training"]["epochs"] == 2 and card["training"]["steps"] == 4
     assert len(card["history"]) == 2
+    # Epochs were judged with the given post-processing, and the card starts from it.
+    assert card["postprocess"] == card["validation"]["during_training_postprocess"]
+    assert models.tuned_postprocess(card_path) == PostprocessSettings(**judged_with)
     models.clear_cache()
     loaded = models.load(card_path)
     image, _ = synthetic.generate_one(1, size=64)
@@ -463,3 +467,15 @@ def test_crop_and_flips_keep_image_and_labels_aligned():
         np.testing.assert_array_equal(crop_image[core], crop_labels[core])
         flipped_image, flipped_labels = augment.flip_rotate(crop_image, crop_labels, rng)
         np.testing.assert_array_equal(flipped_image[core], flipped_labels[core])
+
+
+def test_train_command_refuses_a_missing_val_postprocess_card(tmp_path, capsys):
+    from nucleiseg.train import main
+
+    missing = tmp_path / "nowhere.json"
+    with pytest.raises(SystemExit) as stopped:
+        main(["unet", "--out", str(tmp_path / "model"), "--val-postprocess", str(missing)])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "--val-postprocess" in error and str(missing) in error
+    assert not (tmp_path / "model.json").exists()
