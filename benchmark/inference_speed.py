@@ -5,8 +5,8 @@
 Times what ClassifyBoundariesUNet / ClassifyPixelsDeepCell do per image set
 after the first: normalization, network (tiled as the module's defaults),
 post-processing with the settings in the model card (as the modules use by
-default); ``--augment`` adds test-time augmentation (8 flips/rotations). The first call (model load, graph tracing) is reported
-apart. Threads: TensorFlow's defaults (all cores).
+default); ``--augment`` adds test-time augmentation (8 flips/rotations). The
+first call (model load, graph tracing) is reported apart. Threads: TensorFlow's defaults (all cores).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import experiments as ex
-from .outputs import save_figure, write_atomic
+from .outputs import csv_text, save_figure, write_atomic
 
 COLUMNS = ["model", "n", "repeat", "seed", "images_hash", "images_file", "steps", "train_seconds", "eval_seconds",
            "loss_first", "loss_last", *ex.SCORE_COLUMNS]
@@ -161,7 +161,7 @@ def run(data: Path, out: Path, sizes: list[int], repeats: int, schedule: ex.Sche
     save_figure(plot(rows, references.get(EVAL), reference_pipeline), out / "plots" / "learning_curve.png")
     write_atomic(out / "report.md", report(rows, references.get(EVAL), reference_pipeline, reference_note, schedule, command, data,
                                                train_split, len(train_names), val_split, val_names, seed))
-    write_atomic(out / "results.csv", ex.csv_text(rows, COLUMNS))  # last: its presence means complete
+    write_atomic(out / "results.csv", csv_text(rows, COLUMNS))  # last: its presence means complete
     log(f"wrote {out / 'results.csv'}, {out / 'report.md'} and {out / 'plots' / 'learning_curve.png'}")
     return rows
 

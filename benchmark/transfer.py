@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import experiments as ex
-from .outputs import save_figure, write_atomic
+from .outputs import csv_text, save_figure, write_atomic
 from .subset import manifest_marks
 
 FINAL_OUTPUTS = ("results.csv", "report.md", "plots")
@@ -130,7 +130,7 @@ def run(data: Path, out: Path, schedule: ex.Schedule, column: str = "bbbc039_fie
     save_figure(plot(table, references, reference_pipeline, sets), out / "plots" / "transfer.png")
     write_atomic(out / "report.md", report(rows, table, references, reference_pipeline, reference_note, schedule, command,
                                               data, column, manifest, train_groups, val_split, val_groups, sets))
-    write_atomic(out / "results.csv", ex.csv_text(rows, cols))  # last: its presence means complete
+    write_atomic(out / "results.csv", csv_text(rows, cols))  # last: its presence means complete
     log(f"wrote {out / 'results.csv'}, {out / 'report.md'} and {out / 'plots' / 'transfer.png'}")
     return rows
 

@@ -87,11 +87,10 @@ def tuned_postprocess(path: Path) -> PostprocessSettings:
     probabilities. A card without the field gives the defaults.
     """
     card_path = card_path_for(path)
+    values = read_card(card_path).get("postprocess", {})
     try:
-        return PostprocessSettings.from_dict(read_card(card_path).get("postprocess", {}))
+        return PostprocessSettings.from_dict(values)
     except (TypeError, ValueError) as error:
-        if isinstance(error, ModelError):
-            raise
         raise ModelError(f"model card {card_path} has invalid post-processing settings: {error}") from error
 
 
