@@ -15,31 +15,12 @@ import csv
 import sys
 from pathlib import Path
 
+from nucleiseg.layouts import manifest_marks, manifest_stems  # noqa: F401 (re-exported for the benchmark)
 from nucleiseg.metric import aggregate_macro
 
 COLUMNS = ("f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "merges", "splits")
 LEAD = ("pipeline", "image", "shard")
 BBBC039_COLUMN = "bbbc039_field"
-
-
-def manifest_marks(manifest: Path, column: str = BBBC039_COLUMN) -> dict[str, bool]:
-    """Per manifest row ``name``, whether its ``column`` is non-empty.
-
-    Raises
-    ------
-    ValueError
-        When the manifest lacks the ``name`` column or ``column``.
-    """
-    with open(manifest, newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not {"name", column} <= set(reader.fieldnames or []):
-            raise ValueError(f"{manifest} needs columns 'name' and {column!r}, has {reader.fieldnames}")
-        return {row["name"]: bool((row[column] or "").strip()) for row in reader}
-
-
-def manifest_stems(manifest: Path, column: str = BBBC039_COLUMN) -> set[str]:
-    """Names of the manifest rows whose ``column`` is non-empty (see :func:`manifest_marks`)."""
-    return {name for name, marked in manifest_marks(manifest, column).items() if marked}
 
 
 def read_per_image(path: Path) -> list[dict]:

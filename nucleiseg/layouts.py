@@ -22,6 +22,7 @@ to CellProfiler (``images/<stem>.tiff`` original dtype,
 
 from __future__ import annotations
 
+import csv
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -682,3 +683,26 @@ def validate(
     if problems:
         raise DataError(problems, header=f"invalid input data in {Path(data_dir)}")
     return sel
+
+
+def manifest_marks(manifest: Path, column: str) -> dict[str, bool]:
+    """Per row ``name`` of a ``manifest.csv``, whether its ``column`` is non-empty.
+
+    A manifest marks images of one kind (e.g. column ``bbbc039_field`` of the
+    shared data marks the BBBC039 fields).
+
+    Raises
+    ------
+    ValueError
+        When the manifest lacks the ``name`` column or ``column``.
+    """
+    with open(manifest, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not {"name", column} <= set(reader.fieldnames or []):
+            raise ValueError(f"{manifest} needs columns 'name' and {column!r}, has {reader.fieldnames}")
+        return {row["name"]: bool((row[column] or "").strip()) for row in reader}
+
+
+def manifest_stems(manifest: Path, column: str) -> set[str]:
+    """Names of the manifest rows whose ``column`` is non-empty (see :func:`manifest_marks`)."""
+    return {name for name, marked in manifest_marks(manifest, column).items() if marked}

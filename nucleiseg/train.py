@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .training import TrainConfig, train
+from .training import TrainConfig, initial_weights, split_names, train
 
 
 def main(argv=None) -> int:
@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="model path without suffix, e.g. models/unet/unet-dsb2018")
     parser.add_argument("--checkpoints", help="checkpoint folder (default: checkpoints/<name>)")
     parser.add_argument("--no-resume", action="store_true", help="start afresh even when checkpoints exist")
-    parser.add_argument("--base-filters", type=int, default=32, help="U-Net top-level width (64 = the paper's)")
+    parser.add_argument("--base-filters", type=int, help="U-Net top-level width (64 = the paper's; default 32, or the --init model's)")
     parser.add_argument("--crop", type=int, default=256, help="training crop edge in pixels")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--steps-per-epoch", type=int, default=100)
@@ -45,6 +45,20 @@ def main(argv=None) -> int:
         help="validate with the post-processing recorded in this model card (e.g. the model being fine-tuned) "
         "instead of the defaults",
     )
+    parser.add_argument(
+        "--subset-column", default="", metavar="COLUMN",
+        help="use only images whose COLUMN in the data folder's manifest.csv is non-empty (e.g. bbbc039_field), "
+        "in training and validation",
+    )
+    parser.add_argument(
+        "--holdout", type=int, default=0, metavar="N",
+        help="validate on N images held out of the training split (seeded) instead of --val, "
+        "which then stays untouched for reporting",
+    )
+    parser.add_argument(
+        "--init", type=Path, metavar="CARD",
+        help="start from this model's weights (fine-tuning; same architecture) instead of random ones",
+    )
     args = parser.parse_args(argv)
     val_postprocess = {}
     if args.val_postprocess:
@@ -55,11 +69,19 @@ def main(argv=None) -> int:
         except ModelError as error:
             parser.error(f"--val-postprocess: {error}")
 
+    base_filters = args.base_filters or 32
+    if args.init and not args.base_filters:
+        from .models import ModelError, member_cards
+
+        try:
+            base_filters = member_cards(args.init)[0][1]["architecture"].get("base_filters", base_filters)
+        except ModelError as error:
+            parser.error(f"--init: {error}")
     deepcell = args.network == "deepcell"
     normalization = {"method": "percentile", "low": 0.1, "high": 99.9} if args.normalization == "percentile" else {"method": "deepcell", "window": 61}
     config = TrainConfig(
         network=args.network,
-        base_filters=args.base_filters,
+        base_filters=base_filters,
         data=args.data,
         train_split=args.train,
         val_split=args.val,
@@ -82,7 +104,16 @@ def main(argv=None) -> int:
         seed=args.seed,
         snapshots=args.snapshots,
         val_postprocess=val_postprocess,
+        subset_column=args.subset_column,
+        holdout=args.holdout,
+        init_from=str(args.init) if args.init else "",
     )
+    try:
+        split_names(config)
+        if config.init_from:
+            initial_weights(config)
+    except ValueError as error:  # ModelError is one too
+        parser.error(str(error))
     out = Path(args.out)
     checkpoints = Path(args.checkpoints) if args.checkpoints else Path("checkpoints") / out.name
     card = train(config, out, checkpoints, resume=not args.no_resume)

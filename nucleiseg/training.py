@@ -55,6 +55,14 @@ class TrainConfig:
     # Post-processing for validation during training (PostprocessSettings fields; empty: the
     # defaults). Settings close to the ones the model will be tuned to judge epochs better.
     val_postprocess: dict = field(default_factory=dict)
+    # Train (and validate) only on images whose column in the data's manifest.csv is non-empty,
+    # e.g. "bbbc039_field": a model for one imaging setup.
+    subset_column: str = ""
+    # >0: validate on this many images held out of the training split (seeded) instead of the
+    # validation split, which then stays untouched for reporting.
+    holdout: int = 0
+    # Model card (or weights) whose weights the network starts from: fine-tuning.
+    init_from: str = ""
 
     def val_settings(self) -> PostprocessSettings:
         return PostprocessSettings.from_dict(self.val_postprocess)
@@ -110,6 +118,66 @@ def load_examples(data_dir: Path, split: str, normalization: dict | None, limit:
             image = normalize(image, normalization)
         examples.append((pair.stem, image, layouts.read_labels(pair.mask)))
     return examples
+
+
+def split_names(config: TrainConfig) -> tuple[list[str], list[str], str]:
+    """Stems of the training and the validation images of a run, and where validation comes from.
+
+    Applies ``subset_column`` (manifest rows with that column non-empty), then
+    ``holdout`` (a seeded random choice of training images moved to
+    validation) or else ``val_images`` (the first N of the validation split).
+
+    Raises
+    ------
+    ValueError
+        Naming the setting, when the manifest lacks the column, no image is
+        left for training or validation, or the holdout is not smaller than
+        the training set.
+    """
+    data = Path(config.data)
+
+    def stems(split: str) -> list[str]:
+        names = [pair.stem for pair in layouts.list_pairs(data, split)]
+        if config.subset_column:
+            manifest = data / "manifest.csv"
+            if not manifest.is_file():
+                raise ValueError(f"subset column {config.subset_column!r}: no manifest.csv in {data}")
+            marks = layouts.manifest_marks(manifest, config.subset_column)
+            names = [name for name in names if marks.get(name)]
+            if not names:
+                raise ValueError(f"subset column {config.subset_column!r}: no image of split {split!r} is marked in {manifest}")
+        return names
+
+    train_names = stems(config.train_split)
+    if config.holdout:
+        if not 0 < config.holdout < len(train_names):
+            raise ValueError(f"holdout {config.holdout}: must be between 1 and {len(train_names) - 1} (training images: {len(train_names)})")
+        chosen = set(np.random.default_rng(config.seed).choice(len(train_names), config.holdout, replace=False).tolist())
+        val_names = [name for i, name in enumerate(train_names) if i in chosen]
+        train_names = [name for i, name in enumerate(train_names) if i not in chosen]
+        return train_names, val_names, f"{config.train_split} (held out)"
+    val_names = stems(config.val_split)
+    if config.val_images:
+        val_names = val_names[: config.val_images]
+    return train_names, val_names, config.val_split
+
+
+def initial_weights(config: TrainConfig) -> Path:
+    """The checked weights file of ``config.init_from``; its architecture must be the run's.
+
+    Raises
+    ------
+    nucleiseg.models.ModelError
+        When the card is missing or bad, the checksum does not match, the card
+        is an ensemble, or its architecture differs from the run's.
+    """
+    members = models.verify(Path(config.init_from))
+    if len(members) != 1:
+        raise models.ModelError(f"{config.init_from}: an ensemble of {len(members)} networks; start from one of its member cards")
+    card_path, card = members[0]
+    if card["architecture"] != config.architecture():
+        raise models.ModelError(f"{card_path}: architecture {card['architecture']} differs from this run's {config.architecture()}")
+    return card_path.parent / card["weights"]
 
 
 def make_batch(examples, config: TrainConfig, rng: np.random.Generator):
@@ -220,9 +288,11 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     if config.mixed_bfloat16:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
-    train_examples = load_examples(config.data, config.train_split, config.normalization)
-    val_examples = load_examples(config.data, config.val_split, None, config.val_images)
-    _log(log, f"{len(train_examples)} training images, {len(val_examples)} validation images")
+    train_names, val_names, val_source = split_names(config)
+    train_examples = load_examples(config.data, config.train_split, config.normalization, names=train_names)
+    val_source_split = config.train_split if config.holdout else config.val_split
+    val_examples = load_examples(config.data, val_source_split, None, names=val_names)
+    _log(log, f"{len(train_examples)} training images, {len(val_examples)} validation images ({val_source})")
 
     state_path, last_path, best_path = checkpoints / "state.json", checkpoints / "last.keras", checkpoints / "best.weights.h5"
     state = {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": [], "seconds": 0.0, "config": asdict(config)}
@@ -233,6 +303,9 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         _log(log, f"resumed at epoch {state['epoch']} (best mean F1 {state['best_f1']:.4f})")
     else:
         network = build_network(config)
+        if config.init_from:
+            network.load_weights(initial_weights(config))
+            _log(log, f"starting from the weights of {config.init_from}")
 
     network.jit_compile = False  # checkpoints saved before the line above
     for layer in network.layers:
@@ -306,13 +379,28 @@ def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Pa
         "normalization": config.normalization,
         "classes": list(targets.CLASS_NAMES),
         "postprocess": config.val_settings().to_dict(),
-        "training": {"data": str(config.data), "split": config.train_split, "epochs": state["epoch"],
-                     "steps": state["epoch"] * config.steps_per_epoch, "wall_seconds": round(state["seconds"])},
+        "training": {"data": str(config.data), "split": config.train_split, **_selection_record(config),
+                     "epochs": state["epoch"], "steps": state["epoch"] * config.steps_per_epoch,
+                     "wall_seconds": round(state["seconds"])},
         "history": state["history"],
     }
     path = Path(f"{out}.json")
     path.write_text(json.dumps(card, indent=2) + "\n")
     return path
+
+
+def _selection_record(config: TrainConfig) -> dict:
+    """What a card says about the images a run used and the weights it started from."""
+    train_names, val_names, _ = split_names(config)
+    record = {"images": len(train_names)}
+    if config.subset_column:
+        record["subset_column"] = config.subset_column
+    if config.holdout:
+        record["held_out_for_validation"] = val_names
+    if config.init_from:
+        weights = initial_weights(config)
+        record["initial_weights"] = {"file": weights.name, "sha256": models.sha256_of(weights)}
+    return record
 
 
 def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best: dict) -> Path:
@@ -335,6 +423,7 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
         "training": {
             "data": str(config.data),
             "split": config.train_split,
+            **_selection_record(config),
             "epochs": state["epoch"],
             "best_epoch": state["best_epoch"] + 1,
             "steps": state["epoch"] * config.steps_per_epoch,
@@ -351,7 +440,7 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
             "wall_seconds": round(state["seconds"]),
             "hardware": f"{platform.processor() or platform.machine()}, CPU",
         },
-        "validation": {"split": config.val_split, "during_training": best,
+        "validation": {"split": split_names(config)[2], "during_training": best,
                        "during_training_postprocess": config.val_settings().to_dict()},
         "history": state["history"],
     }

@@ -479,3 +479,89 @@ def test_train_command_refuses_a_missing_val_postprocess_card(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "--val-postprocess" in error and str(missing) in error
     assert not (tmp_path / "model.json").exists()
+
+
+# --- training on a subset, held-out validation, fine-tuning ---------------------------
+
+
+@pytest.fixture
+def marked_data(tmp_path):
+    """Synthetic data (12 images: 4 per split) with a manifest marking synth_000..synth_005."""
+    data = tmp_path / "data"
+    stems = synthetic.generate(data, n=12, size=48)
+    rows = "".join(f"{stem},{'field' if i < 6 else ''}\n" for i, stem in enumerate(stems))
+    (data / "manifest.csv").write_text("name,kind\n" + rows)
+    return data
+
+
+def test_split_names_subset_column_and_holdout(marked_data):
+    from nucleiseg.training import TrainConfig, split_names
+
+    plain = TrainConfig(data=str(marked_data))
+    train, val, source = split_names(plain)
+    assert train == ["synth_000", "synth_003", "synth_006", "synth_009"] and source == "val"
+    assert val == ["synth_001", "synth_004", "synth_007", "synth_010"]
+    marked = TrainConfig(data=str(marked_data), subset_column="kind")
+    assert split_names(marked)[:2] == (["synth_000", "synth_003"], ["synth_001", "synth_004"])
+    held = TrainConfig(data=str(marked_data), holdout=1, seed=5)
+    train, val, source = split_names(held)
+    assert len(val) == 1 and len(train) == 3 and not set(train) & set(val) and source == "train (held out)"
+    assert set(train) | set(val) == {"synth_000", "synth_003", "synth_006", "synth_009"}
+    assert split_names(held) == (train, val, source)  # seeded: the same every time (and on resume)
+
+
+def test_split_names_refuses_bad_subsets_naming_the_setting(marked_data):
+    from nucleiseg.training import TrainConfig, split_names
+
+    with pytest.raises(ValueError, match="'missing'"):
+        split_names(TrainConfig(data=str(marked_data), subset_column="missing"))
+    with pytest.raises(ValueError, match="holdout 2"):
+        split_names(TrainConfig(data=str(marked_data), subset_column="kind", holdout=2))  # 2 marked training images
+    (marked_data / "manifest.csv").unlink()
+    with pytest.raises(ValueError, match="no manifest.csv"):
+        split_names(TrainConfig(data=str(marked_data), subset_column="kind"))
+
+
+def test_initial_weights_must_match_the_run(tiny_model):
+    from nucleiseg.training import TrainConfig, initial_weights
+
+    card_path, weights = tiny_model
+    assert initial_weights(TrainConfig(base_filters=2, init_from=str(card_path))) == weights
+    with pytest.raises(models.ModelError, match="architecture"):
+        initial_weights(TrainConfig(base_filters=4, init_from=str(card_path)))
+    with pytest.raises(models.ModelError, match="architecture"):
+        initial_weights(TrainConfig(network="deepcell", init_from=str(card_path)))
+
+
+def test_train_command_refuses_bad_subset_and_init_before_training(marked_data, tmp_path, capsys):
+    from nucleiseg.train import main
+
+    out = tmp_path / "model"
+    for extra, message in ((["--subset-column", "nope"], "'nope'"), (["--holdout", "9"], "holdout 9"),
+                           (["--init", str(tmp_path / "none.json")], "none.json")):
+        with pytest.raises(SystemExit) as stopped:
+            main(["unet", "--data", str(marked_data), "--out", str(out), "--checkpoints", str(tmp_path / "ck"), *extra])
+        assert stopped.value.code == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "ck").exists() and not out.with_suffix(".json").exists()
+
+
+@pytest.mark.slow
+def test_fine_tuning_on_a_marked_subset_starts_from_the_given_weights(marked_data, tiny_model, tmp_path):
+    from nucleiseg.training import TrainConfig, train
+
+    card_path, weights = tiny_model
+    config = TrainConfig(network="unet", base_filters=2, data=str(marked_data), crop=48, batch_size=2,
+                         steps_per_epoch=1, epochs=1, learning_rate=1e-9, subset_column="kind", holdout=1,
+                         init_from=str(card_path))
+    tuned = json.loads(train(config, tmp_path / "ft", tmp_path / "ck").read_text())
+    record = tuned["training"]
+    assert record["images"] == 1 and record["subset_column"] == "kind"
+    assert record["initial_weights"] == {"file": weights.name, "sha256": models.sha256_of(weights)}
+    assert len(record["held_out_for_validation"]) == 1 and tuned["validation"]["split"] == "train (held out)"
+    # One step at a negligible learning rate: the convolution kernels are still the initial ones.
+    start, after = architectures.build_unet(2), architectures.build_unet(2)
+    start.load_weights(weights)
+    after.load_weights(tmp_path / tuned["weights"])
+    kernels = [(a, b) for a, b in zip(start.weights, after.weights) if "kernel" in a.path]
+    assert kernels and all(np.allclose(np.asarray(a), np.asarray(b), atol=1e-6) for a, b in kernels)
