@@ -33,9 +33,18 @@ GRID = {
 }
 
 
-def sample_pairs(data_dir: Path, split: str, images: int, seed: int = 0) -> list:
-    """A reproducible random subset of a split's image/mask pairs."""
+def sample_pairs(data_dir: Path, split: str, images: int, seed: int = 0, subset_column: str = "") -> list:
+    """A reproducible random subset of a split's image/mask pairs.
+
+    With ``subset_column``, only images whose column in the data folder's
+    ``manifest.csv`` is non-empty are drawn from (ValueError when none is).
+    """
     pairs = layouts.list_pairs(data_dir, split)
+    if subset_column:
+        marks = layouts.manifest_marks(Path(data_dir) / "manifest.csv", subset_column)
+        pairs = [pair for pair in pairs if marks.get(pair.stem)]
+        if not pairs:
+            raise ValueError(f"--subset-column {subset_column!r}: no image of split {split!r} is marked in {data_dir}/manifest.csv")
     order = np.random.default_rng(seed).permutation(len(pairs))
     return [pairs[i] for i in sorted(order[:images])] if images else pairs
 
@@ -65,11 +74,12 @@ def coordinate_search(score, grid: dict, start: PostprocessSettings, rounds: int
     return best, best_f1
 
 
-def tune(card: Path, data_dir: Path, split: str = "train", images: int = 60, grid: dict = GRID) -> tuple[dict, float, float]:
+def tune(card: Path, data_dir: Path, split: str = "train", images: int = 60, grid: dict = GRID,
+         subset_column: str = "") -> tuple[dict, float, float]:
     """Best settings (as a dict), their macro mean F1, and the F1 of the default settings."""
     model = models.load(card)
     cases = []
-    for pair in sample_pairs(data_dir, split, images):
+    for pair in sample_pairs(data_dir, split, images, subset_column=subset_column):
         image = layouts.read_image(pair.image)
         cases.append((predict_probabilities(image, model), layouts.read_labels(pair.mask)))
 
@@ -80,7 +90,8 @@ def tune(card: Path, data_dir: Path, split: str = "train", images: int = 60, gri
     return best.to_dict(), best_f1, score(PostprocessSettings())
 
 
-def write_tuning(card: Path, best: dict, best_f1: float, default_f1: float, split: str, images: int) -> Path:
+def write_tuning(card: Path, best: dict, best_f1: float, default_f1: float, split: str, images: int,
+                 subset_column: str = "") -> Path:
     """Record tuned settings in a model card (``postprocess``, and how they were found); returns the card path."""
     card_path = models.card_path_for(card)
     record = json.loads(card_path.read_text())
@@ -89,6 +100,7 @@ def write_tuning(card: Path, best: dict, best_f1: float, default_f1: float, spli
     record["postprocess_tuning"] = {
         "split": split,
         "images": images,
+        **({"subset_column": subset_column} if subset_column else {}),
         "f1_mean": round(best_f1, 4),
         "default_settings_f1_mean": round(default_f1, 4),
         "grid": {k: list(v) for k, v in GRID.items()},
@@ -104,13 +116,19 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--split", default="train")
     parser.add_argument("--images", type=int, default=60, help="random images of the split (0: all)")
+    parser.add_argument("--subset-column", default="", metavar="COLUMN",
+                        help="only images whose COLUMN in the data folder's manifest.csv is non-empty (e.g. bbbc039_field)")
     parser.add_argument("--dry-run", action="store_true", help="print, do not write the card")
     args = parser.parse_args(argv)
-    best, best_f1, default_f1 = tune(args.card, args.data, args.split, args.images)
+    try:
+        best, best_f1, default_f1 = tune(args.card, args.data, args.split, args.images, subset_column=args.subset_column)
+    except ValueError as error:  # ModelError too
+        parser.error(str(error))
     print(json.dumps({"best": best, "f1_mean": round(best_f1, 4), "default_settings_f1_mean": round(default_f1, 4),
-                      "split": args.split, "images": args.images}, indent=2))
+                      "split": args.split, "images": args.images, "subset_column": args.subset_column}, indent=2))
     if not args.dry_run:
-        print(f"updated {write_tuning(args.card, best, best_f1, default_f1, args.split, args.images)}")
+        path = write_tuning(args.card, best, best_f1, default_f1, args.split, args.images, args.subset_column)
+        print(f"updated {path}")
     return 0
 
 

@@ -47,3 +47,15 @@ def test_write_tuning_records_settings_and_keeps_the_rest_of_the_card(tmp_path):
     with pytest.raises(ValueError, match="foreground_threshold"):
         write_tuning(card, {**best, "foreground_threshold": 1.5}, 0.7, 0.6, "train", 20)
     assert json.loads(card.read_text())["postprocess"] == best  # a refused write changes nothing
+
+
+def test_sample_pairs_keeps_only_marked_images(tmp_path):
+    from nucleiseg import synthetic
+    from nucleiseg.tune_postprocess import sample_pairs
+
+    stems = synthetic.generate(tmp_path, n=9, size=32)
+    (tmp_path / "manifest.csv").write_text("name,kind\n" + "".join(f"{s},{'x' if i in (0, 6) else ''}\n" for i, s in enumerate(stems)))
+    assert [p.stem for p in sample_pairs(tmp_path, "train", 0, subset_column="kind")] == ["synth_000", "synth_006"]
+    assert len(sample_pairs(tmp_path, "train", 0)) == 3
+    with pytest.raises(ValueError, match="'kind'.*'val'"):
+        sample_pairs(tmp_path, "val", 0, subset_column="kind")
