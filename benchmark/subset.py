@@ -4,7 +4,7 @@
 
 Reads ``OUT/per_image.csv`` and averages each pipeline's per-image figures
 over the images whose ``--column`` in the manifest is non-empty (e.g. the
-BBBC039 fields of the shared data). Prints one CSV row per pipeline. The
+BBBC039 fields of the shared data), or with ``--others`` over the rest. Prints one CSV row per pipeline. The
 benchmark report uses the same functions for its BBBC039 table.
 """
 
@@ -55,9 +55,11 @@ def main(argv=None) -> int:
     parser.add_argument("out", type=Path, help="benchmark output folder (holds per_image.csv)")
     parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--column", default=BBBC039_COLUMN, help="manifest column; rows where it is non-empty form the subset")
+    parser.add_argument("--others", action="store_true", help="the images whose column is empty instead")
     args = parser.parse_args(argv)
     try:
-        stems = manifest_stems(args.manifest, args.column)
+        marks = manifest_marks(args.manifest, args.column)
+        stems = {name for name, marked in marks.items() if marked != args.others}
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -68,7 +70,7 @@ def main(argv=None) -> int:
     writer = csv.writer(sys.stdout)
     writer.writerow(["pipeline", "subset", "images", *COLUMNS])
     for row in rows:
-        writer.writerow([row["pipeline"], args.column, row["images"], *(f"{row[c]:.4f}" for c in COLUMNS)])
+        writer.writerow([row["pipeline"], f"not {args.column}" if args.others else args.column, row["images"], *(f"{row[c]:.4f}" for c in COLUMNS)])
     return 0
 
 

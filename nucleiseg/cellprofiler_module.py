@@ -214,13 +214,20 @@ Name of the output image holding each pixel's probability of lying on the edge o
 including where two nuclei touch. Useful to inspect why touching nuclei were or were not
 split.""",
         )
+        specialists = models.SPECIALIST_MODELS[self.architecture]
+        specialist_help = "".join(
+            f"\n\n*{label}*: shipped too, trained further on images of one kind only (model card "
+            f"``{path.name}``); it is more accurate on such images and less on others."
+            for label, path in specialists.items()
+        )
         self.model_choice = Choice(
             "Model",
-            [MODEL_SHIPPED, MODEL_CUSTOM],
+            [MODEL_SHIPPED, *specialists, MODEL_CUSTOM],
             MODEL_SHIPPED,
             doc=f"""\
-*{MODEL_SHIPPED}*: the model trained for this project and shipped in its ``models/``
-folder (the folder can be moved with the environment variable ``NUCLEISEG_MODELS``).
+*{MODEL_SHIPPED}*: the model trained for this project on fluorescence images of many kinds
+and shipped in its ``models/`` folder (the folder can be moved with the environment variable
+``NUCLEISEG_MODELS``).{specialist_help}
 
 *{MODEL_CUSTOM}*: a model of your own, given by its model card (a ``.json`` file next to
 its ``.weights.h5`` file, as written by ``python -m nucleiseg.train``). The weights'
@@ -471,6 +478,9 @@ share the GPU.""",
         """The model card the settings select."""
         if self.model_choice.value == MODEL_CUSTOM:
             return Path(os.path.expanduser(self.model_file.value.strip()))
+        specialists = models.SPECIALIST_MODELS[self.architecture]
+        if self.model_choice.value in specialists:
+            return Path(specialists[self.model_choice.value])
         return Path(models.DEFAULT_MODELS[self.architecture])
 
     def ensemble_size(self) -> int | None:
@@ -539,7 +549,7 @@ share the GPU.""",
             members = models.verify(path)
         except models.ModelError as error:
             hint = ""
-            if self.model_choice.value == MODEL_SHIPPED:
+            if self.model_choice.value != MODEL_CUSTOM:
                 hint = " (the shipped model is missing: train it, or choose a custom model file)"
             raise ValidationError(f"{self.module_name}: {error}{hint}", setting)
         for card_path, card in members:

@@ -23,6 +23,12 @@ DEFAULT_MODELS = {
     "unet": MODELS_DIR / "unet" / "unet-dsb2018.json",
     "deepcell": MODELS_DIR / "deepcell" / "deepcell-dsb2018.json",
 }
+#: Further shipped models, each for one kind of image, per architecture: {label: card}.
+#: The modules offer each label as a choice of their "Model" setting.
+SPECIALIST_MODELS = {
+    "unet": {"Shipped, for BBBC039-like images (U2OS nuclei, Hoechst, 20x)": MODELS_DIR / "unet" / "unet-bbbc039.json"},
+    "deepcell": {},
+}
 
 
 class ModelError(ValueError):

@@ -19,6 +19,7 @@ import io
 import logging
 import os
 import sys
+from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -378,23 +379,35 @@ def evaluate_f1():
 NETWORK_MODULES = {"unet": "ClassifyBoundariesUNet", "deepcell": "ClassifyPixelsDeepCell"}
 
 
-def network_processing(kind: str, augment: bool = False):
-    """The network module with the shipped model and the post-processing tuned for it on train.
+def specialist_kinds() -> dict[str, tuple[str, str]]:
+    """Pipelines for the shipped specialist models: {kind (the card's stem): (network, model choice)}."""
+    from nucleiseg import models
 
-    The module reads the post-processing from the model card's ``postprocess``
-    field (written by ``python -m nucleiseg.tune_postprocess``); the same values
-    are also written into its own settings, so they are what a user sees on
-    switching to their own post-processing.
+    return {Path(card).stem: (network, label)
+            for network, choices in models.SPECIALIST_MODELS.items() for label, card in choices.items()}
+
+
+def network_processing(kind: str, augment: bool = False, model_choice: str | None = None):
+    """The network module with a shipped model and the post-processing tuned for it on train.
+
+    ``model_choice`` names one of the module's shipped specialist models (default:
+    the general model). The module reads the post-processing from the model card's
+    ``postprocess`` field (written by ``python -m nucleiseg.tune_postprocess``);
+    the same values are also written into its own settings, so they are what a
+    user sees on switching to their own post-processing.
     """
     import json
 
     from nucleiseg import models
 
-    card = json.loads(models.DEFAULT_MODELS[kind].read_text())
     m = module(NETWORK_MODULES[kind], x_name=IMAGE_NAME, y_name=NUCLEI)
+    if model_choice:
+        set_setting(m, "model_choice", model_choice)
+    card_path = m.model_path()
+    card = json.loads(card_path.read_text())
     set_setting(m, "use_model_postprocess", True)
     set_setting(m, "augment", augment)
-    for key, value in models.tuned_postprocess(models.DEFAULT_MODELS[kind]).to_dict().items():
+    for key, value in models.tuned_postprocess(card_path).to_dict().items():
         set_setting(m, key, value)
     if kind == "deepcell":
         set_setting(m, "ensemble", len(card.get("members", [None])))
@@ -416,6 +429,9 @@ def build(kind: str, params: dict | None = None):
         proc = network_processing(kind)
     elif kind.endswith(AUGMENTED) and kind[: -len(AUGMENTED)] in NETWORK_MODULES:
         proc = network_processing(kind[: -len(AUGMENTED)], augment=True)
+    elif kind in specialist_kinds():
+        network, choice = specialist_kinds()[kind]
+        proc = network_processing(network, model_choice=choice)
     else:
         raise ValueError(kind)
     pipeline = Pipeline()
@@ -431,7 +447,7 @@ def dumps(pipeline) -> str:
     return buf.getvalue()
 
 
-KINDS = ("basic", "advanced", "unet", "deepcell")
+KINDS = ("basic", "advanced", "unet", "deepcell", "unet-bbbc039")
 # "unet-tta", "deepcell-tta": the network pipeline with test-time augmentation (flips and
 # rotations averaged); built on request only, e.g. into out/ for a benchmark comparison.
 AUGMENTED = "-tta"

@@ -133,7 +133,7 @@ def test_advanced_has_caicedo_steps(bp):
     assert not ipo.exclude_border_objects.value
 
 
-@pytest.mark.parametrize("kind", ["basic", "advanced", "unet", "deepcell"])
+@pytest.mark.parametrize("kind", ["basic", "advanced", "unet", "deepcell", "unet-bbbc039"])
 def test_shipped_matches_generator(bp, kind):
     """The .cppipe files are what build_pipelines.py writes (regenerate after changes)."""
     with open(os.path.join(PIPELINES_DIR, f"{kind}.cppipe")) as fd:
@@ -153,6 +153,19 @@ def test_network_pipelines_read_the_cards_post_processing_and_tta_is_on_request(
         (augmented,) = by_name(bp.build(f"{kind}-tta"), module_name)
         assert augmented.augment.value
     assert "unet-tta" not in bp.KINDS  # not written into pipelines/ by default
+
+
+def test_specialist_pipelines_use_their_shipped_model_and_its_post_processing(bp):
+    from pathlib import Path
+
+    from nucleiseg import models
+
+    assert set(bp.specialist_kinds()) <= set(bp.KINDS)
+    for kind, (network, choice) in bp.specialist_kinds().items():
+        (m,) = by_name(bp.build(kind), bp.NETWORK_MODULES[network])
+        assert m.model_choice.value == choice and Path(m.model_path()).stem == kind
+        assert m.use_model_postprocess.value
+        assert m.postprocess_settings() == models.tuned_postprocess(m.model_path())
 
 
 # ----------------------------------------------------------------------- headless runs
@@ -237,4 +250,11 @@ def test_basic_headless_run(tmp_path):
 @pytest.mark.slow
 def test_advanced_headless_run(tmp_path):
     items, out = run_headless(CLASSICAL[1], tmp_path)
+    check_outputs(items, out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["unet", "unet-bbbc039", "deepcell"])
+def test_network_pipeline_headless_run_with_the_shipped_model(tmp_path, kind):
+    items, out = run_headless(os.path.join(PIPELINES_DIR, f"{kind}.cppipe"), tmp_path)
     check_outputs(items, out)

@@ -270,6 +270,21 @@ def test_shipped_model_is_used_by_default(card, monkeypatch):
     assert module.model_path() == card
 
 
+def test_shipped_specialist_model_is_a_choice_with_its_own_card(card, tmp_path, monkeypatch):
+    [(label, _)] = models.SPECIALIST_MODELS["unet"].items()
+    module, _ = module_for(None)
+    assert module.model_choice.choices == ["Shipped default", label, "Custom model file"]
+    assert label in module.model_choice.doc
+    monkeypatch.setitem(models.SPECIALIST_MODELS["unet"], label, card)
+    module, pipeline = module_for(None, model_choice=label)
+    check_valid(module, pipeline)
+    assert module.model_path() == card and module.model_file not in module.visible_settings()
+    missing = tmp_path / "unet-bbbc039.json"
+    monkeypatch.setitem(models.SPECIALIST_MODELS["unet"], label, missing)
+    message, setting = validation_message(module, pipeline)
+    assert str(missing) in message and "shipped model" in message and setting is module.model_choice
+
+
 @pytest.mark.parametrize(
     "settings, message, setting",
     [
