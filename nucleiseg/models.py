@@ -25,9 +25,10 @@ DEFAULT_MODELS = {
 }
 #: Further shipped models, each for one kind of image, per architecture: {label: card}.
 #: The modules offer each label as a choice of their "Model" setting.
+BBBC039_LIKE = "Shipped, for BBBC039-like images (U2OS nuclei, Hoechst, 20x)"
 SPECIALIST_MODELS = {
-    "unet": {"Shipped, for BBBC039-like images (U2OS nuclei, Hoechst, 20x)": MODELS_DIR / "unet" / "unet-bbbc039.json"},
-    "deepcell": {},
+    "unet": {BBBC039_LIKE: MODELS_DIR / "unet" / "unet-bbbc039.json"},
+    "deepcell": {BBBC039_LIKE: MODELS_DIR / "deepcell" / "deepcell-bbbc039.json"},
 }
 
 

@@ -447,7 +447,7 @@ def dumps(pipeline) -> str:
     return buf.getvalue()
 
 
-KINDS = ("basic", "advanced", "unet", "deepcell", "unet-bbbc039")
+KINDS = ("basic", "advanced", "unet", "deepcell", "unet-bbbc039", "deepcell-bbbc039")
 # "unet-tta", "deepcell-tta": the network pipeline with test-time augmentation (flips and
 # rotations averaged); built on request only, e.g. into out/ for a benchmark comparison.
 AUGMENTED = "-tta"

@@ -155,6 +155,22 @@ def test_missing_model_and_wrong_architecture_are_named(tmp_path, single, monkey
     assert str(shipped) in str(validation_error(module, pipeline))
 
 
+def test_shipped_specialist_ensemble_is_a_choice(ensemble, tmp_path, monkeypatch):
+    [(label, shipped)] = models.SPECIALIST_MODELS["deepcell"].items()
+    assert label == models.BBBC039_LIKE and label in models.SPECIALIST_MODELS["unet"]  # one label for both modules
+    module, _ = module_for(None)
+    assert module.model_choice.choices == ["Shipped default", label, "Custom model file"]
+    assert shipped.name in module.model_choice.doc
+    monkeypatch.setitem(models.SPECIALIST_MODELS["deepcell"], label, ensemble)
+    module, pipeline = module_for(None, model_choice=label, ensemble=2)
+    check_valid(module, pipeline)
+    assert module.model_path() == ensemble and len(module.load_model().networks) == 2
+    missing = tmp_path / "deepcell-bbbc039.json"
+    monkeypatch.setitem(models.SPECIALIST_MODELS["deepcell"], label, missing)
+    error = validation_error(module, pipeline)
+    assert str(missing) in str(error) and error.get_setting() is module.model_choice
+
+
 def test_constant_and_colour_images(single):
     module, pipeline = module_for(single, ensemble=1)
     measurements, _ = helpers.run_images(module, pipeline, [np.zeros(helpers.SHAPE, np.uint16)])

@@ -133,7 +133,7 @@ def test_advanced_has_caicedo_steps(bp):
     assert not ipo.exclude_border_objects.value
 
 
-@pytest.mark.parametrize("kind", ["basic", "advanced", "unet", "deepcell", "unet-bbbc039"])
+@pytest.mark.parametrize("kind", ["basic", "advanced", "unet", "deepcell", "unet-bbbc039", "deepcell-bbbc039"])
 def test_shipped_matches_generator(bp, kind):
     """The .cppipe files are what build_pipelines.py writes (regenerate after changes)."""
     with open(os.path.join(PIPELINES_DIR, f"{kind}.cppipe")) as fd:
@@ -254,7 +254,7 @@ def test_advanced_headless_run(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["unet", "unet-bbbc039", "deepcell"])
+@pytest.mark.parametrize("kind", ["unet", "unet-bbbc039", "deepcell", "deepcell-bbbc039"])
 def test_network_pipeline_headless_run_with_the_shipped_model(tmp_path, kind):
     items, out = run_headless(os.path.join(PIPELINES_DIR, f"{kind}.cppipe"), tmp_path)
     check_outputs(items, out)
