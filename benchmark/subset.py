@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from pathlib import Path
 
@@ -24,12 +25,16 @@ BBBC039_COLUMN = "bbbc039_field"
 
 
 def read_per_image(path: Path) -> list[dict]:
-    """Rows of a ``per_image.csv``: lead columns as text, figures as floats (empty cells dropped)."""
+    """Rows of a ``per_image.csv``: lead columns as text, figures as floats.
+
+    Empty cells (e.g. ``mean_iou_050`` of an image without a match) read as NaN, so every
+    row keeps the same keys and the macro aggregation can skip them where it should.
+    """
     rows = []
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
             out = {k: row[k] for k in LEAD if k in row}
-            out.update({k: float(v) for k, v in row.items() if k not in LEAD and v not in ("", "nan")})
+            out.update({k: float(v) if v not in ("", "nan") else math.nan for k, v in row.items() if k not in LEAD})
             rows.append(out)
     return rows
 

@@ -11,9 +11,9 @@ def _write(tmp_path):
     (tmp_path / "manifest.csv").write_text("name,bbbc039_field\na,x\nb,\nc,\n")
     with open(tmp_path / "per_image.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["pipeline", "image", "shard", "f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "merges", "splits"])
-        for image, f1 in (("a", 0.9), ("b", 0.5), ("c", 0.7)):
-            writer.writerow(["unet", image, 0, f1, f1, f1, f1, 1 - f1, 1, 0])
+        writer.writerow(["pipeline", "image", "shard", "f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "merges", "splits", "mean_iou_050"])
+        for image, f1, iou in (("a", 0.9, 0.8), ("b", 0.5, 0.7), ("c", 0.7, "")):  # c: no match at IoU 0.5
+            writer.writerow(["unet", image, 0, f1, f1, f1, f1, 1 - f1, 1, 0, iou])
 
 
 def test_subset_and_its_complement(tmp_path, capsys):
@@ -24,6 +24,13 @@ def test_subset_and_its_complement(tmp_path, capsys):
     assert subset.main([str(tmp_path), "--manifest", str(tmp_path / "manifest.csv"), "--others"]) == 0
     others = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert [(r["subset"], r["images"], r["f1_mean"], r["merges"]) for r in others] == [("not bbbc039_field", "2", "0.6000", "2.0000")]
+
+
+def test_an_image_without_a_match_is_averaged_with_the_others(tmp_path):
+    _write(tmp_path)
+    rows = subset.read_per_image(tmp_path / "per_image.csv")
+    [summary] = subset.subset_summary(rows, {"b", "c"})
+    assert summary["images"] == 2 and summary["f1_mean"] == 0.6 and summary["mean_iou_050"] == 0.7
 
 
 def test_unknown_column_is_an_error_naming_it(tmp_path, capsys):
