@@ -3,6 +3,7 @@
     .venv/bin/python pipelines/build_pipelines.py            # writes every pipeline it knows
     .venv/bin/python pipelines/build_pipelines.py basic      # only some
     .venv/bin/python pipelines/build_pipelines.py unet-tta --out out/pipelines   # with test-time augmentation
+    .venv/bin/python pipelines/build_pipelines.py advanced-segment --out out/pipelines   # without ground truth
 
 Generating is safer than hand-editing the text format: every setting goes through the
 module's own Setting objects, so a typo fails here instead of at run time.
@@ -417,10 +418,30 @@ def network_processing(kind: str, augment: bool = False, model_choice: str | Non
 # ------------------------------------------------------------------------------ pipelines
 
 
+def measurement_modules():
+    """Per-nucleus size, shape and DNA intensity, for pipelines run on images without ground truth."""
+    shape = module("MeasureObjectSizeShape")
+    shape.objects_list.value = NUCLEI
+    shape.calculate_zernikes.value = False
+    shape.calculate_advanced.value = False
+    intensity = module("MeasureObjectIntensity")
+    intensity.images_list.value = IMAGE_NAME
+    intensity.objects_list.value = NUCLEI
+    return [shape, intensity]
+
+
 def build(kind: str, params: dict | None = None):
+    """The pipeline ``kind`` (see :data:`KINDS`); ``KIND-segment`` is the same without ground truth.
+
+    A ``-segment`` pipeline loads only ``images/``, measures the nuclei (size, shape, DNA
+    intensity) instead of scoring them, and otherwise writes the same outputs.
+    """
     init_cellprofiler()
     from cellprofiler_core.pipeline import Pipeline
 
+    segment_only = kind.endswith(SEGMENT_ONLY)
+    if segment_only:
+        kind = kind[: -len(SEGMENT_ONLY)]
     if kind == "basic":
         proc = basic_processing(params)
     elif kind == "advanced":
@@ -434,8 +455,12 @@ def build(kind: str, params: dict | None = None):
         proc = network_processing(network, model_choice=choice)
     else:
         raise ValueError(kind)
+    if segment_only:
+        steps = input_modules(DEFAULT_ASSIGNMENTS[:1]) + proc + measurement_modules() + output_modules(with_f1=False)
+    else:
+        steps = input_modules() + proc + output_modules()
     pipeline = Pipeline()
-    for i, m in enumerate(input_modules() + proc + output_modules(), start=1):
+    for i, m in enumerate(steps, start=1):
         m.set_module_num(i)
         pipeline.add_module(m)
     return pipeline
@@ -447,10 +472,12 @@ def dumps(pipeline) -> str:
     return buf.getvalue()
 
 
-KINDS = ("basic", "advanced", "unet", "deepcell", "unet-bbbc039", "deepcell-bbbc039")
+KINDS = ("basic", "advanced", "unet", "deepcell", "unet-bbbc039", "deepcell-bbbc039", "unet-segment", "deepcell-segment")
 # "unet-tta", "deepcell-tta": the network pipeline with test-time augmentation (flips and
 # rotations averaged); built on request only, e.g. into out/ for a benchmark comparison.
 AUGMENTED = "-tta"
+# "KIND-segment": KIND for images without ground truth (no masks/, no EvaluateObjectF1).
+SEGMENT_ONLY = "-segment"
 
 
 def main(argv=None):

@@ -66,8 +66,12 @@ def test_pipeline_loads_and_follows_conventions(bp, path):
             kinds[a.object_name.value] = a.rule_filter.value
         else:
             kinds[a.image_name.value] = a.rule_filter.value
-    assert '"images"' in kinds["DNA"] and '"masks"' in kinds["GroundTruth"]
-    assert nat.join.parse() == [{"DNA": "Stem", "GroundTruth": "Stem"}]
+    with_ground_truth = not path.endswith("-segment.cppipe")
+    if with_ground_truth:
+        assert '"images"' in kinds["DNA"] and '"masks"' in kinds["GroundTruth"]
+        assert nat.join.parse() == [{"DNA": "Stem", "GroundTruth": "Stem"}]
+    else:
+        assert list(kinds) == ["DNA"] and '"images"' in kinds["DNA"]
 
     (groups,) = by_name(pipeline, "Groups")
     assert not groups.wants_groups.value
@@ -91,7 +95,12 @@ def test_pipeline_loads_and_follows_conventions(bp, path):
     assert export.directory.value.startswith("Default Output Folder")
     assert not export.wants_prefix.value  # → Image.csv
 
-    if os.path.isfile(os.path.join(PLUGINS, "evaluateobjectf1.py")):
+    if not with_ground_truth:
+        assert not by_name(pipeline, "EvaluateObjectF1")
+        (shape,) = by_name(pipeline, "MeasureObjectSizeShape")
+        (intensity,) = by_name(pipeline, "MeasureObjectIntensity")
+        assert shape.objects_list.value == ["Nuclei"] and intensity.images_list.value == ["DNA"]
+    elif os.path.isfile(os.path.join(PLUGINS, "evaluateobjectf1.py")):
         (f1,) = by_name(pipeline, "EvaluateObjectF1")
         from cellprofiler_core.setting.subscriber import LabelSubscriber
 
@@ -133,7 +142,12 @@ def test_advanced_has_caicedo_steps(bp):
     assert not ipo.exclude_border_objects.value
 
 
-@pytest.mark.parametrize("kind", ["basic", "advanced", "unet", "deepcell", "unet-bbbc039", "deepcell-bbbc039"])
+def test_shipped_pipelines_are_the_generators_kinds(bp):
+    assert sorted(os.path.basename(p)[: -len(".cppipe")] for p in SHIPPED) == sorted(bp.KINDS)
+
+
+@pytest.mark.parametrize("kind", ["basic", "advanced", "unet", "deepcell", "unet-bbbc039", "deepcell-bbbc039",
+                                  "unet-segment", "deepcell-segment"])
 def test_shipped_matches_generator(bp, kind):
     """The .cppipe files are what build_pipelines.py writes (regenerate after changes)."""
     with open(os.path.join(PIPELINES_DIR, f"{kind}.cppipe")) as fd:
@@ -188,17 +202,20 @@ def blobs(shape, radius, spacing, seed):
     return np.clip(img, 0, 255).astype(np.uint8), labels
 
 
-def write_input(tmp, items):
+def write_input(tmp, items, with_masks=True):
     import tifffile
 
     (tmp / "in" / "images").mkdir(parents=True)
-    (tmp / "in" / "masks").mkdir(parents=True)
+    if with_masks:
+        (tmp / "in" / "masks").mkdir(parents=True)
     paths = []
     for stem, (img, lab) in items.items():
         a, b = tmp / "in" / "images" / f"{stem}.tiff", tmp / "in" / "masks" / f"{stem}.tiff"
         tifffile.imwrite(a, img)
-        tifffile.imwrite(b, lab)
-        paths += [str(a), str(b)]
+        paths.append(str(a))
+        if with_masks:
+            tifffile.imwrite(b, lab)
+            paths.append(str(b))
     listing = tmp / "in" / "files.txt"
     listing.write_text("\n".join(paths) + "\n")
     return listing
@@ -240,6 +257,40 @@ def check_outputs(items, out):
         # clean separated disks: a sane pipeline finds nearly all of them
         assert abs(found - truth.max()) <= 0.05 * truth.max()
     assert tifffile.imread(out / "labels" / "many.tiff").max() > 255
+
+
+@pytest.mark.parametrize("kind", ["basic-segment", pytest.param("unet-segment", marks=pytest.mark.slow)])
+def test_segment_pipeline_runs_on_images_without_ground_truth(tmp_path, bp, kind):
+    """KIND-segment: no masks/ folder, no scoring; labels, counts and per-nucleus measurements out."""
+    import tifffile
+
+    items = {"few": blobs((128, 160), 7, 24, 0), "mid": blobs((200, 200), 9, 30, 2)}
+    pipeline = os.path.join(PIPELINES_DIR, f"{kind}.cppipe")
+    if not os.path.isfile(pipeline):  # not shipped: generated
+        pipeline = tmp_path / f"{kind}.cppipe"
+        pipeline.write_text(bp.dumps(bp.build(kind)))
+    listing = write_input(tmp_path, items, with_masks=False)
+    assert not (tmp_path / "in" / "masks").exists()
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [CELLPROFILER, "-c", "-r", "-p", str(pipeline), "--plugins-directory", PLUGINS,
+         "-e", "imageio_reader", "-o", str(out), "--file-list", str(listing)],
+        capture_output=True, text=True, env=dict(os.environ, HOME=str(tmp_path)), timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out / "Image.csv") as fd:
+        rows = {r["Metadata_Stem"]: r for r in csv.DictReader(fd)}
+    assert set(rows) == set(items) and not any(k.startswith("ObjectF1_") for k in rows["few"])
+    with open(out / "Nuclei.csv") as fd:
+        nuclei = list(csv.DictReader(fd))
+    for image_number, (stem, (_, truth)) in enumerate(items.items(), start=1):
+        labels = tifffile.imread(out / "labels" / f"{stem}.tiff")
+        found = int(float(rows[stem]["Count_Nuclei"]))
+        assert labels.max() == found and abs(found - truth.max()) <= 0.05 * truth.max()
+        areas = [float(r["AreaShape_Area"]) for r in nuclei if int(r["ImageNumber"]) == image_number]
+        assert len(areas) == found
+        assert sum(areas) == np.count_nonzero(labels)
+    assert all(float(r["Intensity_MeanIntensity_DNA"]) > 0 for r in nuclei)
 
 
 def test_basic_headless_run(tmp_path):
