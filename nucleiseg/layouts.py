@@ -703,6 +703,25 @@ def manifest_marks(manifest: Path, column: str) -> dict[str, bool]:
         return {row["name"]: bool((row[column] or "").strip()) for row in reader}
 
 
+def marked_pairs(data_dir: Path, split: str, column: str) -> list[Pair]:
+    """The image/mask pairs of ``split`` whose ``column`` in ``data_dir/manifest.csv`` is non-empty.
+
+    Raises
+    ------
+    ValueError
+        Naming the column, when the data folder has no manifest, the manifest
+        lacks the column, or no image of the split is marked.
+    """
+    manifest = Path(data_dir) / "manifest.csv"
+    if not manifest.is_file():
+        raise ValueError(f"subset column {column!r}: no manifest.csv in {data_dir}")
+    marks = manifest_marks(manifest, column)
+    pairs = [pair for pair in list_pairs(data_dir, split) if marks.get(pair.stem)]
+    if not pairs:
+        raise ValueError(f"subset column {column!r}: no image of split {split!r} is marked in {manifest}")
+    return pairs
+
+
 def manifest_stems(manifest: Path, column: str) -> set[str]:
     """Names of the manifest rows whose ``column`` is non-empty (see :func:`manifest_marks`)."""
     return {name for name, marked in manifest_marks(manifest, column).items() if marked}

@@ -137,16 +137,9 @@ def split_names(config: TrainConfig) -> tuple[list[str], list[str], str]:
     data = Path(config.data)
 
     def stems(split: str) -> list[str]:
-        names = [pair.stem for pair in layouts.list_pairs(data, split)]
         if config.subset_column:
-            manifest = data / "manifest.csv"
-            if not manifest.is_file():
-                raise ValueError(f"subset column {config.subset_column!r}: no manifest.csv in {data}")
-            marks = layouts.manifest_marks(manifest, config.subset_column)
-            names = [name for name in names if marks.get(name)]
-            if not names:
-                raise ValueError(f"subset column {config.subset_column!r}: no image of split {split!r} is marked in {manifest}")
-        return names
+            return [pair.stem for pair in layouts.marked_pairs(data, split, config.subset_column)]
+        return [pair.stem for pair in layouts.list_pairs(data, split)]
 
     train_names = stems(config.train_split)
     if config.holdout:

@@ -39,12 +39,7 @@ def sample_pairs(data_dir: Path, split: str, images: int, seed: int = 0, subset_
     With ``subset_column``, only images whose column in the data folder's
     ``manifest.csv`` is non-empty are drawn from (ValueError when none is).
     """
-    pairs = layouts.list_pairs(data_dir, split)
-    if subset_column:
-        marks = layouts.manifest_marks(Path(data_dir) / "manifest.csv", subset_column)
-        pairs = [pair for pair in pairs if marks.get(pair.stem)]
-        if not pairs:
-            raise ValueError(f"--subset-column {subset_column!r}: no image of split {split!r} is marked in {data_dir}/manifest.csv")
+    pairs = layouts.marked_pairs(data_dir, split, subset_column) if subset_column else layouts.list_pairs(data_dir, split)
     order = np.random.default_rng(seed).permutation(len(pairs))
     return [pairs[i] for i in sorted(order[:images])] if images else pairs
 
