@@ -64,6 +64,14 @@ class TrainConfig:
     # Model card (or weights) whose weights the network starts from: fine-tuning.
     init_from: str = ""
 
+    def validation_split(self) -> str:
+        """The split the validation images come from: the training split when held out."""
+        return self.train_split if self.holdout else self.val_split
+
+    def validation_label(self) -> str:
+        """How cards and logs name where validation came from."""
+        return f"{self.train_split} (held out)" if self.holdout else self.val_split
+
     def val_settings(self) -> PostprocessSettings:
         return PostprocessSettings.from_dict(self.val_postprocess)
 
@@ -148,11 +156,11 @@ def split_names(config: TrainConfig) -> tuple[list[str], list[str], str]:
         chosen = set(np.random.default_rng(config.seed).choice(len(train_names), config.holdout, replace=False).tolist())
         val_names = [name for i, name in enumerate(train_names) if i in chosen]
         train_names = [name for i, name in enumerate(train_names) if i not in chosen]
-        return train_names, val_names, f"{config.train_split} (held out)"
+        return train_names, val_names, config.validation_label()
     val_names = stems(config.val_split)
     if config.val_images:
         val_names = val_names[: config.val_images]
-    return train_names, val_names, config.val_split
+    return train_names, val_names, config.validation_label()
 
 
 def initial_weights(config: TrainConfig) -> Path:
@@ -283,8 +291,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
 
     train_names, val_names, val_source = split_names(config)
     train_examples = load_examples(config.data, config.train_split, config.normalization, names=train_names)
-    val_source_split = config.train_split if config.holdout else config.val_split
-    val_examples = load_examples(config.data, val_source_split, None, names=val_names)
+    val_examples = load_examples(config.data, config.validation_split(), None, names=val_names)
     _log(log, f"{len(train_examples)} training images, {len(val_examples)} validation images ({val_source})")
 
     state_path, last_path, best_path = checkpoints / "state.json", checkpoints / "last.keras", checkpoints / "best.weights.h5"
@@ -433,7 +440,7 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
             "wall_seconds": round(state["seconds"]),
             "hardware": f"{platform.processor() or platform.machine()}, CPU",
         },
-        "validation": {"split": split_names(config)[2], "during_training": best,
+        "validation": {"split": config.validation_label(), "during_training": best,
                        "during_training_postprocess": config.val_settings().to_dict()},
         "history": state["history"],
     }
