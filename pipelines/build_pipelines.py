@@ -291,11 +291,7 @@ def advanced_processing(p: dict | None = None):
                     "pipelines/TUNING.md). To use it, enable it and set the input of "
                     "IdentifyPrimaryObjects to OpenedDNA.")
     mods.append(identify_primary(current, "NucleiRaw", p))
-    mods.append(module("MeasureObjectSizeShape"))
-    ms = mods[-1]
-    ms.objects_list.value = "NucleiRaw"
-    ms.calculate_zernikes.value = False
-    ms.calculate_advanced.value = False
+    mods.append(measure_size_shape("NucleiRaw"))
     mods.append(filter_objects("NucleiRaw", NUCLEI, p))
     return mods
 
@@ -418,12 +414,18 @@ def network_processing(kind: str, augment: bool = False, model_choice: str | Non
 # ------------------------------------------------------------------------------ pipelines
 
 
-def measurement_modules():
-    """Per-nucleus size, shape and DNA intensity, for pipelines run on images without ground truth."""
+def measure_size_shape(objects: str):
+    """MeasureObjectSizeShape of ``objects``, basic features only (no Zernike, no advanced)."""
     shape = module("MeasureObjectSizeShape")
-    shape.objects_list.value = NUCLEI
+    shape.objects_list.value = objects
     shape.calculate_zernikes.value = False
     shape.calculate_advanced.value = False
+    return shape
+
+
+def measurement_modules():
+    """Per-nucleus size, shape and DNA intensity, for pipelines run on images without ground truth."""
+    shape = measure_size_shape(NUCLEI)
     intensity = module("MeasureObjectIntensity")
     intensity.images_list.value = IMAGE_NAME
     intensity.objects_list.value = NUCLEI
@@ -450,8 +452,8 @@ def build(kind: str, params: dict | None = None):
         proc = network_processing(kind)
     elif kind.endswith(AUGMENTED) and kind[: -len(AUGMENTED)] in NETWORK_MODULES:
         proc = network_processing(kind[: -len(AUGMENTED)], augment=True)
-    elif kind in specialist_kinds():
-        network, choice = specialist_kinds()[kind]
+    elif kind in (specialists := specialist_kinds()):
+        network, choice = specialists[kind]
         proc = network_processing(network, model_choice=choice)
     else:
         raise ValueError(kind)
