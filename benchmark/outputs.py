@@ -45,6 +45,39 @@ def write_csv_atomic(path: Path, columns: list[str], rows: list[dict]) -> None:
     write_atomic(path, csv_text(rows, columns))
 
 
+def read_csv_figures(path: Path, text_columns, is_integer=lambda key: False) -> list[dict]:
+    """Rows of a CSV written by :func:`csv_text`, figures parsed back to numbers.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file.
+    text_columns : collection of str
+        Columns kept as text (pipeline and image names).
+    is_integer : callable, optional
+        ``is_integer(column)`` says whether a whole-number value of that column reads as ``int``.
+
+    Returns
+    -------
+    list of dict
+        One dict per row; empty cells (and ``nan``) read as NaN, so every row keeps the same keys.
+    """
+    rows = []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            parsed = {}
+            for key, value in row.items():
+                if key in text_columns:
+                    parsed[key] = value
+                elif value in ("", "nan"):
+                    parsed[key] = math.nan
+                else:
+                    number = float(value)
+                    parsed[key] = int(number) if number.is_integer() and is_integer(key) else number
+            rows.append(parsed)
+    return rows
+
+
 def save_figure(figure, path: Path, dpi: int = 120) -> None:
     """Save a matplotlib figure atomically as PNG and close it."""
     import matplotlib.pyplot as plt

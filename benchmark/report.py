@@ -11,7 +11,7 @@ import numpy as np
 
 from nucleiseg import metric
 
-from .outputs import save_figure, write_atomic
+from .outputs import read_csv_figures, save_figure, write_atomic
 
 PLOTS_DIR = "plots"
 SIZE_BINS = metric.SIZE_BINS
@@ -479,23 +479,8 @@ _INTEGER_COLUMNS = ("images", "shards", "retried_shards")
 
 
 def _read_summary(path: Path) -> list[dict]:
-    """Rows of a ``summary.csv`` with numbers as numbers (empty cells as NaN)."""
-    import csv
-
-    rows = []
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            parsed = {}
-            for key, value in row.items():
-                if key == "pipeline":
-                    parsed[key] = value
-                elif value in ("", "nan"):
-                    parsed[key] = math.nan
-                else:
-                    number = float(value)
-                    parsed[key] = int(number) if number.is_integer() and (metric.is_count_key(key) or key in _INTEGER_COLUMNS) else number
-            rows.append(parsed)
-    return rows
+    """Rows of a ``summary.csv`` with counts as integers and empty cells as NaN."""
+    return read_csv_figures(path, ("pipeline",), lambda key: metric.is_count_key(key) or key in _INTEGER_COLUMNS)
 
 
 def regenerate(out: Path, data: Path | None = None, split: str | None = None) -> Path:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 from pathlib import Path
 
+from benchmark.outputs import read_csv_figures
 from nucleiseg.layouts import manifest_marks, manifest_stems  # noqa: F401 (re-exported for the benchmark)
 from nucleiseg.metric import aggregate_macro
 
@@ -30,13 +30,7 @@ def read_per_image(path: Path) -> list[dict]:
     Empty cells (e.g. ``mean_iou_050`` of an image without a match) read as NaN, so every
     row keeps the same keys and the macro aggregation can skip them where it should.
     """
-    rows = []
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            out = {k: row[k] for k in LEAD if k in row}
-            out.update({k: float(v) if v not in ("", "nan") else math.nan for k, v in row.items() if k not in LEAD})
-            rows.append(out)
-    return rows
+    return read_csv_figures(path, LEAD)
 
 
 def subset_summary(per_image: list[dict], stems: set[str]) -> list[dict]:
