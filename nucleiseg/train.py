@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .models import ModelError, member_cards, tuned_postprocess
 from .training import TrainConfig, initial_weights, split_names, train
 
 
@@ -62,8 +63,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     val_postprocess = {}
     if args.val_postprocess:
-        from .models import ModelError, tuned_postprocess
-
         try:
             val_postprocess = tuned_postprocess(args.val_postprocess).to_dict()
         except ModelError as error:
@@ -71,8 +70,6 @@ def main(argv=None) -> int:
 
     base_filters = args.base_filters or 32
     if args.init and not args.base_filters:
-        from .models import ModelError, member_cards
-
         try:
             base_filters = member_cards(args.init)[0][1]["architecture"].get("base_filters", base_filters)
         except ModelError as error:
