@@ -403,6 +403,32 @@ def _selection_record(config: TrainConfig) -> dict:
     return record
 
 
+def training_hardware() -> str:
+    """What ran the training, for the card: the accelerator Keras' backend uses, else the CPU."""
+    import keras
+
+    cpu = f"{platform.processor() or platform.machine()}, CPU"
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            return cpu if device.platform == "cpu" else f"{device.device_kind} ({device.platform}, JAX)"
+        if backend == "torch":
+            import torch
+
+            return f"{torch.cuda.get_device_name(0)} (CUDA, PyTorch)" if torch.cuda.is_available() else cpu
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            return f"{gpus[0].name} (TensorFlow)" if gpus else cpu
+    except Exception as error:  # a broken accelerator stack should not lose a finished run's card
+        return f"{cpu} (accelerator query failed: {type(error).__name__})"
+    return cpu
+
+
 def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best: dict) -> Path:
     import keras
 
@@ -438,7 +464,7 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
             "mixed_bfloat16": config.mixed_bfloat16,
             "seed": config.seed,
             "wall_seconds": round(state["seconds"]),
-            "hardware": f"{platform.processor() or platform.machine()}, CPU",
+            "hardware": training_hardware(),
         },
         "validation": {"split": config.validation_label(), "during_training": best,
                        "during_training_postprocess": config.val_settings().to_dict()},

@@ -411,7 +411,7 @@ def test_training_batches_have_matching_shapes_and_targets(tmp_path):
 # Tracing the training step takes 30-60 s of wall time on a busy 2-core machine.
 @pytest.mark.slow
 def test_short_training_run_writes_a_loadable_model(tmp_path):
-    from nucleiseg.training import TrainConfig, train
+    from nucleiseg.training import TrainConfig, train, training_hardware
 
     data = tmp_path / "data"
     synthetic.generate(data, n=3, size=64)  # one image each for train, val and test
@@ -427,6 +427,7 @@ def test_short_training_run_writes_a_loadable_model(tmp_path):
     assert card["backend"] == keras.backend.backend()
     assert card["classes"] == ["background", "interior", "boundary"]
     assert card["training"]["epochs"] == 2 and card["training"]["steps"] == 4
+    assert card["training"]["hardware"] == training_hardware()
     assert len(card["history"]) == 2
     # Epochs were judged with the given post-processing, and the card starts from it.
     assert card["postprocess"] == card["validation"]["during_training_postprocess"]
