@@ -361,6 +361,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
 def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Path:
     """Write the best weights (or the best ``snapshots`` epochs, as an ensemble) with model cards."""
     checkpoints, out = Path(checkpoints), Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if config.snapshots <= 1:
         best = next((h for h in state["history"] if h["epoch"] == state["best_epoch"] + 1), {})
         return _export_one(config, checkpoints / "best.weights.h5", out, state, best)
@@ -369,7 +370,8 @@ def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Pa
     members = []
     for index, record in enumerate(sorted(ranked, key=lambda h: h["epoch"]), start=1):
         member_out = out.with_name(f"{out.name}-{index}")
-        _export_one(config, checkpoints / f"epoch{record['epoch']:04d}.weights.h5", member_out, state, record)
+        _export_one(config, checkpoints / f"epoch{record['epoch']:04d}.weights.h5", member_out, state, record,
+                    member_of=f"{out.name}.json")
         members.append(f"{member_out.name}.json")
     card = {
         "name": out.name,
@@ -429,7 +431,14 @@ def training_hardware() -> str:
     return cpu
 
 
-def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best: dict) -> Path:
+def member_record(ensemble_card: str) -> dict:
+    """What a member card says about the ensemble it belongs to."""
+    return {"ensemble": ensemble_card,
+            "note": "this card's postprocess is the one validation used during training; "
+                    "the ensemble card holds the settings tuned for the averaged probabilities"}
+
+
+def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best: dict, member_of: str = "") -> Path:
     import keras
 
     weights = Path(f"{out}.weights.h5")
@@ -470,4 +479,6 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
                        "during_training_postprocess": config.val_settings().to_dict()},
         "history": state["history"],
     }
+    if member_of:
+        card["member_of"] = member_record(member_of)
     return models.write_card(card, weights)

@@ -566,3 +566,29 @@ def test_fine_tuning_on_a_marked_subset_starts_from_the_given_weights(marked_dat
     after.load_weights(tmp_path / tuned["weights"])
     kernels = [(a, b) for a, b in zip(start.weights, after.weights) if "kernel" in a.path]
     assert kernels and all(np.allclose(np.asarray(a), np.asarray(b), atol=1e-6) for a, b in kernels)
+
+
+def test_snapshot_export_writes_an_ensemble_of_the_best_epochs(tmp_path):
+    """The best ``snapshots`` epochs become members; each member card names its ensemble."""
+    from nucleiseg.training import TrainConfig, export
+
+    data = tmp_path / "data"
+    synthetic.generate(data, n=3, size=64)
+    checkpoints = tmp_path / "ck"
+    checkpoints.mkdir()
+    network = architectures.build_unet(2)
+    for epoch in (1, 2, 3):
+        network.save_weights(checkpoints / f"epoch{epoch:04d}.weights.h5")
+    history = [{"epoch": e, "steps": e, "f1_mean": f1} for e, f1 in ((1, 0.2), (2, 0.6), (3, 0.4))]
+    state = {"epoch": 3, "best_epoch": 1, "best_f1": 0.6, "seconds": 1.0, "history": history}
+    config = TrainConfig(network="unet", base_filters=2, data=str(data), steps_per_epoch=1, snapshots=2)
+    card_path = export(config, checkpoints, tmp_path / "models" / "ens", state)
+    card = json.loads(card_path.read_text())
+    assert card["members"] == ["ens-1.json", "ens-2.json"]
+    members = models.member_cards(card_path)
+    # Epochs 2 and 3 scored best; members keep epoch order.
+    assert [c["validation"]["during_training"]["epoch"] for _, c in members] == [2, 3]
+    assert all(c["member_of"]["ensemble"] == "ens.json" for _, c in members)
+    models.clear_cache()
+    assert len(models.load(card_path).networks) == 2
+    models.clear_cache()
