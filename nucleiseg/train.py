@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--normalization", choices=["percentile", "deepcell"], default="percentile")
     parser.add_argument("--elastic", action="store_true", help="elastic deformation (image and labels move together)")
     parser.add_argument("--val-images", type=int, default=0, help="validate on the first N images of the split (0: all)")
-    parser.add_argument("--bf16", action="store_true", help="mixed bfloat16 training (faster on CPUs with AVX-512 bf16)")
+    parser.add_argument("--bf16", action="store_true", help="mixed bfloat16 training (measure first: on our Zen 4 CPUs it was slower than float32 with TensorFlow 2.21)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--snapshots", type=int, default=1, help="ship the best N epochs as an ensemble (DeepCell default 5)")
     parser.add_argument(
