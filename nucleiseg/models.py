@@ -84,7 +84,77 @@ def member_cards(path: Path) -> list[tuple[Path, dict]]:
     for member in card["members"]:
         member_path = (card_path.parent / member).resolve()
         members.append((member_path, read_card(member_path)))
+    check_members_agree(card_path, members)
     return members
+
+
+def check_members_agree(card_path: Path, members: list[tuple[Path, dict]]) -> None:
+    """Raise :class:`ModelError` unless an ensemble's networks can be averaged.
+
+    Their probabilities are averaged pixel by pixel after one shared
+    normalization and padding, so every member must be the same kind of
+    network with the same classes and normalization (widths may differ).
+    """
+    first_path, first = members[0]
+    for path, card in members[1:]:
+        for what, key in (("network", lambda c: c["architecture"].get("name")),
+                          ("classes", lambda c: c["architecture"].get("n_classes", 3)),
+                          ("normalization", lambda c: c["normalization"])):
+            if key(card) != key(first):
+                raise ModelError(f"ensemble {card_path}: members {first_path.name} and {path.name} differ in {what} "
+                                 f"({key(first)} vs {key(card)})")
+
+
+def ensemble_card(name: str, member_files: list[str], members: list[tuple[Path, dict]], description: str,
+                  postprocess: dict) -> dict:
+    """The fields every ensemble card has; ``member_files`` are relative to the ensemble card."""
+    first = members[0][1]
+    return {
+        "name": name,
+        "members": list(member_files),
+        "ensemble": description,
+        "architecture": first["architecture"],
+        "normalization": first["normalization"],
+        "classes": first.get("classes", []),
+        "postprocess": dict(postprocess),
+    }
+
+
+def write_ensemble(out: Path, member_paths: list[Path], overwrite: bool = False) -> Path:
+    """Write an ensemble card ``out`` for separately trained networks (e.g. runs with different seeds).
+
+    Every member is verified (card, weights, checksum) and checked against the
+    others first; nothing is written when one fails. The card starts from the
+    first member's post-processing: tune it on the averaged probabilities with
+    ``python -m nucleiseg.tune_postprocess``.
+    """
+    out = Path(out)
+    if out.suffix != ".json":
+        raise ModelError(f"{out}: an ensemble card must be a .json file")
+    if out.exists() and not overwrite:
+        raise ModelError(f"{out} exists; choose another name or allow overwriting")
+    if len(member_paths) < 2:
+        raise ModelError("an ensemble needs at least two member cards")
+    members = []
+    for member_path in member_paths:
+        if "members" in read_card(member_path):
+            raise ModelError(f"{member_path} is itself an ensemble; list its member cards instead")
+        [(card_path, card)] = verify(member_path)
+        if card_path.resolve() == out.resolve():
+            raise ModelError(f"{out} would overwrite one of its members")
+        members.append((card_path.resolve(), card))
+    check_members_agree(out, members)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = [os.path.relpath(path, out.parent.resolve()) for path, _ in members]
+    description = f"{len(members)} separately trained networks; their probabilities are averaged"
+    card = ensemble_card(out.stem, files, members, description, members[0][1].get("postprocess", {}))
+    card["training"] = {"members": [{"card": f, "data": c.get("training", {}).get("data"),
+                                     "seed": c.get("training", {}).get("seed"),
+                                     "steps": c.get("training", {}).get("steps")} for f, (_, c) in zip(files, members)]}
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(out)
+    return out
 
 
 def tuned_postprocess(path: Path) -> PostprocessSettings:

@@ -367,20 +367,17 @@ def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Pa
         return _export_one(config, checkpoints / "best.weights.h5", out, state, best)
     ranked = sorted(state["history"], key=lambda h: h["f1_mean"], reverse=True)
     ranked = [h for h in ranked if (checkpoints / f"epoch{h['epoch']:04d}.weights.h5").is_file()][: config.snapshots]
-    members = []
+    member_files = []
     for index, record in enumerate(sorted(ranked, key=lambda h: h["epoch"]), start=1):
         member_out = out.with_name(f"{out.name}-{index}")
         _export_one(config, checkpoints / f"epoch{record['epoch']:04d}.weights.h5", member_out, state, record,
                     member_of=f"{out.name}.json")
-        members.append(f"{member_out.name}.json")
+        member_files.append(f"{member_out.name}.json")
+    members = [(out.parent / f, json.loads((out.parent / f).read_text())) for f in member_files]
+    description = (f"snapshot ensemble: the {len(members)} epochs of one training run that scored best on validation; "
+                   "probabilities are averaged")
     card = {
-        "name": out.name,
-        "members": members,
-        "ensemble": f"snapshot ensemble: the {len(members)} epochs of one training run that scored best on validation; probabilities are averaged",
-        "architecture": config.architecture(),
-        "normalization": config.normalization,
-        "classes": list(targets.CLASS_NAMES),
-        "postprocess": config.val_settings().to_dict(),
+        **models.ensemble_card(out.name, member_files, members, description, config.val_settings().to_dict()),
         "training": {"data": str(config.data), "split": config.train_split, **_selection_record(config),
                      "epochs": state["epoch"], "steps": state["epoch"] * config.steps_per_epoch,
                      "wall_seconds": round(state["seconds"])},

@@ -592,3 +592,51 @@ def test_snapshot_export_writes_an_ensemble_of_the_best_epochs(tmp_path):
     models.clear_cache()
     assert len(models.load(card_path).networks) == 2
     models.clear_cache()
+
+
+def _tiny_member(folder, name, seed, normalization=None):
+    keras.utils.set_random_seed(seed)
+    network = architectures.build_unet(2)
+    weights = folder / f"{name}.weights.h5"
+    network.save_weights(weights)
+    card = {"architecture": {"name": "unet", "base_filters": 2, "n_classes": 3},
+            "normalization": normalization or {"method": "percentile", "low": 1, "high": 99},
+            "postprocess": {"dilation": 3}, "training": {"seed": seed, "steps": 10}}
+    return models.write_card(card, weights)
+
+
+def test_ensemble_of_separately_trained_networks_averages_them(tmp_path, capsys):
+    from nucleiseg.ensemble import main
+
+    a, b = _tiny_member(tmp_path, "a", 1), _tiny_member(tmp_path, "b", 2)
+    out = tmp_path / "ensembles" / "ab.json"
+    assert main([str(out), str(a), str(b)]) == 0
+    card = json.loads(out.read_text())
+    assert card["members"] == ["../a.json", "../b.json"]
+    assert card["postprocess"] == {"dilation": 3} and [m["seed"] for m in card["training"]["members"]] == [1, 2]
+    models.clear_cache()
+    image, _ = synthetic.generate_one(2, size=64)
+    averaged = predict_probabilities(image, models.load(out))
+    single = [predict_probabilities(image, models.load(path)) for path in (a, b)]
+    np.testing.assert_allclose(averaged, (single[0] + single[1]) / 2, atol=1e-5)
+    assert not np.allclose(single[0], single[1])  # the average is not a copy of one member
+    models.clear_cache()
+    # Refusals name what is wrong and write nothing.
+    with pytest.raises(SystemExit):
+        main([str(out), str(a), str(b)])
+    assert "exists" in capsys.readouterr().err
+    odd = _tiny_member(tmp_path, "odd", 3, normalization={"method": "deepcell", "window": 61})
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "bad.json"), str(a), str(odd)])
+    assert "odd.json" in capsys.readouterr().err and not (tmp_path / "bad.json").exists()
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "nested.json"), str(out), str(a)])
+    assert "itself an ensemble" in capsys.readouterr().err
+
+
+def test_ensemble_card_with_disagreeing_members_is_refused_on_load(tmp_path):
+    a = _tiny_member(tmp_path, "a", 1)
+    odd = _tiny_member(tmp_path, "odd", 3, normalization={"method": "deepcell", "window": 61})
+    (tmp_path / "mixed.json").write_text(json.dumps({"members": ["a.json", "odd.json"]}))
+    with pytest.raises(models.ModelError, match="normalization"):
+        models.load(tmp_path / "mixed.json")
