@@ -230,9 +230,10 @@ and shipped in its ``models/`` folder (the folder can be moved with the environm
 ``NUCLEISEG_MODELS``).{specialist_help}
 
 *{MODEL_CUSTOM}*: a model of your own, given by its model card (a ``.json`` file next to
-its ``.weights.h5`` file, as written by ``python -m nucleiseg.train``). The weights'
-SHA-256 checksum recorded in the card is checked before the pipeline runs, so a changed
-or damaged weights file is caught.""",
+its ``.weights.h5`` file, as written by ``python -m nucleiseg.train``), or an ensemble
+card listing several such networks (``python -m nucleiseg.ensemble``), whose probabilities
+are averaged. The weights' SHA-256 checksum recorded in each card is checked before the
+pipeline runs, so a changed or damaged weights file is caught.""",
         )
         self.model_file = ModelCardPathname(
             "Model card file",
