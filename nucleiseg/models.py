@@ -88,6 +88,14 @@ def member_cards(path: Path) -> list[tuple[Path, dict]]:
     return members
 
 
+#: (what, how to read it from a card) for each field an ensemble's members must share.
+_MEMBERS_MUST_AGREE = (
+    ("network", lambda card: card["architecture"].get("name")),
+    ("classes", lambda card: card["architecture"].get("n_classes", 3)),
+    ("normalization", lambda card: card["normalization"]),
+)
+
+
 def check_members_agree(card_path: Path, members: list[tuple[Path, dict]]) -> None:
     """Raise :class:`ModelError` unless an ensemble's networks can be averaged.
 
@@ -97,18 +105,17 @@ def check_members_agree(card_path: Path, members: list[tuple[Path, dict]]) -> No
     """
     first_path, first = members[0]
     for path, card in members[1:]:
-        for what, key in (("network", lambda c: c["architecture"].get("name")),
-                          ("classes", lambda c: c["architecture"].get("n_classes", 3)),
-                          ("normalization", lambda c: c["normalization"])):
+        for what, key in _MEMBERS_MUST_AGREE:
             if key(card) != key(first):
                 raise ModelError(f"ensemble {card_path}: members {first_path.name} and {path.name} differ in {what} "
                                  f"({key(first)} vs {key(card)})")
 
 
-def ensemble_card(name: str, member_files: list[str], members: list[tuple[Path, dict]], description: str,
-                  postprocess: dict) -> dict:
-    """The fields every ensemble card has; ``member_files`` are relative to the ensemble card."""
-    first = members[0][1]
+def ensemble_card(name: str, member_files: list[str], first: dict, description: str, postprocess: dict) -> dict:
+    """The fields every ensemble card has, the shared ones taken from the card ``first`` of a member.
+
+    ``member_files`` are relative to the ensemble card.
+    """
     return {
         "name": name,
         "members": list(member_files),
@@ -147,14 +154,11 @@ def write_ensemble(out: Path, member_paths: list[Path], overwrite: bool = False)
     out.parent.mkdir(parents=True, exist_ok=True)
     files = [os.path.relpath(path, out.parent.resolve()) for path, _ in members]
     description = f"{len(members)} separately trained networks; their probabilities are averaged"
-    card = ensemble_card(out.stem, files, members, description, members[0][1].get("postprocess", {}))
+    card = ensemble_card(out.stem, files, members[0][1], description, members[0][1].get("postprocess", {}))
     card["training"] = {"members": [{"card": f, "data": c.get("training", {}).get("data"),
                                      "seed": c.get("training", {}).get("seed"),
                                      "steps": c.get("training", {}).get("steps")} for f, (_, c) in zip(files, members)]}
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    tmp.replace(out)
-    return out
+    return save_card(card, out)
 
 
 def tuned_postprocess(path: Path) -> PostprocessSettings:
@@ -256,7 +260,12 @@ def write_card(card: dict, weights: Path) -> Path:
     """Write ``card`` beside ``weights`` with the weights' sha256 filled in."""
     weights = Path(weights)
     card = dict(card, weights=weights.name, sha256=sha256_of(weights))
-    path = card_path_for(weights)
+    return save_card(card, card_path_for(weights))
+
+
+def save_card(card: dict, path: Path) -> Path:
+    """Write a card's JSON whole or not at all (a temporary file, then a rename)."""
+    path = Path(path)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(card, indent=2) + "\n")
     tmp.replace(path)

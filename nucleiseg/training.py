@@ -373,19 +373,17 @@ def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Pa
         _export_one(config, checkpoints / f"epoch{record['epoch']:04d}.weights.h5", member_out, state, record,
                     member_of=f"{out.name}.json")
         member_files.append(f"{member_out.name}.json")
-    members = [(out.parent / f, json.loads((out.parent / f).read_text())) for f in member_files]
-    description = (f"snapshot ensemble: the {len(members)} epochs of one training run that scored best on validation; "
+    description = (f"snapshot ensemble: the {len(member_files)} epochs of one training run that scored best on validation; "
                    "probabilities are averaged")
+    first = models.read_card(out.parent / member_files[0])
     card = {
-        **models.ensemble_card(out.name, member_files, members, description, config.val_settings().to_dict()),
+        **models.ensemble_card(out.name, member_files, first, description, config.val_settings().to_dict()),
         "training": {"data": str(config.data), "split": config.train_split, **_selection_record(config),
                      "epochs": state["epoch"], "steps": state["epoch"] * config.steps_per_epoch,
                      "wall_seconds": round(state["seconds"])},
         "history": state["history"],
     }
-    path = Path(f"{out}.json")
-    path.write_text(json.dumps(card, indent=2) + "\n")
-    return path
+    return models.save_card(card, Path(f"{out}.json"))
 
 
 def _selection_record(config: TrainConfig) -> dict:

@@ -101,8 +101,7 @@ def write_tuning(card: Path, best: dict, best_f1: float, default_f1: float, spli
         "grid": {k: list(v) for k, v in GRID.items()},
         "search": "one field at a time from the defaults, repeated until no change",
     }
-    card_path.write_text(json.dumps(record, indent=2) + "\n")
-    return card_path
+    return models.save_card(record, card_path)
 
 
 def main(argv=None) -> int:
