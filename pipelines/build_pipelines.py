@@ -384,11 +384,13 @@ def specialist_kinds() -> dict[str, tuple[str, str]]:
             for network, choices in models.SPECIALIST_MODELS.items() for label, card in choices.items()}
 
 
-def network_processing(kind: str, augment: bool = False, model_choice: str | None = None):
+def network_processing(kind: str, augment: bool = False, model_choice: str | None = None,
+                       ensemble: int | None = None):
     """The network module with a shipped model and the post-processing tuned for it on train.
 
     ``model_choice`` names one of the module's shipped specialist models (default:
-    the general model). The module reads the post-processing from the model card's
+    the general model); ``ensemble`` runs only the first networks of a DeepCell
+    ensemble (default: all). The module reads the post-processing from the model card's
     ``postprocess`` field (written by ``python -m nucleiseg.tune_postprocess``);
     the same values are also written into its own settings, so they are what a
     user sees on switching to their own post-processing.
@@ -407,7 +409,12 @@ def network_processing(kind: str, augment: bool = False, model_choice: str | Non
     for key, value in models.tuned_postprocess(card_path).to_dict().items():
         set_setting(m, key, value)
     if kind == "deepcell":
-        set_setting(m, "ensemble", len(card.get("members", [None])))
+        networks = len(card.get("members", [None]))
+        if ensemble is not None and not 1 <= ensemble <= networks:
+            raise ValueError(f"ensemble size {ensemble}: {card_path} has {networks} network(s)")
+        set_setting(m, "ensemble", ensemble or networks)
+    elif ensemble is not None:
+        raise ValueError(f"ensemble size applies to DeepCell pipelines, not {kind}")
     return [m]
 
 
@@ -432,8 +439,11 @@ def measurement_modules():
     return [shape, intensity]
 
 
-def build(kind: str, params: dict | None = None):
+def build(kind: str, params: dict | None = None, ensemble: int | None = None):
     """The pipeline ``kind`` (see :data:`KINDS`); ``KIND-segment`` is the same without ground truth.
+
+    ``KIND-tta`` (any network kind) averages the network over flips and rotations;
+    ``ensemble`` runs only the first networks of a DeepCell model.
 
     A ``-segment`` pipeline loads only ``images/``, measures the nuclei (size, shape, DNA
     intensity) instead of scoring them, and otherwise writes the same outputs.
@@ -444,17 +454,18 @@ def build(kind: str, params: dict | None = None):
     segment_only = kind.endswith(SEGMENT_ONLY)
     if segment_only:
         kind = kind[: -len(SEGMENT_ONLY)]
+    augment = kind.endswith(AUGMENTED)
+    network_kind = kind[: -len(AUGMENTED)] if augment else kind
+    specialists = specialist_kinds()
     if kind == "basic":
         proc = basic_processing(params)
     elif kind == "advanced":
         proc = advanced_processing(params)
-    elif kind in NETWORK_MODULES:
-        proc = network_processing(kind)
-    elif kind.endswith(AUGMENTED) and kind[: -len(AUGMENTED)] in NETWORK_MODULES:
-        proc = network_processing(kind[: -len(AUGMENTED)], augment=True)
-    elif kind in (specialists := specialist_kinds()):
-        network, choice = specialists[kind]
-        proc = network_processing(network, model_choice=choice)
+    elif network_kind in NETWORK_MODULES:
+        proc = network_processing(network_kind, augment=augment, ensemble=ensemble)
+    elif network_kind in specialists:
+        network, choice = specialists[network_kind]
+        proc = network_processing(network, augment=augment, model_choice=choice, ensemble=ensemble)
     else:
         raise ValueError(kind)
     if segment_only:
@@ -475,8 +486,9 @@ def dumps(pipeline) -> str:
 
 
 KINDS = ("basic", "advanced", "unet", "deepcell", "unet-bbbc039", "deepcell-bbbc039", "unet-segment", "deepcell-segment")
-# "unet-tta", "deepcell-tta": the network pipeline with test-time augmentation (flips and
-# rotations averaged); built on request only, e.g. into out/ for a benchmark comparison.
+# "NETWORK-tta" (e.g. "unet-tta", "deepcell-bbbc039-tta"): the network pipeline with test-time
+# augmentation (flips and rotations averaged); built on request only, e.g. into out/ for a
+# benchmark comparison.
 AUGMENTED = "-tta"
 # "KIND-segment": KIND for images without ground truth (no masks/, no EvaluateObjectF1).
 SEGMENT_ONLY = "-segment"
@@ -486,13 +498,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("kinds", nargs="*", default=list(KINDS))
     ap.add_argument("--out", default=HERE)
+    ap.add_argument("--ensemble", type=int, metavar="N",
+                    help="DeepCell pipelines: run only the first N networks of the ensemble (default: all)")
     args = ap.parse_args(argv)
     init_cellprofiler()
     if not plugin_available("EvaluateObjectF1"):
         print("warning: EvaluateObjectF1 plugin not found in", PLUGINS_DIR, file=sys.stderr)
     for kind in args.kinds:
         path = os.path.join(args.out, f"{kind}.cppipe")
-        text = dumps(build(kind))
+        try:
+            text = dumps(build(kind, ensemble=args.ensemble))
+        except ValueError as error:
+            ap.error(f"{kind}: {error}")
         with open(path, "w", newline="\n") as fd:
             fd.write(text)
         print("wrote", path)

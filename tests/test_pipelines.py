@@ -180,6 +180,22 @@ def test_specialist_pipelines_use_their_shipped_model_and_its_post_processing(bp
         assert m.model_choice.value == choice and Path(m.model_path()).stem == kind
         assert m.use_model_postprocess.value
         assert m.postprocess_settings() == models.tuned_postprocess(m.model_path())
+        (augmented,) = by_name(bp.build(f"{kind}-tta"), bp.NETWORK_MODULES[network])
+        assert augmented.augment.value and augmented.model_choice.value == choice
+
+
+def test_deepcell_pipelines_can_run_part_of_the_ensemble(bp):
+    from nucleiseg import models
+
+    (full,) = by_name(bp.build("deepcell"), "ClassifyPixelsDeepCell")
+    networks = len(models.verify(full.model_path()))
+    (two,) = by_name(bp.build("deepcell-bbbc039-tta", ensemble=2), "ClassifyPixelsDeepCell")
+    assert full.ensemble_size() == networks > 2
+    assert two.ensemble_size() == 2 and two.augment.value
+    with pytest.raises(ValueError, match="network"):
+        bp.build("deepcell", ensemble=networks + 1)
+    with pytest.raises(ValueError, match="DeepCell"):
+        bp.build("unet", ensemble=2)
 
 
 # ----------------------------------------------------------------------- headless runs
