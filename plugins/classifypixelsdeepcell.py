@@ -97,7 +97,11 @@ class ClassifyPixelsDeepCell(NucleusSegmentationModule):
 How many networks of an ensemble model to run; their probabilities are averaged. Between 1
 and the number of networks the model holds ({DEFAULT_ENSEMBLE_SIZE} for the shipped model, as
 in the DeepCell paper; a single-network model needs 1). Each network adds its full
-running time; fewer networks are faster and usually slightly less accurate.""",
+running time; fewer networks are faster and usually slightly less accurate. With the
+shipped snapshot ensembles, whose networks are much alike, flips and rotations (*Average over
+flips and rotations?*) gain more than extra networks do: on the validation images the model for
+BBBC039-like images scored a mean F1 of 0.668 with 2 networks and flips and rotations (16
+network runs per image) against 0.661 with all 5 networks (5 runs).""",
         )
         self.inference_mode = Choice(
             "Inference mode",
