@@ -144,9 +144,11 @@ def write_ensemble(out: Path, member_paths: list[Path], overwrite: bool = False)
         raise ModelError("an ensemble needs at least two member cards")
     members = []
     for member_path in member_paths:
-        if "members" in read_card(member_path):
+        verified = verify(member_path)
+        card_path, card = verified[0]
+        # An ensemble card verifies as its members, found under other paths.
+        if len(verified) != 1 or card_path.resolve() != card_path_for(member_path).resolve():
             raise ModelError(f"{member_path} is itself an ensemble; list its member cards instead")
-        [(card_path, card)] = verify(member_path)
         if card_path.resolve() == out.resolve():
             raise ModelError(f"{out} would overwrite one of its members")
         members.append((card_path.resolve(), card))
