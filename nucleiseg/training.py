@@ -306,6 +306,11 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         if config.init_from:
             network.load_weights(initial_weights(config))
             _log(log, f"starting from the weights of {config.init_from}")
+            # The bar a fine-tune must clear: scored once, before any step, on the same images.
+            state["starting_weights"] = validation_scores(network, config.architecture(), config.normalization,
+                                                          val_examples, config.val_settings())
+            _log(log, f"starting weights: val mean F1 {state['starting_weights']['f1_mean']:.4f} "
+                      f"error@0.7 {state['starting_weights']['error_rate_070']:.4f}")
 
     network.jit_compile = False  # checkpoints saved before the line above
     for layer in network.layers:
@@ -355,6 +360,10 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         if config.max_minutes and state["seconds"] > 60 * config.max_minutes:
             _log(log, f"wall-clock budget of {config.max_minutes} min reached")
             break
+    starting = state.get("starting_weights")
+    if starting and state["best_f1"] <= starting["f1_mean"]:
+        _log(log, f"no epoch beat the starting weights on validation (best {state['best_f1']:.4f}, "
+                  f"starting weights {starting['f1_mean']:.4f}): the exported model is not an improvement")
     return export(config, checkpoints, out, state)
 
 
@@ -378,7 +387,7 @@ def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Pa
     first = models.read_card(out.parent / member_files[0])
     card = {
         **models.ensemble_card(out.name, member_files, first, description, config.val_settings().to_dict()),
-        "training": {"data": str(config.data), "split": config.train_split, **_selection_record(config),
+        "training": {"data": str(config.data), "split": config.train_split, **_selection_record(config, state),
                      "epochs": state["epoch"], "steps": state["epoch"] * config.steps_per_epoch,
                      "wall_seconds": round(state["seconds"])},
         "history": state["history"],
@@ -386,8 +395,9 @@ def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Pa
     return models.save_card(card, Path(f"{out}.json"))
 
 
-def _selection_record(config: TrainConfig) -> dict:
-    """What a card says about the images a run used and the weights it started from."""
+def _selection_record(config: TrainConfig, state: dict | None = None) -> dict:
+    """What a card says about the images a run used and the weights it started from (with their
+    validation score before training, when the run recorded it)."""
     train_names, val_names, _ = split_names(config)
     record = {"images": len(train_names)}
     if config.subset_column:
@@ -397,6 +407,8 @@ def _selection_record(config: TrainConfig) -> dict:
     if config.init_from:
         weights = initial_weights(config)
         record["initial_weights"] = {"file": weights.name, "sha256": models.sha256_of(weights)}
+        if state and "starting_weights" in state:
+            record["initial_weights"]["validation"] = state["starting_weights"]
     return record
 
 
@@ -453,7 +465,7 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
         "training": {
             "data": str(config.data),
             "split": config.train_split,
-            **_selection_record(config),
+            **_selection_record(config, state),
             "epochs": state["epoch"],
             "best_epoch": state["best_epoch"] + 1,
             "steps": state["epoch"] * config.steps_per_epoch,

@@ -558,7 +558,17 @@ def test_fine_tuning_on_a_marked_subset_starts_from_the_given_weights(marked_dat
     tuned = json.loads(train(config, tmp_path / "ft", tmp_path / "ck").read_text())
     record = tuned["training"]
     assert record["images"] == 1 and record["subset_column"] == "kind"
+    starting = record["initial_weights"].pop("validation")
     assert record["initial_weights"] == {"file": weights.name, "sha256": models.sha256_of(weights)}
+    # The starting weights were scored before training, on the held-out image, as the epochs are.
+    from nucleiseg.training import load_examples, validation_scores
+
+    start_net = architectures.build_unet(2)
+    start_net.load_weights(weights)
+    held_out = load_examples(marked_data, "train", None, names=record["held_out_for_validation"])
+    expected = validation_scores(start_net, config.architecture(), config.normalization, held_out, config.val_settings())
+    assert starting == pytest.approx(expected) and starting["images"] == 1
+    assert "starting weights: val mean F1" in (tmp_path / "ck" / "train.log").read_text()
     assert len(record["held_out_for_validation"]) == 1 and tuned["validation"]["split"] == "train (held out)"
     # One step at a negligible learning rate: the convolution kernels are still the initial ones.
     start, after = architectures.build_unet(2), architectures.build_unet(2)
