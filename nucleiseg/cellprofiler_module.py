@@ -587,6 +587,16 @@ share the GPU.""",
                 f"{used['low']:g} and {used['high']:g} change what the network sees",
                 self.low_percentile,
             )
+        # A snapshot member's own card keeps the settings its training validated with; the tuned
+        # ones are in its ensemble's card.
+        member_of = models.read_card(self.model_path()).get("member_of", {}).get("ensemble")
+        if member_of and self.use_model_postprocess.value:
+            raise ValidationError(
+                f"{self.model_path().name} is one network of the ensemble {member_of}: its card's post-processing "
+                f"is what training validated with, not settings tuned for it. Choose {member_of}, enter the "
+                "settings here, or tune them for this network (python -m nucleiseg.tune_postprocess)",
+                self.use_model_postprocess,
+            )
 
     # ---- running ---------------------------------------------------------------------------
 

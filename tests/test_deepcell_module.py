@@ -192,6 +192,25 @@ def test_deepcell_normalization_runs_and_warns_for_a_percentile_model(single):
     np.testing.assert_allclose(sum(probabilities), 1.0, atol=1e-5)
 
 
+def test_a_snapshot_member_with_its_own_postprocessing_warns(single, tmp_path):
+    """A member card's post-processing is not tuned for it: say so, and name the ensemble."""
+    import shutil
+
+    card = json.loads(single.read_text())
+    weights = tmp_path / "net-3.weights.h5"
+    shutil.copyfile(single.with_name(card["weights"]), weights)
+    member = models.write_card(dict(card, name="net-3", member_of={"ensemble": "net.json"}), weights)
+    module, pipeline = module_for(member, ensemble=1)
+    check_valid(module, pipeline)  # it runs
+    with pytest.raises(ValidationError, match=r"net-3.json is one network of the ensemble net.json") as caught:
+        module.validate_module_warnings(pipeline)
+    assert caught.value.get_setting() is module.use_model_postprocess
+    module.use_model_postprocess.value = False
+    module.validate_module_warnings(pipeline)  # settings entered by hand: nothing to warn about
+    plain, plain_pipeline = module_for(single, ensemble=1)
+    plain.validate_module_warnings(plain_pipeline)
+
+
 def test_second_image_set_reuses_the_loaded_model(single, monkeypatch):
     loads = []
     load = models.load
