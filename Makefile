@@ -7,7 +7,7 @@ SPLIT   ?= val
 PIPELINES ?= basic,advanced,unet,deepcell
 OUT     ?= out/benchmark
 
-.PHONY: venv test test-slow benchmark clean gui-deps gui-test
+.PHONY: venv test test-slow test-backends benchmark clean gui-deps gui-test
 
 # The lock is installed with --no-deps: cellprofiler-nightly declares wxPython and
 # mysqlclient, which headless runs do not need and which do not build here.
@@ -20,10 +20,26 @@ $(VENV)/.installed: requirements.lock setup.cfg pyproject.toml
 venv: $(VENV)/.installed
 
 test: venv
-	$(PY) -m pytest -m "not slow and not gui" -q
+	$(PY) -m pytest -m "not slow and not gui and not backends" -q
 
 test-slow: venv
 	$(PY) -m pytest -m slow -q
+
+# ---- Training on Keras' JAX and PyTorch backends (what a lent GPU machine has) ------------------
+# One environment per backend, without TensorFlow or CellProfiler; the tests compare their
+# models' probabilities with the main (TensorFlow) environment's.
+BACKENDS ?= jax torch
+
+.venv-%/.installed: requirements-%.lock
+	test -x .venv-$*/bin/python || $(PYTHON3) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install --quiet --no-deps -r requirements-$*.lock
+	touch $@
+
+test-backends: venv $(foreach b,$(BACKENDS),.venv-$(b)/.installed)
+	for b in $(BACKENDS); do \
+		PYTHONPATH=$(CURDIR) KERAS_BACKEND=$$b NUCLEISEG_TF_PYTHON=$(CURDIR)/$(PY) \
+			.venv-$$b/bin/python -m pytest -m backends -q -p no:cacheprovider tests/test_backends.py || exit 1; \
+	done
 
 benchmark: venv
 	$(PY) -m benchmark run --data $(DATA) --split $(SPLIT) --pipelines $(PIPELINES) --out $(OUT)
@@ -58,4 +74,4 @@ gui-test: $(VENV_GUI)/.installed
 	$(PY_GUI) -m pytest -m gui -q -p no:cacheprovider tests/test_gui.py
 
 clean:
-	rm -rf $(VENV) $(VENV_GUI) out .pytest_cache
+	rm -rf $(VENV) $(VENV_GUI) .venv-jax .venv-torch out .pytest_cache

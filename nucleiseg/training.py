@@ -206,7 +206,8 @@ def make_batch(examples, config: TrainConfig, rng: np.random.Generator):
 def train_step(network, examples, config: TrainConfig, rng: np.random.Generator) -> float:
     """One optimizer step on a fresh random batch (:func:`make_batch`); returns its loss."""
     x, y, w = make_batch(examples, config, rng)
-    loss = network.train_on_batch(x, y, sample_weight=w)
+    one_hot = np.eye(len(targets.CLASS_NAMES), dtype=np.float32)[y]
+    loss = network.train_on_batch(x, one_hot, sample_weight=w)
     return float(loss if np.isscalar(loss) else loss[0])
 
 
@@ -250,9 +251,20 @@ def build_network(config: TrainConfig):
         optimizer = keras.optimizers.SGD(config.learning_rate, momentum=0.9, nesterov=True)
     else:
         optimizer = keras.optimizers.Adam(config.learning_rate)
-    # XLA (Keras' "auto" on TensorFlow) was slower on this CPU and recompiles per image shape.
-    network.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(), jit_compile=False)
+    compile_for_training(network, optimizer)
     return network
+
+
+def compile_for_training(network, optimizer) -> None:
+    """Compile with the training loss: cross-entropy on one-hot targets (:func:`train_step`).
+
+    One-hot rather than sparse: Keras 3.15's sparse cross-entropy fails in its backward pass
+    on the PyTorch backend (``grad_input must be contiguous``) for per-pixel outputs.
+    """
+    import keras
+
+    # XLA (Keras' "auto" on TensorFlow) was slower on this CPU and recompiles per image shape.
+    network.compile(optimizer=optimizer, loss=keras.losses.CategoricalCrossentropy(), jit_compile=False)
 
 
 def _log(path: Path, message: str) -> None:
@@ -300,6 +312,8 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     if resume and state_path.is_file() and last_path.is_file():
         state = json.loads(state_path.read_text())
         network = keras.models.load_model(last_path, custom_objects=custom)
+        # Checkpoints of older runs were compiled with the sparse loss; the optimizer keeps its state.
+        compile_for_training(network, network.optimizer)
         _log(log, f"resumed at epoch {state['epoch']} (best mean F1 {state['best_f1']:.4f})")
     else:
         network = build_network(config)
