@@ -307,6 +307,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     _log(log, f"{len(train_examples)} training images, {len(val_examples)} validation images ({val_source})")
 
     state_path, last_path, best_path = checkpoints / "state.json", checkpoints / "last.keras", checkpoints / "best.weights.h5"
+    architecture = config.architecture()
     state = {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": [], "seconds": 0.0, "config": asdict(config)}
     custom = {"DilatedMaxPool2D": architectures.DilatedMaxPool2D}
     if resume and state_path.is_file() and last_path.is_file():
@@ -321,7 +322,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
             network.load_weights(initial_weights(config))
             _log(log, f"starting from the weights of {config.init_from}")
             # The bar a fine-tune must clear: scored once, before any step, on the same images.
-            state["starting_weights"] = validation_scores(network, config.architecture(), config.normalization,
+            state["starting_weights"] = validation_scores(network, architecture, config.normalization,
                                                           val_examples, config.val_settings())
             _log(log, f"starting weights: val mean F1 {state['starting_weights']['f1_mean']:.4f} "
                       f"error@0.7 {state['starting_weights']['error_rate_070']:.4f}")
@@ -333,7 +334,6 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
             layer.momentum = architectures.BN_MOMENTUM
     state.setdefault("learning_rate", config.learning_rate)
     network.optimizer.learning_rate.assign(state["learning_rate"])
-    architecture = config.architecture()
     rng = np.random.default_rng([config.seed, state["epoch"]])
     started = time.time() - state["seconds"]
     stale = 0 if state["best_epoch"] < 0 else state["epoch"] - 1 - state["best_epoch"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +64,6 @@ def data(tmp_path_factory):
 
 @pytest.mark.parametrize("network", ["unet", "deepcell"])
 def test_trains_resumes_and_tensorflow_reads_the_weights(network, data, tmp_path):
-    import sys
-
     from nucleiseg.training import TrainConfig, train
 
     name = backend()

@@ -563,16 +563,15 @@ def test_fine_tuning_on_a_marked_subset_starts_from_the_given_weights(marked_dat
     # The starting weights were scored before training, on the held-out image, as the epochs are.
     from nucleiseg.training import load_examples, validation_scores
 
-    start_net = architectures.build_unet(2)
-    start_net.load_weights(weights)
+    start = architectures.build_unet(2)
+    start.load_weights(weights)
     held_out = load_examples(marked_data, "train", None, names=record["held_out_for_validation"])
-    expected = validation_scores(start_net, config.architecture(), config.normalization, held_out, config.val_settings())
+    expected = validation_scores(start, config.architecture(), config.normalization, held_out, config.val_settings())
     assert starting == pytest.approx(expected) and starting["images"] == 1
     assert "starting weights: val mean F1" in (tmp_path / "ck" / "train.log").read_text()
     assert len(record["held_out_for_validation"]) == 1 and tuned["validation"]["split"] == "train (held out)"
     # One step at a negligible learning rate: the convolution kernels are still the initial ones.
-    start, after = architectures.build_unet(2), architectures.build_unet(2)
-    start.load_weights(weights)
+    after = architectures.build_unet(2)
     after.load_weights(tmp_path / tuned["weights"])
     kernels = [(a, b) for a, b in zip(start.weights, after.weights) if "kernel" in a.path]
     assert kernels and all(np.allclose(np.asarray(a), np.asarray(b), atol=1e-6) for a, b in kernels)
