@@ -20,6 +20,12 @@ def check_greyscale(image: np.ndarray, name: str = "image") -> np.ndarray:
         raise ValueError(f"{name} must be a 2-D greyscale image, got shape {image.shape}")
     if image.size == 0:
         raise ValueError(f"{name} is empty")
+    if np.issubdtype(image.dtype, np.floating):
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        if bad:
+            # Percentile normalization would turn the whole image into NaN probabilities.
+            raise ValueError(f"{name} has {bad} pixel(s) that are NaN or infinite; "
+                             "replace them first (e.g. with ImageMath, or at the step that produced them)")
     return image
 
 

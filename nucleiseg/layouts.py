@@ -388,7 +388,8 @@ def read_image(path: Path) -> np.ndarray:
     Raises
     ------
     ValueError
-        Naming the file when it is unreadable, colour, or not 2-D.
+        Naming the file when it is unreadable, colour, not 2-D, or has NaN or
+        infinite pixels.
     """
     image = _squeeze_singletons(_imread(path))
     if image.ndim != 2:
@@ -397,6 +398,9 @@ def read_image(path: Path) -> np.ndarray:
         image = image.astype(np.uint8)
     if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
         raise ValueError(f"{path}: unsupported pixel type {image.dtype}")
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        raise ValueError(f"{path}: {bad} pixel(s) are NaN or infinite")
     return image
 
 

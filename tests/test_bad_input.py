@@ -153,6 +153,18 @@ def test_float_mask(setup):
     expect_data_error(run, out, "floaty.tif", "integers")
 
 
+def test_image_with_nan_pixels(setup):
+    data, out, run = setup
+    good_pair(data, "holes")
+    (data / "images" / "holes.png").unlink()
+    image = np.full((32, 32), 0.2, np.float32)
+    image[5, 7] = np.nan
+    image[6, 7] = np.inf
+    tifffile.imwrite(data / "images" / "holes.tif", image)
+    message = expect_data_error(run, out, "holes.tif")
+    assert "2 pixel(s) are NaN or infinite" in message
+
+
 def test_split_lists_missing_image(setup):
     data, out, run = setup
     (data / "val.txt").write_text("good1\nghost\n")

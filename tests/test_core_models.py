@@ -213,6 +213,17 @@ def test_flip_rotation_average_maps_every_prediction_back():
     assert np.ptp(averaged) > 0  # the centre and the corners still differ
 
 
+def test_predict_probabilities_refuses_non_finite_pixels(tiny_model):
+    model = models.load(tiny_model[0])
+    image = np.ones((40, 40), np.float32)
+    image[3, 4] = np.inf
+    with pytest.raises(ValueError, match=r"image has 1 pixel\(s\) that are NaN or infinite"):
+        predict_probabilities(image, model)
+    image[3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        predict_probabilities(image, model)
+
+
 def test_predict_probabilities_with_augmentation_on_a_real_network(tiny_model):
     card_path, _ = tiny_model
     model = models.load(card_path)

@@ -175,6 +175,14 @@ def test_colour_and_volumetric_images_are_rejected_clearly(card):
         helpers.run_images(module, pipeline, [stack], image_kwargs={"dimensions": 3})
 
 
+def test_image_with_nan_pixels_is_rejected_naming_the_input(card):
+    module, pipeline = module_for(card)
+    image = helpers.synthetic_image().astype(np.float32)
+    image[10, 10:13] = np.nan
+    with pytest.raises(ValueError, match=r"input image 'DNA' has 3 pixel\(s\) that are NaN or infinite"):
+        helpers.run_images(module, pipeline, [image])
+
+
 def test_second_image_set_reuses_the_loaded_model(card, monkeypatch):
     from nucleiseg import architectures
 
