@@ -131,6 +131,16 @@ def plugin_available(name: str) -> bool:
 #: NamesAndTypes assignments of the shipped pipelines: (folder, "image" or "objects", name),
 #: matched across folders by the file-name Stem.
 DEFAULT_ASSIGNMENTS = (("images", "image", IMAGE_NAME), ("masks", "objects", GT_NAME))
+#: Pipelines without ground truth take every image under the input folder (a plain folder of
+#: TIFFs, or our layout's images/) except ground truth and this project's own label outputs.
+SEGMENT_ASSIGNMENTS = ((None, "image", IMAGE_NAME),)
+
+
+def folder_rule(folder: str | None) -> str:
+    """NamesAndTypes rule: files in a folder ending in ``folder``; None: any folder but masks/ and labels/."""
+    if folder is None:
+        return f'and (directory doesnot endwith "masks") (directory doesnot endwith "{LABELS_SUBFOLDER}")'
+    return f'and (directory does endwith "{folder}")'
 
 
 def input_modules(assignments=DEFAULT_ASSIGNMENTS):
@@ -139,8 +149,9 @@ def input_modules(assignments=DEFAULT_ASSIGNMENTS):
     Parameters
     ----------
     assignments : sequence of (folder, kind, name)
-        One NamesAndTypes assignment each: files in a folder ending in ``folder`` load as a
-        greyscale image (``kind == "image"``) or as objects (``"objects"``) named ``name``.
+        One NamesAndTypes assignment each: files in a folder ending in ``folder`` (see
+        :func:`folder_rule`) load as a greyscale image (``kind == "image"``) or as objects
+        (``"objects"``) named ``name``.
     """
     images = module("Images")
     images.filter_choice.value = "Images only"
@@ -161,7 +172,7 @@ def input_modules(assignments=DEFAULT_ASSIGNMENTS):
         if index >= len(nat.assignments):
             nat.add_assignment(can_remove=index > 0)
         assignment = nat.assignments[index]
-        assignment.rule_filter.value = f'and (directory does endwith "{folder}")'
+        assignment.rule_filter.value = folder_rule(folder)
         if kind == "image":
             assignment.image_name.value = name
             assignment.load_as_choice.value = "Grayscale image"
@@ -445,8 +456,9 @@ def build(kind: str, params: dict | None = None, ensemble: int | None = None):
     ``KIND-tta`` (any network kind) averages the network over flips and rotations;
     ``ensemble`` runs only the first networks of a DeepCell model.
 
-    A ``-segment`` pipeline loads only ``images/``, measures the nuclei (size, shape, DNA
-    intensity) instead of scoring them, and otherwise writes the same outputs.
+    A ``-segment`` pipeline loads every image under the input folder but those in ``masks/``
+    and ``labels/`` folders, measures the nuclei (size, shape, DNA intensity) instead of
+    scoring them, and otherwise writes the same outputs.
     """
     init_cellprofiler()
     from cellprofiler_core.pipeline import Pipeline
@@ -469,7 +481,7 @@ def build(kind: str, params: dict | None = None, ensemble: int | None = None):
     else:
         raise ValueError(kind)
     if segment_only:
-        steps = input_modules(DEFAULT_ASSIGNMENTS[:1]) + proc + measurement_modules() + output_modules(with_f1=False)
+        steps = input_modules(SEGMENT_ASSIGNMENTS) + proc + measurement_modules() + output_modules(with_f1=False)
     else:
         steps = input_modules() + proc + output_modules()
     pipeline = Pipeline()

@@ -71,7 +71,8 @@ def test_pipeline_loads_and_follows_conventions(bp, path):
         assert '"images"' in kinds["DNA"] and '"masks"' in kinds["GroundTruth"]
         assert nat.join.parse() == [{"DNA": "Stem", "GroundTruth": "Stem"}]
     else:
-        assert list(kinds) == ["DNA"] and '"images"' in kinds["DNA"]
+        assert list(kinds) == ["DNA"] and kinds["DNA"] == bp.folder_rule(None)
+        assert 'doesnot endwith "masks"' in kinds["DNA"] and 'doesnot endwith "labels"' in kinds["DNA"]
 
     (groups,) = by_name(pipeline, "Groups")
     assert not groups.wants_groups.value
@@ -218,15 +219,16 @@ def blobs(shape, radius, spacing, seed):
     return np.clip(img, 0, 255).astype(np.uint8), labels
 
 
-def write_input(tmp, items, with_masks=True):
+def write_input(tmp, items, with_masks=True, image_folder="images"):
+    """Images under in/IMAGE_FOLDER ("": in/ itself), masks under in/masks; the file list."""
     import tifffile
 
-    (tmp / "in" / "images").mkdir(parents=True)
+    (tmp / "in" / image_folder).mkdir(parents=True, exist_ok=True)
     if with_masks:
         (tmp / "in" / "masks").mkdir(parents=True)
     paths = []
     for stem, (img, lab) in items.items():
-        a, b = tmp / "in" / "images" / f"{stem}.tiff", tmp / "in" / "masks" / f"{stem}.tiff"
+        a, b = tmp / "in" / image_folder / f"{stem}.tiff", tmp / "in" / "masks" / f"{stem}.tiff"
         tifffile.imwrite(a, img)
         paths.append(str(a))
         if with_masks:
@@ -275,9 +277,16 @@ def check_outputs(items, out):
     assert tifffile.imread(out / "labels" / "many.tiff").max() > 255
 
 
-@pytest.mark.parametrize("kind", ["basic-segment", pytest.param("unet-segment", marks=pytest.mark.slow)])
-def test_segment_pipeline_runs_on_images_without_ground_truth(tmp_path, bp, kind):
-    """KIND-segment: no masks/ folder, no scoring; labels, counts and per-nucleus measurements out."""
+@pytest.mark.parametrize("kind, layout", [
+    ("basic-segment", "plain folder, masks/ and earlier labels/ beside"),
+    pytest.param("unet-segment", "images/ only", marks=pytest.mark.slow),
+])
+def test_segment_pipeline_runs_on_images_without_ground_truth(tmp_path, bp, kind, layout):
+    """KIND-segment: no scoring; labels, counts and per-nucleus measurements out.
+
+    It takes every image under the input folder except ground truth (masks/) and label
+    images written by an earlier run (labels/), so a plain folder of images works.
+    """
     import tifffile
 
     items = {"few": blobs((128, 160), 7, 24, 0), "mid": blobs((200, 200), 9, 30, 2)}
@@ -285,8 +294,15 @@ def test_segment_pipeline_runs_on_images_without_ground_truth(tmp_path, bp, kind
     if not os.path.isfile(pipeline):  # not shipped: generated
         pipeline = tmp_path / f"{kind}.cppipe"
         pipeline.write_text(bp.dumps(bp.build(kind)))
-    listing = write_input(tmp_path, items, with_masks=False)
-    assert not (tmp_path / "in" / "masks").exists()
+    plain = layout.startswith("plain")
+    listing = write_input(tmp_path, items, with_masks=plain, image_folder="" if plain else "images")
+    if plain:  # must be skipped, like masks/
+        (tmp_path / "in" / "labels").mkdir()
+        earlier = tmp_path / "in" / "labels" / "few.tiff"
+        tifffile.imwrite(earlier, items["few"][1].astype(np.uint16))
+        listing.write_text(listing.read_text() + f"{earlier}\n")
+    else:
+        assert not (tmp_path / "in" / "masks").exists()
     out = tmp_path / "out"
     proc = subprocess.run(
         [CELLPROFILER, "-c", "-r", "-p", str(pipeline), "--plugins-directory", PLUGINS,
