@@ -4,6 +4,7 @@
                             --out OUT [--workers N] [--limit K] [--scheduler ADDRESS]
     python -m benchmark report OUT [--data DIR --split S]   # write report.md again
     python -m benchmark throughput --data DIR --pipelines basic --workers 1,2 --out OUT
+    python -m benchmark compare OUT [OUT ...]   # paired per-image differences with bootstrap intervals
     python -m benchmark pipelines        # list the pipelines that exist
     python -m benchmark learning-curve ...   # paper Figure 4, see benchmark/learning_curve.py
     python -m benchmark transfer ...         # paper Figure 5, see benchmark/transfer.py
@@ -23,7 +24,7 @@ from nucleiseg.layouts import LAYOUTS, DataError
 
 from .report import regenerate
 from .runner import PIPELINES_DIR, BenchmarkError, PipelineError, available_pipelines, run_benchmark
-from . import learning_curve, transfer
+from . import compare, learning_curve, transfer
 from .throughput import measure_throughput, parse_workers
 from .throughput import render as render_throughput
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     throughput.add_argument("--limit", type=int, default=None, help="only the first K images of the split")
     throughput.add_argument("--out", required=True, type=Path, help="output folder")
     throughput.add_argument("--quiet", action="store_true", help="no progress bars")
+    compare.add_parser(sub)
     sub.add_parser("pipelines", help="list the pipelines in pipelines/")
     learning_curve.add_parser(sub)  # the paper's experiments: Figures 4 and 5
     transfer.add_parser(sub)

@@ -306,6 +306,29 @@ def paper_section(summary: list[dict], info: dict, subset: list[dict] | None) ->
     return lines
 
 
+def comparison_section(per_image: list[dict]) -> list[str]:
+    """Paired per-image differences to a baseline with bootstrap intervals (two or more pipelines)."""
+    from .compare import compare, render, scores_by_pipeline
+
+    scores = scores_by_pipeline(per_image, "f1_mean")
+    if len(scores) < 2:
+        return []
+    rows, notes = compare(scores)
+    return [
+        "## Differences between pipelines",
+        "",
+        "Mean F1 of each pipeline and its difference to the baseline on the same images, with 95 % intervals from",
+        "10,000 bootstrap resamples of the images (`python -m benchmark compare`, which also compares pipelines of",
+        "different runs). An interval of the difference that contains 0 means these images cannot tell the two",
+        "pipelines apart.",
+        "",
+        render(rows, "f1_mean", 0.95),
+        "",
+        *[f"- {note}" for note in notes],
+        *([""] if notes else []),
+    ]
+
+
 def render_markdown(
     summary: list[dict], per_image: list[dict], info: dict,
     subset: list[dict] | None = None, examples: list[str] | None = None,
@@ -363,6 +386,7 @@ def render_markdown(
         "",
         "![F1 vs IoU threshold](plots/f1_vs_iou.png)",
         "",
+        *comparison_section(per_image),
         *paper_section(summary, info, subset),
         "## Errors by kind",
         "",

@@ -1,0 +1,163 @@
+"""Compare pipelines image by image, with bootstrap intervals (``python -m benchmark compare``).
+
+    python -m benchmark compare OUT [OUT ...] [--baseline advanced] [--metric f1_mean]
+
+Reads ``per_image.csv`` of one or more finished benchmark folders (run on the same
+data and split, e.g. the classical pipelines in one run and a network in another),
+keeps the images every pipeline scored, and prints per pipeline the mean of
+``--metric`` with its 95 % bootstrap interval, and its paired difference to the
+baseline pipeline with an interval and the count of images where it is better,
+the same or worse. The benchmark report has the same table for its own pipelines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from nucleiseg.comparison import bootstrap_interval, paired_comparison
+
+from .outputs import write_csv_atomic
+from .subset import read_per_image
+
+COLUMNS = ["pipeline", "images", "metric", "mean", "low", "high", "baseline",
+           "difference", "difference_low", "difference_high", "better", "same", "worse"]
+
+
+def scores_by_pipeline(per_image: list[dict], metric: str) -> dict[str, dict[str, float]]:
+    """``{pipeline: {image: score}}`` from ``per_image.csv`` rows, in order of appearance."""
+    scores: dict[str, dict[str, float]] = {}
+    for row in per_image:
+        if metric not in row:
+            raise ValueError(f"per_image.csv has no column {metric!r}")
+        scores.setdefault(row["pipeline"], {})[row["image"]] = row[metric]
+    return scores
+
+
+def compare(scores: dict[str, dict[str, float]], baseline: str | None = None, level: float = 0.95,
+            resamples: int = 10000, seed: int = 0) -> tuple[list[dict], list[str]]:
+    """Rows of the comparison (one per pipeline) and notes on images left out.
+
+    Parameters
+    ----------
+    scores : dict
+        ``{pipeline: {image: score}}`` (:func:`scores_by_pipeline`).
+    baseline : str, optional
+        The pipeline the others are compared with (default ``advanced`` when present,
+        else the first).
+    level, resamples, seed
+        As for :func:`nucleiseg.comparison.bootstrap_interval`.
+
+    Returns
+    -------
+    rows : list of dict
+        Keys of :data:`COLUMNS` (the baseline's difference fields empty).
+    notes : list of str
+        Which images were left out and why (scored by some pipelines only, or not finite).
+
+    Raises
+    ------
+    ValueError
+        If the baseline is unknown or no image is scored by every pipeline.
+    """
+    if not scores:
+        raise ValueError("no pipelines to compare")
+    if baseline is None:
+        baseline = "advanced" if "advanced" in scores else next(iter(scores))
+    if baseline not in scores:
+        raise ValueError(f"baseline pipeline {baseline!r} not found; pipelines: {', '.join(scores)}")
+    notes = []
+    shared = set.intersection(*(set(s) for s in scores.values()))
+    for name, mine in scores.items():
+        if len(mine) > len(shared):
+            notes.append(f"{name}: {len(mine) - len(shared)} image(s) not scored by every pipeline left out")
+    unscored = sorted(i for i in shared if any(not math.isfinite(s[i]) for s in scores.values()))
+    if unscored:
+        notes.append(f"{len(unscored)} image(s) without a finite score in some pipeline left out: {', '.join(unscored[:5])}"
+                     + (" …" if len(unscored) > 5 else ""))
+    images = sorted(shared.difference(unscored))
+    if not images:
+        raise ValueError("no image is scored by every pipeline: were the folders run on the same data and split?")
+    rows = []
+    reference = [scores[baseline][i] for i in images]
+    for name, mine in scores.items():
+        values = [mine[i] for i in images]
+        interval = bootstrap_interval(values, level, resamples, seed)
+        row = {"pipeline": name, "images": interval.images, "mean": interval.mean, "low": interval.low,
+               "high": interval.high, "baseline": baseline}
+        if name != baseline:
+            paired = paired_comparison(values, reference, level, resamples, seed)
+            row.update(difference=paired.difference.mean, difference_low=paired.difference.low,
+                       difference_high=paired.difference.high, better=paired.better, same=paired.same,
+                       worse=paired.worse)
+        rows.append(row)
+    return rows, notes
+
+
+def render(rows: list[dict], metric: str, level: float) -> str:
+    """The comparison as a Markdown table."""
+    percent = f"{100 * level:g} %"
+    lines = [
+        f"| pipeline | images | mean {metric} [{percent} interval] | minus {rows[0]['baseline']} [{percent} interval] "
+        "| images better / same / worse |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        if "difference" in row:
+            difference = f"{row['difference']:+.3f} [{row['difference_low']:+.3f}, {row['difference_high']:+.3f}]"
+            counts = f"{row['better']} / {row['same']} / {row['worse']}"
+        else:
+            difference, counts = "(baseline)", ""
+        lines.append(f"| {row['pipeline']} | {row['images']} | {row['mean']:.3f} [{row['low']:.3f}, {row['high']:.3f}] "
+                     f"| {difference} | {counts} |")
+    return "\n".join(lines)
+
+
+def read_folders(folders: list[Path]) -> list[dict]:
+    """The ``per_image.csv`` rows of several benchmark folders; a pipeline name used twice is refused."""
+    rows, seen = [], {}
+    for folder in folders:
+        path = Path(folder) / "per_image.csv"
+        if not path.is_file():
+            raise ValueError(f"{path}: not found (is {folder} a finished benchmark folder?)")
+        mine = read_per_image(path)
+        for name in dict.fromkeys(r["pipeline"] for r in mine):
+            if name in seen:
+                raise ValueError(f"pipeline {name!r} is in both {seen[name]} and {folder}; compare them separately")
+            seen[name] = folder
+        rows += mine
+    return rows
+
+
+def add_parser(sub) -> None:
+    """Register the ``compare`` sub-command on an argparse sub-parser collection."""
+    parser = sub.add_parser("compare", help="per-image paired comparison of pipelines with bootstrap intervals",
+                            description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[2],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="+", type=Path, help="finished benchmark folders (each holds per_image.csv)")
+    parser.add_argument("--baseline", default=None, help="pipeline to compare with (default: advanced if present, else the first)")
+    parser.add_argument("--metric", default="f1_mean", help="per_image.csv column (default f1_mean)")
+    parser.add_argument("--level", type=float, default=0.95, help="interval coverage (default 0.95)")
+    parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples of the images (default 10000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--csv", type=Path, default=None, help="also write the rows to this CSV file")
+    parser.set_defaults(experiment=main)
+
+
+def main(args) -> int:
+    """Run the sub-command from parsed arguments; returns the exit status."""
+    try:
+        scores = scores_by_pipeline(read_folders(args.folders), args.metric)
+        rows, notes = compare(scores, args.baseline, args.level, args.resamples, args.seed)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(render(rows, args.metric, args.level))
+    if args.csv:
+        write_csv_atomic(args.csv, COLUMNS, [{**row, "metric": args.metric} for row in rows])
+        print(f"wrote {args.csv}", file=sys.stderr)
+    return 0
