@@ -7,7 +7,8 @@ data and split, e.g. the classical pipelines in one run and a network in another
 keeps the images every pipeline scored, and prints per pipeline the mean of
 ``--metric`` with its 95 % bootstrap interval, and its paired difference to the
 baseline pipeline with an interval and the count of images where it is better,
-the same or worse. The benchmark report has the same table for its own pipelines.
+the same or worse. A pipeline name found in several folders is suffixed with its
+folder. The benchmark report has the same table for its own pipelines.
 """
 
 from __future__ import annotations
@@ -116,18 +117,27 @@ def render(rows: list[dict], metric: str, level: float) -> str:
 
 
 def read_folders(folders: list[Path]) -> list[dict]:
-    """The ``per_image.csv`` rows of several benchmark folders; a pipeline name used twice is refused."""
-    rows, seen = [], {}
+    """The ``per_image.csv`` rows of several benchmark folders.
+
+    A pipeline name found in more than one folder (e.g. ``unet`` run before and after
+    retraining) is told apart by its folder: ``unet (out/test-networks)``.
+    """
+    by_folder = []
     for folder in folders:
         path = Path(folder) / "per_image.csv"
         if not path.is_file():
             raise ValueError(f"{path}: not found (is {folder} a finished benchmark folder?)")
-        mine = read_per_image(path)
+        by_folder.append((folder, read_per_image(path)))
+    count: dict[str, int] = {}
+    for _, mine in by_folder:
         for name in dict.fromkeys(r["pipeline"] for r in mine):
-            if name in seen:
-                raise ValueError(f"pipeline {name!r} is in both {seen[name]} and {folder}; compare them separately")
-            seen[name] = folder
-        rows += mine
+            count[name] = count.get(name, 0) + 1
+    rows = []
+    for folder, mine in by_folder:
+        for row in mine:
+            if count[row["pipeline"]] > 1:
+                row["pipeline"] = f"{row['pipeline']} ({folder})"
+            rows.append(row)
     return rows
 
 

@@ -105,11 +105,18 @@ def test_compare_command_across_benchmark_folders(tmp_path, capsys):
     assert "minus basic" in capsys.readouterr().out
 
 
+def test_compare_command_names_a_pipeline_found_in_two_folders_by_its_folder(tmp_path, capsys):
+    write_folder(tmp_path / "one", per_image_rows("unet", {"a": 0.5, "b": 0.7}) + per_image_rows("basic", {"a": 0.4, "b": 0.6}))
+    write_folder(tmp_path / "two", per_image_rows("unet", {"a": 0.6, "b": 0.8}))
+    assert cli_main(["compare", str(tmp_path / "one"), str(tmp_path / "two"), "--baseline", "basic",
+                     "--resamples", "200"]) == 0
+    printed = capsys.readouterr().out
+    assert f"| unet ({tmp_path / 'one'}) | 2 |" in printed and f"| unet ({tmp_path / 'two'}) | 2 |" in printed
+    assert "| basic | 2 |" in printed
+
+
 def test_compare_command_refuses_bad_folders(tmp_path, capsys):
     write_folder(tmp_path / "one", per_image_rows("unet", {"a": 0.5}))
-    write_folder(tmp_path / "two", per_image_rows("unet", {"a": 0.6}))
-    assert cli_main(["compare", str(tmp_path / "one"), str(tmp_path / "two")]) == 2
-    assert "'unet' is in both" in capsys.readouterr().err
     assert cli_main(["compare", str(tmp_path / "missing")]) == 2
     assert "per_image.csv: not found" in capsys.readouterr().err
     assert cli_main(["compare", str(tmp_path / "one"), "--metric", "f1_077"]) == 2
