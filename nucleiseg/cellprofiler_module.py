@@ -30,7 +30,7 @@ from cellprofiler_core.setting.text import Float, ImageName, Integer, LabelName,
 # nucleiseg.inference imports Keras and TensorFlow (seconds); it is imported where a network
 # runs, so that CellProfiler starts, and shows these modules, without loading TensorFlow.
 from . import devices, models
-from .postprocess import PostprocessSettings, probabilities_to_labels
+from .postprocess import PostprocessSettings, mask_probabilities, probabilities_to_labels
 from .targets import BACKGROUND, BOUNDARY, INTERIOR
 
 MODEL_SHIPPED = "Shipped default"
@@ -84,7 +84,10 @@ How it works:
 {steps}
 
 The module outputs the nuclei as objects and the three probability maps as images, which sum
-to 1 at every pixel. A constant image (e.g. all zero) gives no nuclei.
+to 1 at every pixel. A constant image (e.g. all zero) gives no nuclei. A masked image (from
+**Crop** or **MaskImage**, for example) is used inside its mask only: normalization is computed
+from the pixels inside, and outside it the probabilities are pure background and there are no
+nuclei (those crossing the edge are cut there).
 
 The model is loaded once per worker process and reused for every image set. Before a run, the
 SHA-256 checksum of {checksum_note} is checked against its model card.
@@ -94,7 +97,7 @@ SHA-256 checksum of {checksum_note} is checked against its model card.
 ============ ============ ===============
 Supports 2D? Supports 3D? Respects masks?
 ============ ============ ===============
-YES          NO           NO
+YES          NO           YES
 ============ ============ ===============
 
 Recommended pipelines
@@ -604,8 +607,8 @@ share the GPU.""",
         """The chosen model, loaded once per process (see :func:`nucleiseg.models.load`)."""
         return models.load(self.model_path(), ensemble_size=self.ensemble_size())
 
-    def predict(self, image: np.ndarray, model: models.LoadedModel) -> np.ndarray:
-        """Hook: ``(H, W, 3)`` class probabilities of a 2-D image."""
+    def predict(self, image: np.ndarray, model: models.LoadedModel, mask: np.ndarray | None = None) -> np.ndarray:
+        """Hook: ``(H, W, 3)`` class probabilities of a 2-D image (``mask``: pixels to use, or None)."""
         from .inference import predict_probabilities
 
         return predict_probabilities(
@@ -615,6 +618,7 @@ share the GPU.""",
             tile=int(self.tile_size.value),
             overlap=int(self.tile_overlap.value),
             batch_size=int(self.batch_size.value),
+            mask=mask,
         )
 
     def run(self, workspace):
@@ -629,6 +633,8 @@ share the GPU.""",
             )
         # Raises a ValueError naming the image for colour or otherwise non-2-D pixel data.
         pixels = check_greyscale(pixels, name=f"{self.module_name}: input image {self.x_name.value!r}")
+        # A masked image (e.g. from Crop or MaskImage) is used inside its mask only.
+        mask = image.mask if image.has_mask else None
         settings = self.postprocess_settings()
 
         # Headless runs do not call validate_module, so the device and model are checked here too;
@@ -638,9 +644,13 @@ share the GPU.""",
         with devices.scope(device):
             model = self.load_model()
             if self.augment.value:
-                probabilities = average_over_flips_and_rotations(lambda view: self.predict(view, model), pixels)
+                probabilities = average_over_flips_and_rotations(
+                    lambda view, *mask_view: self.predict(view, model, *mask_view), pixels, mask
+                )
             else:
-                probabilities = self.predict(pixels, model)
+                probabilities = self.predict(pixels, model, mask)
+        if mask is not None:
+            probabilities = mask_probabilities(probabilities, mask)
         labels = probabilities_to_labels(probabilities, settings)
 
         for setting, channel in (

@@ -7,7 +7,7 @@ import numpy as np
 from .architectures import input_geometry
 from .models import LoadedModel
 from .normalization import normalize
-from .postprocess import PostprocessSettings, probabilities_to_labels
+from .postprocess import PostprocessSettings, mask_probabilities, probabilities_to_labels
 from .tiling import predict_tiled
 
 
@@ -29,7 +29,7 @@ def check_greyscale(image: np.ndarray, name: str = "image") -> np.ndarray:
     return image
 
 
-def average_over_flips_and_rotations(predict, image: np.ndarray) -> np.ndarray:
+def average_over_flips_and_rotations(predict, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Test-time augmentation: the mean of ``predict`` over the 8 flips and 90° rotations of ``image``.
 
     Each prediction is mapped back onto the original pixel grid before averaging, so
@@ -38,17 +38,24 @@ def average_over_flips_and_rotations(predict, image: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     predict : callable
-        Maps a 2-D image to an ``(H, W, C)`` array for that image.
+        Maps a 2-D image to an ``(H, W, C)`` array for that image; with ``mask``, it is
+        called as ``predict(view, mask_view)`` with the mask turned the same way.
     image : ndarray
         2-D image.
+    mask : ndarray of bool, optional
+        Pixels to use (see :func:`predict_probabilities`).
     """
+
+    def turned(array, turns, flip):
+        view = np.rot90(array, turns)
+        return np.ascontiguousarray(view[:, ::-1] if flip else view)
+
     total = None
     for turns in range(4):
         for flip in (False, True):
-            view = np.rot90(image, turns)
-            if flip:
-                view = view[:, ::-1]
-            prediction = np.asarray(predict(np.ascontiguousarray(view)), dtype=np.float32)
+            view = turned(image, turns, flip)
+            arguments = (view,) if mask is None else (view, turned(mask, turns, flip))
+            prediction = np.asarray(predict(*arguments), dtype=np.float32)
             if flip:
                 prediction = prediction[:, ::-1]
             prediction = np.rot90(prediction, -turns)
@@ -64,19 +71,28 @@ def predict_probabilities(
     overlap: int = 64,
     batch_size: int = 1,
     augment: bool = False,
+    mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """``(H, W, 3)`` float32 class probabilities (background, interior, boundary).
 
     ``normalization`` overrides the model card's; a constant image gives
     pure-background probabilities without running the network. ``augment``
     averages over the 8 flips and rotations (:func:`average_over_flips_and_rotations`).
+    With a boolean ``mask``, normalization statistics come from the pixels inside it
+    and everything outside is background (:func:`nucleiseg.postprocess.mask_probabilities`),
+    so no nucleus reaches outside the mask.
     """
     image = check_greyscale(image)
     probabilities = np.zeros(image.shape + (3,), dtype=np.float32)
-    if np.ptp(image) == 0:
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != image.shape:
+            raise ValueError(f"mask shape {mask.shape} differs from image shape {image.shape}")
+    inside = image if mask is None else image[mask]
+    if inside.size == 0 or np.ptp(inside) == 0:  # nothing to find (and normalization is undefined)
         probabilities[..., 0] = 1.0
         return probabilities
-    normalized = normalize(image, normalization or model.normalization)
+    normalized = normalize(image, normalization or model.normalization, mask=mask)
     margin, multiple = input_geometry(model.architecture)
 
     def predict(pixels):
@@ -91,7 +107,8 @@ def predict_probabilities(
             batch_size=batch_size,
         )
 
-    return average_over_flips_and_rotations(predict, normalized) if augment else predict(normalized)
+    probabilities = average_over_flips_and_rotations(predict, normalized) if augment else predict(normalized)
+    return probabilities if mask is None else mask_probabilities(probabilities, mask)
 
 
 def segment(

@@ -13,7 +13,8 @@ from scipy import ndimage
 DEFAULT = {"method": "percentile", "low": 0.1, "high": 99.9}
 
 
-def percentile_normalize(image: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
+def percentile_normalize(image: np.ndarray, low: float = 0.1, high: float = 99.9,
+                         inside: np.ndarray | None = None) -> np.ndarray:
     """Scale so that the ``low`` and ``high`` percentiles map to 0 and 1.
 
     Values outside are kept (not clipped). A constant image maps to zeros.
@@ -24,6 +25,8 @@ def percentile_normalize(image: np.ndarray, low: float = 0.1, high: float = 99.9
         2-D greyscale image of any numeric dtype.
     low, high : float
         Percentiles in [0, 100], ``low < high``.
+    inside : ndarray of bool, optional
+        Take the percentiles over these pixels only (all pixels when None or empty).
 
     Returns
     -------
@@ -32,13 +35,20 @@ def percentile_normalize(image: np.ndarray, low: float = 0.1, high: float = 99.9
     if not 0 <= low < high <= 100:
         raise ValueError(f"normalization percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
     image = np.asarray(image, dtype=np.float32)
-    lo, hi = np.percentile(image, [low, high])
+    lo, hi = np.percentile(_pixels_inside(image, inside), [low, high])
     if hi - lo < 1e-12:
         return np.zeros_like(image)
     return (image - lo) / np.float32(hi - lo)
 
 
-def deepcell_normalize(image: np.ndarray, window: int = 61) -> np.ndarray:
+def _pixels_inside(image: np.ndarray, inside: np.ndarray | None) -> np.ndarray:
+    """The pixels the statistics are taken over: those inside the mask, or all when it is None or empty."""
+    if inside is None or not inside.any():
+        return image
+    return image[inside]
+
+
+def deepcell_normalize(image: np.ndarray, window: int = 61, inside: np.ndarray | None = None) -> np.ndarray:
     """DeepCell's original scheme: divide by the median, subtract the local mean.
 
     The local mean is taken over a ``window`` x ``window`` box (the patch
@@ -46,20 +56,30 @@ def deepcell_normalize(image: np.ndarray, window: int = 61) -> np.ndarray:
     zero, as happens in sparse fluorescence fields.
     """
     image = np.asarray(image, dtype=np.float32)
-    median = float(np.median(image))
+    pixels = _pixels_inside(image, inside)
+    median = float(np.median(pixels))
     if median <= 0:
-        positive = image[image > 0]
+        positive = pixels[pixels > 0]
         median = float(np.median(positive)) if positive.size else 1.0
     scaled = image / np.float32(median)
     return scaled - ndimage.uniform_filter(scaled, size=window, mode="reflect")
 
 
-def normalize(image: np.ndarray, spec: dict | None = None) -> np.ndarray:
-    """Apply the normalization described by ``spec`` (default: percentile 0.1/99.9)."""
+def normalize(image: np.ndarray, spec: dict | None = None, mask: np.ndarray | None = None) -> np.ndarray:
+    """Apply the normalization described by ``spec`` (default: percentile 0.1/99.9).
+
+    With a boolean ``mask`` (e.g. a CellProfiler image mask), the percentiles or the
+    median are taken over the pixels inside it only, so what lies outside (a well's
+    rim, a bright artefact) does not change the scaling; every pixel is still scaled.
+    """
     spec = dict(DEFAULT if spec is None else spec)
     method = spec.pop("method", "percentile")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != np.shape(image):
+            raise ValueError(f"mask shape {mask.shape} differs from image shape {np.shape(image)}")
     if method == "percentile":
-        return percentile_normalize(image, **spec)
+        return percentile_normalize(image, **spec, inside=mask)
     if method == "deepcell":
-        return deepcell_normalize(image, **spec)
+        return deepcell_normalize(image, **spec, inside=mask)
     raise ValueError(f"unknown normalization method {method!r}; expected 'percentile' or 'deepcell'")

@@ -102,6 +102,33 @@ def probabilities_to_labels(probabilities: np.ndarray, settings: PostprocessSett
     return relabel_sequential(labels.astype(np.int32))[0]
 
 
+def mask_probabilities(probabilities: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Probabilities with every pixel outside ``mask`` set to pure background.
+
+    Post-processing then finds no nucleus there and cuts nuclei at the mask's
+    edge, as CellProfiler's IdentifyPrimaryObjects does with a masked image.
+
+    Parameters
+    ----------
+    probabilities : ndarray
+        ``(H, W, 3)`` class probabilities.
+    mask : ndarray of bool
+        ``(H, W)``; True where the image is to be used.
+
+    Returns
+    -------
+    ndarray
+        A float32 copy of ``probabilities``.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != probabilities.shape[:2]:
+        raise ValueError(f"mask shape {mask.shape} differs from the probabilities' {probabilities.shape[:2]}")
+    masked = np.array(probabilities, dtype=np.float32)
+    masked[~mask] = 0.0
+    masked[~mask, BACKGROUND] = 1.0
+    return masked
+
+
 def _fill_holes_per_object(labels: np.ndarray) -> np.ndarray:
     out = labels.copy()
     for index, window in enumerate(ndimage.find_objects(labels), start=1):

@@ -159,11 +159,12 @@ with percentiles sees different values and segments worse.""",
             except ImportError as error:
                 raise ValidationError(str(error), self.inference_mode)
 
-    def predict(self, image, model):
+    def predict(self, image, model, mask=None):
         if self.inference_mode.value == MODE_DENSE:
-            return super().predict(image, model)
+            return super().predict(image, model, mask)
         predict_patches = patch_predictor()
-        if np.ptp(image) == 0:
+        inside = image if mask is None else image[mask]
+        if inside.size == 0 or np.ptp(inside) == 0:
             # As in fully convolutional mode: nothing to find, and normalization is undefined.
             probabilities = np.zeros(image.shape + (3,), np.float32)
             probabilities[..., 0] = 1.0
@@ -171,4 +172,4 @@ with percentiles sees different values and segments worse.""",
         from nucleiseg.normalization import normalize
 
         # The core's default patch batch is used: the tile batch size is far too small for patches.
-        return predict_patches(normalize(image, self.normalization()), model)
+        return predict_patches(normalize(image, self.normalization(), mask=mask), model)

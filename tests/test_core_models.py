@@ -13,7 +13,7 @@ from scipy import ndimage
 from nucleiseg import architectures, augment, models, synthetic, targets
 from nucleiseg.inference import average_over_flips_and_rotations, predict_probabilities
 from nucleiseg.normalization import deepcell_normalize, normalize, percentile_normalize
-from nucleiseg.postprocess import PostprocessSettings, probabilities_to_labels
+from nucleiseg.postprocess import PostprocessSettings, mask_probabilities, probabilities_to_labels
 from nucleiseg.tiling import predict_tiled
 
 
@@ -334,6 +334,40 @@ def test_percentile_normalization_maps_percentiles_to_0_and_1():
     np.testing.assert_allclose(out[image == 500], (500 - lo) / (hi - lo), rtol=1e-6)
     assert abs(np.percentile(out, 1)) < 1e-5 and abs(np.percentile(out, 99) - 1) < 1e-5
     assert out.min() < 0 and out.max() > 1  # not clipped
+
+
+@pytest.mark.parametrize("method", [{"method": "percentile", "low": 1, "high": 99}, {"method": "deepcell", "window": 5}])
+def test_normalization_statistics_come_from_inside_the_mask(method):
+    rng = np.random.default_rng(0)
+    image = rng.uniform(1, 2, (30, 30)).astype(np.float32)
+    mask = np.ones(image.shape, bool)
+    mask[:, 20:] = False
+    artefact = image.copy()
+    artefact[:, 20:] = 1000.0
+    inside = normalize(image, method, mask=mask)[:, :10]  # away from the artefact's local mean
+    np.testing.assert_allclose(normalize(artefact, method, mask=mask)[:, :10], inside, rtol=1e-5)
+    assert not np.allclose(normalize(artefact, method)[:, :10], inside, rtol=1e-3)
+    with pytest.raises(ValueError, match="mask shape"):
+        normalize(image, method, mask=mask[:10])
+
+
+def test_mask_probabilities_and_prediction_with_a_mask(tiny_model):
+    probabilities = np.full((4, 5, 3), 1 / 3, np.float32)
+    mask = np.zeros((4, 5), bool)
+    mask[1:3, 1:4] = True
+    masked = mask_probabilities(probabilities, mask)
+    assert np.all(masked[~mask] == [1, 0, 0]) and np.all(masked[mask] == probabilities[mask])
+    assert np.all(probabilities == np.float32(1 / 3))  # the input is left alone
+    model = models.load(tiny_model[0])
+    image = synthetic.generate_one(0, size=40)[0].astype(np.float32)
+    mask = np.zeros(image.shape, bool)
+    mask[5:30, 8:35] = True
+    found = predict_probabilities(image, model, mask=mask)
+    assert np.all(found[~mask, 0] == 1.0)
+    np.testing.assert_allclose(found.sum(axis=-1), 1.0, atol=1e-5)
+    assert np.all(predict_probabilities(image, model, mask=np.zeros(image.shape, bool))[..., 0] == 1.0)
+    with pytest.raises(ValueError, match="mask shape"):
+        predict_probabilities(image, model, mask=mask[:5])
 
 
 def test_normalization_constant_image_and_methods():

@@ -248,6 +248,22 @@ def test_patch_mode_matches_fully_convolutional(single):
     np.testing.assert_allclose(np.stack(results[0]), np.stack(results[1]), atol=1e-4)
     assert results[1][1].max() > 0.9  # the disc is in the crop
 
+@pytest.mark.skipif(not patch_mode_available(), reason="nucleiseg.deepcell.predict_patches not available")
+def test_both_modes_use_a_masked_image_inside_its_mask_only(single):
+    image = helpers.synthetic_image()[10:22, 10:22].copy()
+    image[:, -3:] = 40.0  # a bright artefact, masked out
+    mask = np.ones(image.shape, bool)
+    mask[:, -3:] = False
+    results = []
+    for mode in ("Fully convolutional (fast)", "Patch by patch (as published; slow)"):
+        module, pipeline = module_for(single, ensemble=1, inference_mode=mode)
+        _, (workspace,) = helpers.run_images(module, pipeline, [image], image_kwargs={"mask": mask})
+        results.append(np.stack([workspace.image_set.get_image(name).pixel_data for name in PROBABILITY_IMAGES]))
+        assert workspace.object_set.get_objects("Nuclei").segmented[~mask].max() == 0
+    np.testing.assert_allclose(results[0], results[1], atol=1e-4)
+    assert np.all(results[0][0][~mask] == 1.0) and results[0][1][mask].max() > 0.9  # the disc is still found
+
+
 def test_settings_round_trip_through_pipeline_text_and_upgrade(ensemble):
     module, pipeline = module_for(
         ensemble,

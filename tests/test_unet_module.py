@@ -175,6 +175,30 @@ def test_colour_and_volumetric_images_are_rejected_clearly(card):
         helpers.run_images(module, pipeline, [stack], image_kwargs={"dimensions": 3})
 
 
+@pytest.mark.parametrize("augment", [False, True])
+def test_masked_image_is_used_inside_its_mask_only(card, augment):
+    image = helpers.synthetic_image()
+    mask = np.zeros(helpers.SHAPE, bool)
+    mask[:, : helpers.SHAPE[1] // 2] = True
+    module, pipeline = module_for(card, augment=augment)
+
+    def nuclei(pixels, **image_kwargs):
+        _, (workspace,) = helpers.run_images(module, pipeline, [pixels], image_kwargs=image_kwargs)
+        return workspace, workspace.object_set.get_objects("Nuclei").segmented
+
+    _, unmasked = nuclei(image)
+    workspace, labels = nuclei(image, mask=mask)
+    assert labels[~mask].max() == 0 and 0 < labels.max() < unmasked.max()
+    assert np.all(workspace.image_set.get_image("BackgroundProbability").pixel_data[~mask] == 1.0)
+    # A bright artefact outside the mask does not change the scaling inside it.
+    artefact = image.copy()
+    artefact[:, -8:] = 50.0
+    _, unscaled = nuclei(artefact)
+    assert unscaled[mask].max() == 0  # without the mask the artefact swamps the nuclei
+    _, with_artefact = nuclei(artefact, mask=mask)
+    np.testing.assert_array_equal(with_artefact, labels)
+
+
 def test_image_with_nan_pixels_is_rejected_naming_the_input(card):
     module, pipeline = module_for(card)
     image = helpers.synthetic_image().astype(np.float32)
