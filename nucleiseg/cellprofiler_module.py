@@ -107,8 +107,13 @@ Recommended pipelines
    ``images/`` folder and ground-truth label images in ``masks/`` (matched by file name),
    **{name}** with the post-processing settings tuned on training images,
    **ConvertObjectsToImage** and **SaveImages** for the label images, **EvaluateObjectF1**
-   and **ExportToSpreadsheet**. Without ground truth, remove **EvaluateObjectF1** and the
-   *GroundTruth* objects from **NamesAndTypes**.
+   and **ExportToSpreadsheet**.
+-  ``pipelines/{pipeline}-segment.cppipe`` is for images without ground truth: it takes every
+   image under the input folder (except folders named ``masks`` or ``labels``), and instead of
+   scoring measures each nucleus (**MeasureObjectSizeShape**, **MeasureObjectIntensity**).
+-  To drop nuclei cut by the image (or mask) border before measuring them, add **FilterObjects**
+   in mode *Image or mask border* after this module; to drop nuclei by size or shape, use its
+   *Measurements* mode after **MeasureObjectSizeShape**.
 -  ``pipelines/{other_pipeline}.cppipe`` is the same pipeline with **{other_name}**;
    ``pipelines/basic.cppipe`` and ``pipelines/advanced.cppipe`` are the classical
    **IdentifyPrimaryObjects** baselines to compare with.
