@@ -1,7 +1,7 @@
 """Command line of the benchmark runner.
 
     python -m benchmark run --data DIR|synthetic [--split val] --pipelines basic,advanced
-                            --out OUT [--workers N] [--limit K] [--scheduler ADDRESS]
+                            --out OUT [--workers N] [--limit K] [--scheduler ADDRESS] [--resume]
     python -m benchmark report OUT [--data DIR --split S]   # write report.md again
     python -m benchmark throughput --data DIR --pipelines basic --workers 1,2 --out OUT
     python -m benchmark compare OUT [OUT ...]   # paired per-image differences with bootstrap intervals
@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic set (default 0)")
     run.add_argument("--synthetic-n", type=int, default=12, help="images in the synthetic set (default 12)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--resume", action="store_true",
+        help="reuse the results of pipelines an earlier (e.g. interrupted) run into OUT finished with the same "
+        ".cppipe file on the same images; rerun without it after changing models or plug-ins",
+    )
     report = sub.add_parser("report", help="write report.md and plots/ again from a finished benchmark folder")
     report.add_argument("out", type=Path, help="benchmark output folder (holds summary.csv and per_image.csv)")
     report.add_argument("--data", type=Path, default=None, help="data folder of the run (default: from run.json)")
@@ -131,6 +136,7 @@ def _dispatch(args) -> int:
         synthetic_n=args.synthetic_n,
         quiet=args.quiet,
         scheduler=args.scheduler,
+        resume=args.resume,
     )
     print(f"wrote {result.out / 'summary.csv'} and {result.out / 'report.md'}", file=sys.stderr)
     return 0

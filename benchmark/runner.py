@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from nucleiseg import layouts, metric
+from nucleiseg.models import sha256_of
 
 from .execution import DaskExecutor, LocalExecutor, resolve_cellprofiler
 from .outputs import write_atomic, write_csv_atomic
@@ -610,6 +611,8 @@ WORK_PREFIX = ".work-"
 OUTPUT_FILES = ("summary.csv", "per_image.csv", "report.md", RUN_INFO)
 OUTPUT_DIRS = ("plots",)
 PIPELINE_SUBDIRS = ("labels", "logs", "shards")
+#: Written last in ``OUT/<pipeline>/`` when a pipeline is scored: what ``--resume`` reuses.
+PIPELINE_RECORD = "finished.json"
 
 
 def clean_outputs(out: Path, pipelines: list[str]) -> None:
@@ -626,9 +629,35 @@ def clean_outputs(out: Path, pipelines: list[str]) -> None:
         if work.is_dir():
             shutil.rmtree(work)
     for pipeline in pipelines:
-        for sub in PIPELINE_SUBDIRS:
-            if (out / pipeline / sub).is_dir():
-                shutil.rmtree(out / pipeline / sub)
+        clean_pipeline(out / pipeline)
+
+
+def clean_pipeline(pipeline_out: Path) -> None:
+    """Remove one pipeline's record first (so nothing half-removed looks finished), then its folders."""
+    (pipeline_out / PIPELINE_RECORD).unlink(missing_ok=True)
+    for sub in PIPELINE_SUBDIRS:
+        if (pipeline_out / sub).is_dir():
+            shutil.rmtree(pipeline_out / sub)
+
+
+def pipeline_record(cppipe: Path, data: str, stems: list[str], summary: dict, rows: list[dict]) -> dict:
+    """What a scored pipeline leaves for ``--resume``: its results and what they were computed from."""
+    return {"pipeline_sha256": sha256_of(cppipe), "data": data, "images": stems, "summary": summary, "rows": rows}
+
+
+def reusable_record(pipeline_out: Path, cppipe: Path, data: str, stems: list[str]) -> dict | None:
+    """The earlier record of this pipeline when the same pipeline file ran on the same images, else None."""
+    path = pipeline_out / PIPELINE_RECORD
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    same = (record.get("pipeline_sha256") == sha256_of(cppipe) and record.get("data") == data
+            and record.get("images") == stems)
+    labels = pipeline_out / "labels"
+    if not same or not all((labels / f"{stem}.tiff").is_file() for stem in stems):
+        return None
+    return record
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -683,6 +712,7 @@ def run_benchmark(
     log=None,
     cellprofiler: Path | None = None,
     scheduler=None,
+    resume: bool = False,
 ) -> BenchmarkResult:
     """Validate data, run each pipeline headless, score and write the output contract.
 
@@ -720,6 +750,10 @@ def run_benchmark(
         Run the shards on this Dask cluster instead of local processes. Its workers
         need this project's environment and must see the output folder (the data
         copy is made inside it), the pipelines and the plug-ins under the same paths.
+    resume : bool
+        Reuse the results of pipelines that an earlier run into ``out`` finished with
+        the same pipeline file on the same images (see :func:`reusable_record`) instead
+        of running them again; the others run as usual.
 
     Returns
     -------
@@ -751,7 +785,8 @@ def run_benchmark(
             raise BenchmarkError(f"output folder {out} and data folder {data_dir} must not contain one another")
     # Stale results go before anything else can fail, so none outlives a failed run.
     if out.is_dir():
-        clean_outputs(out, [Path(spec).stem for spec in pipelines])
+        # With resume, finished pipelines are kept until the images are known (then checked).
+        clean_outputs(out, [] if resume else [Path(spec).stem for spec in pipelines])
     resolved = resolve_pipelines(list(pipelines), pipelines_dir)
     if scheduler is None:
         cellprofiler = Path(cellprofiler) if cellprofiler else find_cellprofiler()
@@ -786,15 +821,24 @@ def run_benchmark(
                 f"{shards} CellProfiler process(es) per pipeline on {executor.description}"
             )
             summary, per_image = [], []
+            data_text = SYNTHETIC + f" (n={synthetic_n}, seed={seed})" if synthetic else str(Path(data).resolve())
+            stems = [p.stem for p in pairs]
             for name, cppipe in resolved:
-                run = run_pipeline(
-                    name, cppipe, pairs, out / name, tmp, executor,
-                    cellprofiler=cellprofiler, plugins_dir=plugins_dir, quiet=quiet, warn=warn,
-                )
-                rows = score_pipeline(run, pairs, out / name / "labels", warn)
+                record = reusable_record(out / name, cppipe, data_text, stems) if resume else None
+                if record is not None:
+                    warn(f"[{name}] results reused from the earlier run in {out / name} (--resume)")
+                    rows, s = record["rows"], record["summary"]
+                else:
+                    clean_pipeline(out / name)
+                    run = run_pipeline(
+                        name, cppipe, pairs, out / name, tmp, executor,
+                        cellprofiler=cellprofiler, plugins_dir=plugins_dir, quiet=quiet, warn=warn,
+                    )
+                    rows = score_pipeline(run, pairs, out / name / "labels", warn)
+                    s = summarize(run, rows)
+                    write_json_atomic(out / name / PIPELINE_RECORD, pipeline_record(cppipe, data_text, stems, s, rows))
                 per_image += rows
-                summary.append(summarize(run, rows))
-                s = summary[-1]
+                summary.append(s)
                 log(
                     f"[{name}] F1 mean {s['f1_mean']:.3f}, F1@0.5 {s['f1_050']:.3f}, "
                     f"{s['sec_per_image']:.2f} s/image, start-up {s['startup_sec']:.1f} s"
@@ -805,7 +849,7 @@ def run_benchmark(
             metric_columns = metric.metric_keys()
             write_csv_atomic(out / "per_image.csv", PER_IMAGE_LEAD + metric_columns, per_image)
             info = {
-                "data": SYNTHETIC + f" (n={synthetic_n}, seed={seed})" if synthetic else str(Path(data).resolve()),
+                "data": data_text,
                 "layout": selection.layout,
                 "split": selection.split or "all",
                 "images": len(pairs),

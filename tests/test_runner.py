@@ -343,6 +343,51 @@ def test_failing_pipeline_names_it_and_shows_log_tail(tmp_path, small_set):
     assert not (out / "summary.csv").exists()
 
 
+def test_resume_reuses_only_pipelines_finished_with_the_same_file_on_the_same_images(tmp_path, small_set):
+    fake = make_fake_cellprofiler(tmp_path)
+    good = make_mode_pipeline(tmp_path, "perfect")
+    bad = make_mode_pipeline(tmp_path, "fail")
+    out = tmp_path / "out"
+    with pytest.raises(runner.PipelineError):
+        runner.run_benchmark(small_set, [str(good), str(bad)], out, split="all", workers=2, cellprofiler=fake,
+                             quiet=True, log=lambda s: None)
+    assert (out / "perfect" / runner.PIPELINE_RECORD).is_file() and not (out / "fail" / runner.PIPELINE_RECORD).exists()
+    first_log = out / "perfect" / "logs" / "shard_00.log"
+    first_log.write_text(first_log.read_text() + "# marker: this log survives a resumed run\n")
+
+    def run(pipelines, **options):
+        lines = []
+        result = runner.run_benchmark(small_set, [str(p) for p in pipelines], out, workers=2, cellprofiler=fake,
+                                      quiet=True, log=lines.append, **{"split": "all", **options})
+        return result, "\n".join(lines)
+
+    fixed = make_mode_pipeline(tmp_path, "uint8")
+    result, lines = run([good, fixed], resume=True)
+    assert "[perfect] results reused" in lines and "[uint8] results reused" not in lines
+    assert [s["pipeline"] for s in result.summary] == ["perfect", "uint8"]
+    assert result.summary[0]["f1_mean"] == pytest.approx(1.0) and result.summary[0]["sec_per_image"] == pytest.approx(0.25)
+    _, rows = read_csv(out / "per_image.csv")
+    assert sorted(r["pipeline"] for r in rows) == ["perfect"] * 3 + ["uint8"] * 3
+    assert "results reused from the earlier run" in (out / "report.md").read_text()  # listed under Warnings
+    assert "# marker" in first_log.read_text()  # the reused pipeline's files were left alone
+
+    # Another selection of images, a changed pipeline file, or no --resume: run again.
+    _, lines = run([good], resume=True, split="train")
+    assert "reused" not in lines
+    _, lines = run([good], resume=True)
+    assert "reused" not in lines  # the record now belongs to the train-only run
+    _, lines = run([good], resume=True)
+    assert "[perfect] results reused" in lines
+    good.write_text("perfect\n\n")
+    _, lines = run([good], resume=True)
+    assert "reused" not in lines
+    (out / "perfect" / "labels" / "synth_001.tiff").unlink()
+    _, lines = run([good], resume=True)
+    assert "reused" not in lines and (out / "perfect" / "labels" / "synth_001.tiff").is_file()
+    _, lines = run([good])
+    assert "reused" not in lines and (out / "perfect" / runner.PIPELINE_RECORD).is_file()
+
+
 def test_pipeline_without_labels_is_an_error(tmp_path, small_set):
     fake = make_fake_cellprofiler(tmp_path)
     pipe = make_mode_pipeline(tmp_path, "nolabels")
