@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume", action="store_true",
         help="reuse the results of pipelines an earlier (e.g. interrupted) run into OUT finished with the same "
-        ".cppipe file on the same images; rerun without it after changing models or plug-ins",
+        ".cppipe file, code and shipped models on the same images (custom model files are not checked)",
     )
     report = sub.add_parser("report", help="write report.md and plots/ again from a finished benchmark folder")
     report.add_argument("out", type=Path, help="benchmark output folder (holds summary.csv and per_image.csv)")

@@ -640,20 +640,44 @@ def clean_pipeline(pipeline_out: Path) -> None:
             shutil.rmtree(pipeline_out / sub)
 
 
-def pipeline_record(cppipe: Path, data: str, stems: list[str], summary: dict, rows: list[dict]) -> dict:
+def code_and_models_sha256(plugins_dir: Path = PLUGINS_DIR) -> str:
+    """One checksum of the plug-ins, the core package and the shipped model cards.
+
+    The cards hold their weights' checksums, so retrained shipped models change it too;
+    custom model files elsewhere do not.
+    """
+    import hashlib
+
+    import nucleiseg
+    from nucleiseg.models import MODELS_DIR
+
+    files = [*sorted(Path(plugins_dir).glob("*.py")), *sorted(Path(nucleiseg.__file__).parent.glob("*.py")),
+             *sorted(Path(MODELS_DIR).rglob("*.json"))]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def pipeline_record(cppipe: Path, data: str, stems: list[str], summary: dict, rows: list[dict],
+                    plugins_dir: Path = PLUGINS_DIR) -> dict:
     """What a scored pipeline leaves for ``--resume``: its results and what they were computed from."""
-    return {"pipeline_sha256": sha256_of(cppipe), "data": data, "images": stems, "summary": summary, "rows": rows}
+    return {"pipeline_sha256": sha256_of(cppipe), "code_and_models_sha256": code_and_models_sha256(plugins_dir),
+            "data": data, "images": stems, "summary": summary, "rows": rows}
 
 
-def reusable_record(pipeline_out: Path, cppipe: Path, data: str, stems: list[str]) -> dict | None:
-    """The earlier record of this pipeline when the same pipeline file ran on the same images, else None."""
+def reusable_record(pipeline_out: Path, cppipe: Path, data: str, stems: list[str],
+                    plugins_dir: Path = PLUGINS_DIR) -> dict | None:
+    """The earlier record of this pipeline when the same pipeline file, code and shipped models
+    ran on the same images, else None."""
     path = pipeline_out / PIPELINE_RECORD
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     same = (record.get("pipeline_sha256") == sha256_of(cppipe) and record.get("data") == data
-            and record.get("images") == stems)
+            and record.get("images") == stems
+            and record.get("code_and_models_sha256") == code_and_models_sha256(plugins_dir))
     labels = pipeline_out / "labels"
     if not same or not all((labels / f"{stem}.tiff").is_file() for stem in stems):
         return None
@@ -824,7 +848,7 @@ def run_benchmark(
             data_text = SYNTHETIC + f" (n={synthetic_n}, seed={seed})" if synthetic else str(Path(data).resolve())
             stems = [p.stem for p in pairs]
             for name, cppipe in resolved:
-                record = reusable_record(out / name, cppipe, data_text, stems) if resume else None
+                record = reusable_record(out / name, cppipe, data_text, stems, plugins_dir) if resume else None
                 if record is not None:
                     warn(f"[{name}] results reused from the earlier run in {out / name} (--resume)")
                     rows, s = record["rows"], record["summary"]
@@ -836,7 +860,8 @@ def run_benchmark(
                     )
                     rows = score_pipeline(run, pairs, out / name / "labels", warn)
                     s = summarize(run, rows)
-                    write_json_atomic(out / name / PIPELINE_RECORD, pipeline_record(cppipe, data_text, stems, s, rows))
+                    write_json_atomic(out / name / PIPELINE_RECORD,
+                                      pipeline_record(cppipe, data_text, stems, s, rows, plugins_dir))
                 per_image += rows
                 summary.append(s)
                 log(

@@ -343,7 +343,7 @@ def test_failing_pipeline_names_it_and_shows_log_tail(tmp_path, small_set):
     assert not (out / "summary.csv").exists()
 
 
-def test_resume_reuses_only_pipelines_finished_with_the_same_file_on_the_same_images(tmp_path, small_set):
+def test_resume_reuses_only_pipelines_finished_with_the_same_file_on_the_same_images(tmp_path, small_set, monkeypatch):
     fake = make_fake_cellprofiler(tmp_path)
     good = make_mode_pipeline(tmp_path, "perfect")
     bad = make_mode_pipeline(tmp_path, "fail")
@@ -379,6 +379,11 @@ def test_resume_reuses_only_pipelines_finished_with_the_same_file_on_the_same_im
     _, lines = run([good], resume=True)
     assert "[perfect] results reused" in lines
     good.write_text("perfect\n\n")
+    _, lines = run([good], resume=True)
+    assert "reused" not in lines
+    _, lines = run([good], resume=True)
+    assert "[perfect] results reused" in lines
+    monkeypatch.setattr(runner, "code_and_models_sha256", lambda plugins_dir=None: "another model or plug-in")
     _, lines = run([good], resume=True)
     assert "reused" not in lines
     (out / "perfect" / "labels" / "synth_001.tiff").unlink()
