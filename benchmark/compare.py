@@ -23,6 +23,8 @@ from nucleiseg.comparison import bootstrap_interval, paired_comparison
 from .outputs import write_csv_atomic
 from .subset import read_per_image
 
+#: Below this many images, bootstrap intervals are flagged as rough.
+FEW_IMAGES = 20
 COLUMNS = ["pipeline", "images", "metric", "mean", "low", "high", "baseline",
            "difference", "difference_low", "difference_high", "better", "same", "worse"]
 
@@ -81,6 +83,8 @@ def compare(scores: dict[str, dict[str, float]], baseline: str | None = None, le
     images = sorted(shared.difference(unscored))
     if not images:
         raise ValueError("no image is scored by every pipeline: were the folders run on the same data and split?")
+    if len(images) < FEW_IMAGES:
+        notes.append(f"only {len(images)} images: intervals from so few are rough (they tend to be too narrow)")
     rows = []
     reference = [scores[baseline][i] for i in images]
     for name, mine in scores.items():

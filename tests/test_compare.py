@@ -79,6 +79,7 @@ def test_compare_keeps_only_images_every_pipeline_scored():
     assert rows[1]["difference"] == pytest.approx(0.1) and rows[1]["better"] == 2
     assert "difference" not in rows[0] and rows[0]["baseline"] == "advanced"
     assert any("advanced: 1 image(s)" in n for n in notes) and any("without a finite score" in n for n in notes)
+    assert any("only 2 images" in n for n in notes)
     with pytest.raises(ValueError, match="baseline pipeline 'deepcell' not found"):
         compare(scores, baseline="deepcell")
     with pytest.raises(ValueError, match="no image is scored by every pipeline"):
