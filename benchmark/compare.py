@@ -39,6 +39,11 @@ def scores_by_pipeline(per_image: list[dict], metric: str) -> dict[str, dict[str
     return scores
 
 
+def default_baseline(scores: dict) -> str:
+    """``advanced`` (the paper's best classical pipeline) when present, else the first pipeline."""
+    return "advanced" if "advanced" in scores else next(iter(scores))
+
+
 def compare(scores: dict[str, dict[str, float]], baseline: str | None = None, level: float = 0.95,
             resamples: int = 10000, seed: int = 0) -> tuple[list[dict], list[str]]:
     """Rows of the comparison (one per pipeline) and notes on images left out.
@@ -67,8 +72,7 @@ def compare(scores: dict[str, dict[str, float]], baseline: str | None = None, le
     """
     if not scores:
         raise ValueError("no pipelines to compare")
-    if baseline is None:
-        baseline = "advanced" if "advanced" in scores else next(iter(scores))
+    baseline = baseline or default_baseline(scores)
     if baseline not in scores:
         raise ValueError(f"baseline pipeline {baseline!r} not found; pipelines: {', '.join(scores)}")
     notes = []

@@ -306,6 +306,32 @@ def paper_section(summary: list[dict], info: dict, subset: list[dict] | None) ->
     return lines
 
 
+def plot_paired(per_image: list[dict], path: Path) -> bool:
+    """Each pipeline's per-image mean F1 against the baseline's; False (nothing written) with one pipeline."""
+    from .compare import default_baseline, scores_by_pipeline
+
+    scores = scores_by_pipeline(per_image, "f1_mean")
+    if len(scores) < 2:
+        return False
+    baseline = default_baseline(scores)
+    others = [name for name in scores if name != baseline]
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(others), figsize=(3.2 * len(others), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], others):
+        images = [i for i in scores[name] if i in scores[baseline]]
+        x = np.array([scores[baseline][i] for i in images], dtype=float)
+        y = np.array([scores[name][i] for i in images], dtype=float)
+        colours = np.where(y > x, "tab:green", np.where(y < x, "tab:red", "tab:gray"))
+        ax.scatter(x, y, s=10, c=colours)
+        ax.plot([0, 1], [0, 1], color="k", lw=0.8)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"{baseline} (F1 mean per image)", ylabel=name, aspect="equal")
+        ax.set_title(f"{name}: {int(np.sum(y > x))} better, {int(np.sum(y < x))} worse", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    return True
+
+
 def comparison_section(per_image: list[dict]) -> list[str]:
     """Paired per-image differences to a baseline with bootstrap intervals (two or more pipelines)."""
     from .compare import compare, render, scores_by_pipeline
@@ -326,6 +352,10 @@ def comparison_section(per_image: list[dict]) -> list[str]:
         "",
         *[f"- {note}" for note in notes],
         *([""] if notes else []),
+        "Per image (above the diagonal: better than the baseline):",
+        "",
+        "![Per-image F1 against the baseline](plots/paired_f1.png)",
+        "",
     ]
 
 
@@ -492,6 +522,7 @@ def write_report(out: Path, summary: list[dict], per_image: list[dict], info: di
     plot_missed_by_size(summary, plots / "missed_by_size.png")
     plot_merges_splits(summary, plots / "merges_splits.png")
     plot_seconds(summary, per_image, plots / "seconds_per_image.png")
+    plot_paired(per_image, plots / "paired_f1.png")
     examples = plot_examples(out, summary, per_image, pairs, plots / "examples.png") if pairs else []
     subset = bbbc039_subset(per_image, info)
     path = out / "report.md"

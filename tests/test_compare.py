@@ -10,7 +10,7 @@ import pytest
 from benchmark.__main__ import main as cli_main
 from benchmark.compare import compare, scores_by_pipeline
 from benchmark.outputs import csv_text
-from benchmark.report import comparison_section
+from benchmark.report import comparison_section, plot_paired
 from nucleiseg.comparison import bootstrap_interval, paired_comparison
 
 
@@ -124,8 +124,12 @@ def test_compare_command_refuses_bad_folders(tmp_path, capsys):
     assert "no column 'f1_077'" in capsys.readouterr().err
 
 
-def test_report_section_only_with_two_pipelines():
+def test_report_section_and_plot_only_with_two_pipelines(tmp_path):
     one = per_image_rows("basic", {"a": 0.5, "b": 0.6})
-    assert comparison_section(one) == []
-    text = "\n".join(comparison_section(one + per_image_rows("unet", {"a": 0.7, "b": 0.9})))
+    assert comparison_section(one) == [] and not plot_paired(one, tmp_path / "one.png")
+    assert not (tmp_path / "one.png").exists()
+    two = one + per_image_rows("unet", {"a": 0.7, "b": 0.9})
+    text = "\n".join(comparison_section(two))
     assert "## Differences between pipelines" in text and "minus basic" in text and "| unet | 2 |" in text
+    assert "plots/paired_f1.png" in text
+    assert plot_paired(two, tmp_path / "two.png") and (tmp_path / "two.png").stat().st_size > 1000
