@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument(
         "--resume", action="store_true",
-        help="reuse the results of pipelines an earlier (e.g. interrupted) run into OUT finished with the same "
-        ".cppipe file, code and shipped models on the same images (custom model files are not checked)",
+        help="skip CellProfiler for pipelines an earlier (e.g. interrupted) run into OUT finished with the same "
+        ".cppipe file, code and shipped models on the same images: their labels and timings are reused and "
+        "scored again (custom model files are not checked)",
     )
     report = sub.add_parser("report", help="write report.md and plots/ again from a finished benchmark folder")
     report.add_argument("out", type=Path, help="benchmark output folder (holds summary.csv and per_image.csv)")

@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -611,7 +611,7 @@ WORK_PREFIX = ".work-"
 OUTPUT_FILES = ("summary.csv", "per_image.csv", "report.md", RUN_INFO)
 OUTPUT_DIRS = ("plots",)
 PIPELINE_SUBDIRS = ("labels", "logs", "shards")
-#: Written last in ``OUT/<pipeline>/`` when a pipeline is scored: what ``--resume`` reuses.
+#: Written in ``OUT/<pipeline>/`` once its CellProfiler processes finished: what ``--resume`` reuses.
 PIPELINE_RECORD = "finished.json"
 
 
@@ -659,29 +659,29 @@ def code_and_models_sha256(plugins_dir: Path = PLUGINS_DIR) -> str:
     return digest.hexdigest()
 
 
-def pipeline_record(cppipe: Path, data: str, stems: list[str], summary: dict, rows: list[dict],
+def pipeline_record(run: PipelineRun, cppipe: Path, data: str, stems: list[str],
                     plugins_dir: Path = PLUGINS_DIR) -> dict:
-    """What a scored pipeline leaves for ``--resume``: its results and what they were computed from."""
+    """What a pipeline that ran leaves for ``--resume``: its timings and what its labels came from."""
     return {"pipeline_sha256": sha256_of(cppipe), "code_and_models_sha256": code_and_models_sha256(plugins_dir),
-            "data": data, "images": stems, "summary": summary, "rows": rows}
+            "data": data, "images": stems, "run": asdict(run)}
 
 
-def reusable_record(pipeline_out: Path, cppipe: Path, data: str, stems: list[str],
-                    plugins_dir: Path = PLUGINS_DIR) -> dict | None:
-    """The earlier record of this pipeline when the same pipeline file, code and shipped models
-    ran on the same images, else None."""
-    path = pipeline_out / PIPELINE_RECORD
+def reusable_run(pipeline_out: Path, name: str, cppipe: Path, data: str, stems: list[str],
+                 plugins_dir: Path = PLUGINS_DIR) -> PipelineRun | None:
+    """The earlier run of this pipeline when the same pipeline file, code and shipped models ran
+    on the same images and left every label file, else None."""
     try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
+        record = json.loads((pipeline_out / PIPELINE_RECORD).read_text())
+        run = PipelineRun(**record["run"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    same = (record.get("pipeline_sha256") == sha256_of(cppipe) and record.get("data") == data
+    same = (run.name == name and record.get("pipeline_sha256") == sha256_of(cppipe) and record.get("data") == data
             and record.get("images") == stems
             and record.get("code_and_models_sha256") == code_and_models_sha256(plugins_dir))
     labels = pipeline_out / "labels"
     if not same or not all((labels / f"{stem}.tiff").is_file() for stem in stems):
         return None
-    return record
+    return run
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -775,9 +775,10 @@ def run_benchmark(
         need this project's environment and must see the output folder (the data
         copy is made inside it), the pipelines and the plug-ins under the same paths.
     resume : bool
-        Reuse the results of pipelines that an earlier run into ``out`` finished with
-        the same pipeline file on the same images (see :func:`reusable_record`) instead
-        of running them again; the others run as usual.
+        Skip CellProfiler for pipelines that an earlier run into ``out`` finished with the
+        same pipeline file, code and shipped models on the same images
+        (:func:`reusable_run`): their label files and timings are reused and scored again.
+        The others run as usual.
 
     Returns
     -------
@@ -848,20 +849,20 @@ def run_benchmark(
             data_text = SYNTHETIC + f" (n={synthetic_n}, seed={seed})" if synthetic else str(Path(data).resolve())
             stems = [p.stem for p in pairs]
             for name, cppipe in resolved:
-                record = reusable_record(out / name, cppipe, data_text, stems, plugins_dir) if resume else None
-                if record is not None:
-                    warn(f"[{name}] results reused from the earlier run in {out / name} (--resume)")
-                    rows, s = record["rows"], record["summary"]
+                run = reusable_run(out / name, name, cppipe, data_text, stems, plugins_dir) if resume else None
+                if run is not None:
+                    warn(f"[{name}] CellProfiler results and timings reused from the earlier run in {out / name} "
+                         "(--resume); scored again")
                 else:
                     clean_pipeline(out / name)
                     run = run_pipeline(
                         name, cppipe, pairs, out / name, tmp, executor,
                         cellprofiler=cellprofiler, plugins_dir=plugins_dir, quiet=quiet, warn=warn,
                     )
-                    rows = score_pipeline(run, pairs, out / name / "labels", warn)
-                    s = summarize(run, rows)
-                    write_json_atomic(out / name / PIPELINE_RECORD,
-                                      pipeline_record(cppipe, data_text, stems, s, rows, plugins_dir))
+                    write_json_atomic(out / name / PIPELINE_RECORD, pipeline_record(run, cppipe, data_text, stems, plugins_dir))
+                # Scored every time, so corrected ground truth is never compared with stale scores.
+                rows = score_pipeline(run, pairs, out / name / "labels", warn)
+                s = summarize(run, rows)
                 per_image += rows
                 summary.append(s)
                 log(

@@ -53,7 +53,8 @@ def deepcell_normalize(image: np.ndarray, window: int = 61, inside: np.ndarray |
 
     The local mean is taken over a ``window`` x ``window`` box (the patch
     size). The median is taken over non-zero pixels when the plain median is
-    zero, as happens in sparse fluorescence fields.
+    zero, as happens in sparse fluorescence fields. With ``inside`` (a boolean
+    mask), the median is taken over those pixels only.
     """
     image = np.asarray(image, dtype=np.float32)
     pixels = _pixels_inside(image, inside)

@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
@@ -344,53 +345,67 @@ def test_failing_pipeline_names_it_and_shows_log_tail(tmp_path, small_set):
 
 
 def test_resume_reuses_only_pipelines_finished_with_the_same_file_on_the_same_images(tmp_path, small_set, monkeypatch):
+    import shutil
+
+    data = tmp_path / "data"  # a private copy: its ground truth is changed below
+    shutil.copytree(small_set, data)
     fake = make_fake_cellprofiler(tmp_path)
     good = make_mode_pipeline(tmp_path, "perfect")
     bad = make_mode_pipeline(tmp_path, "fail")
     out = tmp_path / "out"
     with pytest.raises(runner.PipelineError):
-        runner.run_benchmark(small_set, [str(good), str(bad)], out, split="all", workers=2, cellprofiler=fake,
+        runner.run_benchmark(data, [str(good), str(bad)], out, split="all", workers=2, cellprofiler=fake,
                              quiet=True, log=lambda s: None)
     assert (out / "perfect" / runner.PIPELINE_RECORD).is_file() and not (out / "fail" / runner.PIPELINE_RECORD).exists()
     first_log = out / "perfect" / "logs" / "shard_00.log"
     first_log.write_text(first_log.read_text() + "# marker: this log survives a resumed run\n")
+    reused = "reused from the earlier run"
 
     def run(pipelines, **options):
         lines = []
-        result = runner.run_benchmark(small_set, [str(p) for p in pipelines], out, workers=2, cellprofiler=fake,
+        result = runner.run_benchmark(data, [str(p) for p in pipelines], out, workers=2, cellprofiler=fake,
                                       quiet=True, log=lines.append, **{"split": "all", **options})
         return result, "\n".join(lines)
 
     fixed = make_mode_pipeline(tmp_path, "uint8")
     result, lines = run([good, fixed], resume=True)
-    assert "[perfect] results reused" in lines and "[uint8] results reused" not in lines
+    assert f"[perfect] CellProfiler results and timings {reused}" in lines and f"[uint8] CellProfiler results" not in lines
     assert [s["pipeline"] for s in result.summary] == ["perfect", "uint8"]
     assert result.summary[0]["f1_mean"] == pytest.approx(1.0) and result.summary[0]["sec_per_image"] == pytest.approx(0.25)
     _, rows = read_csv(out / "per_image.csv")
     assert sorted(r["pipeline"] for r in rows) == ["perfect"] * 3 + ["uint8"] * 3
-    assert "results reused from the earlier run" in (out / "report.md").read_text()  # listed under Warnings
+    assert reused in (out / "report.md").read_text()  # listed under Warnings
     assert "# marker" in first_log.read_text()  # the reused pipeline's files were left alone
 
-    # Another selection of images, a changed pipeline file, or no --resume: run again.
+    # Reused labels are scored again: corrected ground truth is never compared with stale scores.
+    mask = data / "masks" / "synth_000.png"
+    truth = layouts.read_labels(mask)
+    truth[truth == truth.max()] = 0  # one nucleus fewer in the ground truth
+    iio.imwrite(mask, truth.astype(np.uint16))
+    result, lines = run([good], resume=True)
+    assert reused in lines and result.summary[0]["f1_mean"] < 1.0
+
+    # Another selection of images, a changed pipeline file or code/model checksum, a missing
+    # label file, or no --resume: CellProfiler runs again.
     _, lines = run([good], resume=True, split="train")
-    assert "reused" not in lines
+    assert reused not in lines
     _, lines = run([good], resume=True)
-    assert "reused" not in lines  # the record now belongs to the train-only run
+    assert reused not in lines  # the record now belongs to the train-only run
     _, lines = run([good], resume=True)
-    assert "[perfect] results reused" in lines
+    assert reused in lines
     good.write_text("perfect\n\n")
     _, lines = run([good], resume=True)
-    assert "reused" not in lines
+    assert reused not in lines
     _, lines = run([good], resume=True)
-    assert "[perfect] results reused" in lines
+    assert reused in lines
     monkeypatch.setattr(runner, "code_and_models_sha256", lambda plugins_dir=None: "another model or plug-in")
     _, lines = run([good], resume=True)
-    assert "reused" not in lines
+    assert reused not in lines
     (out / "perfect" / "labels" / "synth_001.tiff").unlink()
     _, lines = run([good], resume=True)
-    assert "reused" not in lines and (out / "perfect" / "labels" / "synth_001.tiff").is_file()
+    assert reused not in lines and (out / "perfect" / "labels" / "synth_001.tiff").is_file()
     _, lines = run([good])
-    assert "reused" not in lines and (out / "perfect" / runner.PIPELINE_RECORD).is_file()
+    assert reused not in lines and (out / "perfect" / runner.PIPELINE_RECORD).is_file()
 
 
 def test_pipeline_without_labels_is_an_error(tmp_path, small_set):
