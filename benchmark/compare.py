@@ -39,6 +39,17 @@ def scores_by_pipeline(per_image: list[dict], metric: str) -> dict[str, dict[str
     return scores
 
 
+def select(scores: dict[str, dict[str, float]], names: str | None) -> dict[str, dict[str, float]]:
+    """Only the comma-separated pipelines ``names``, in that order (all when None)."""
+    if not names:
+        return scores
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in scores]
+    if unknown:
+        raise ValueError(f"pipeline(s) not found: {', '.join(unknown)}; found: {', '.join(scores)}")
+    return {n: scores[n] for n in wanted}
+
+
 def default_baseline(scores: dict) -> str:
     """``advanced`` (the paper's best classical pipeline) when present, else the first pipeline."""
     return "advanced" if "advanced" in scores else next(iter(scores))
@@ -156,6 +167,8 @@ def add_parser(sub) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path, help="finished benchmark folders (each holds per_image.csv)")
     parser.add_argument("--baseline", default=None, help="pipeline to compare with (default: advanced if present, else the first)")
+    parser.add_argument("--pipelines", default=None,
+                        help="comma-separated pipelines to keep, in this order (names as printed, e.g. 'unet (out/b)')")
     parser.add_argument("--metric", default="f1_mean", help="per_image.csv column (default f1_mean)")
     parser.add_argument("--level", type=float, default=0.95, help="interval coverage (default 0.95)")
     parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples of the images (default 10000)")
@@ -167,7 +180,7 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     """Run the sub-command from parsed arguments; returns the exit status."""
     try:
-        scores = scores_by_pipeline(read_folders(args.folders), args.metric)
+        scores = select(scores_by_pipeline(read_folders(args.folders), args.metric), args.pipelines)
         rows, notes = compare(scores, args.baseline, args.level, args.resamples, args.seed)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

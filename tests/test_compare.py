@@ -114,6 +114,10 @@ def test_compare_command_names_a_pipeline_found_in_two_folders_by_its_folder(tmp
     printed = capsys.readouterr().out
     assert f"| unet ({tmp_path / 'one'}) | 2 |" in printed and f"| unet ({tmp_path / 'two'}) | 2 |" in printed
     assert "| basic | 2 |" in printed
+    assert cli_main(["compare", str(tmp_path / "one"), str(tmp_path / "two"), "--resamples", "200",
+                     "--pipelines", f"unet ({tmp_path / 'two'}),basic"]) == 0
+    printed = capsys.readouterr().out
+    assert f"unet ({tmp_path / 'one'})" not in printed and printed.index("| unet (") < printed.index("| basic |")
 
 
 def test_compare_command_refuses_bad_folders(tmp_path, capsys):
@@ -122,6 +126,8 @@ def test_compare_command_refuses_bad_folders(tmp_path, capsys):
     assert "per_image.csv: not found" in capsys.readouterr().err
     assert cli_main(["compare", str(tmp_path / "one"), "--metric", "f1_077"]) == 2
     assert "no column 'f1_077'" in capsys.readouterr().err
+    assert cli_main(["compare", str(tmp_path / "one"), "--pipelines", "unet,deepcell"]) == 2
+    assert "pipeline(s) not found: deepcell; found: unet" in capsys.readouterr().err
 
 
 def test_report_section_and_plot_only_with_two_pipelines(tmp_path):
