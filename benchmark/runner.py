@@ -659,17 +659,18 @@ def code_and_models_sha256(plugins_dir: Path = PLUGINS_DIR) -> str:
     return digest.hexdigest()
 
 
-def pipeline_record(run: PipelineRun, cppipe: Path, data: str, stems: list[str],
-                    plugins_dir: Path = PLUGINS_DIR) -> dict:
-    """What a pipeline that ran leaves for ``--resume``: its timings and what its labels came from."""
-    return {"pipeline_sha256": sha256_of(cppipe), "code_and_models_sha256": code_and_models_sha256(plugins_dir),
+def pipeline_record(run: PipelineRun, cppipe: Path, data: str, stems: list[str], code_and_models: str) -> dict:
+    """What a pipeline that ran leaves for ``--resume``: its timings and what its labels came from
+    (``code_and_models``: :func:`code_and_models_sha256`)."""
+    return {"pipeline_sha256": sha256_of(cppipe), "code_and_models_sha256": code_and_models,
             "data": data, "images": stems, "run": asdict(run)}
 
 
 def reusable_run(pipeline_out: Path, name: str, cppipe: Path, data: str, stems: list[str],
-                 plugins_dir: Path = PLUGINS_DIR) -> PipelineRun | None:
-    """The earlier run of this pipeline when the same pipeline file, code and shipped models ran
-    on the same images and left every label file, else None."""
+                 code_and_models: str) -> PipelineRun | None:
+    """The earlier run of this pipeline when the same pipeline file, code and shipped models
+    (``code_and_models``: :func:`code_and_models_sha256`) ran on the same images and left every
+    label file, else None."""
     try:
         record = json.loads((pipeline_out / PIPELINE_RECORD).read_text())
         run = PipelineRun(**record["run"])
@@ -677,7 +678,7 @@ def reusable_run(pipeline_out: Path, name: str, cppipe: Path, data: str, stems: 
         return None
     same = (run.name == name and record.get("pipeline_sha256") == sha256_of(cppipe) and record.get("data") == data
             and record.get("images") == stems
-            and record.get("code_and_models_sha256") == code_and_models_sha256(plugins_dir))
+            and record.get("code_and_models_sha256") == code_and_models)
     labels = pipeline_out / "labels"
     if not same or not all((labels / f"{stem}.tiff").is_file() for stem in stems):
         return None
@@ -848,8 +849,9 @@ def run_benchmark(
             summary, per_image = [], []
             data_text = SYNTHETIC + f" (n={synthetic_n}, seed={seed})" if synthetic else str(Path(data).resolve())
             stems = [p.stem for p in pairs]
+            code_and_models = code_and_models_sha256(plugins_dir)  # once: the same for every pipeline
             for name, cppipe in resolved:
-                run = reusable_run(out / name, name, cppipe, data_text, stems, plugins_dir) if resume else None
+                run = reusable_run(out / name, name, cppipe, data_text, stems, code_and_models) if resume else None
                 if run is not None:
                     warn(f"[{name}] CellProfiler results and timings reused from the earlier run in {out / name} "
                          "(--resume); scored again")
@@ -859,7 +861,7 @@ def run_benchmark(
                         name, cppipe, pairs, out / name, tmp, executor,
                         cellprofiler=cellprofiler, plugins_dir=plugins_dir, quiet=quiet, warn=warn,
                     )
-                    write_json_atomic(out / name / PIPELINE_RECORD, pipeline_record(run, cppipe, data_text, stems, plugins_dir))
+                    write_json_atomic(out / name / PIPELINE_RECORD, pipeline_record(run, cppipe, data_text, stems, code_and_models))
                 # Scored every time, so corrected ground truth is never compared with stale scores.
                 rows = score_pipeline(run, pairs, out / name / "labels", warn)
                 s = summarize(run, rows)

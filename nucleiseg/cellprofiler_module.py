@@ -30,7 +30,7 @@ from cellprofiler_core.setting.text import Float, ImageName, Integer, LabelName,
 # nucleiseg.inference imports Keras and TensorFlow (seconds); it is imported where a network
 # runs, so that CellProfiler starts, and shows these modules, without loading TensorFlow.
 from . import devices, models
-from .postprocess import PostprocessSettings, mask_probabilities, probabilities_to_labels
+from .postprocess import PostprocessSettings, probabilities_to_labels
 from .targets import BACKGROUND, BOUNDARY, INTERIOR
 
 MODEL_SHIPPED = "Shipped default"
@@ -613,7 +613,8 @@ share the GPU.""",
         return models.load(self.model_path(), ensemble_size=self.ensemble_size())
 
     def predict(self, image: np.ndarray, model: models.LoadedModel, mask: np.ndarray | None = None) -> np.ndarray:
-        """Hook: ``(H, W, 3)`` class probabilities of a 2-D image (``mask``: pixels to use, or None)."""
+        """Hook: ``(H, W, 3)`` class probabilities of a 2-D image; with ``mask``, normalized from the
+        pixels inside it and pure background outside (as :func:`nucleiseg.inference.predict_probabilities`)."""
         from .inference import predict_probabilities
 
         return predict_probabilities(
@@ -654,8 +655,6 @@ share the GPU.""",
                 )
             else:
                 probabilities = self.predict(pixels, model, mask)
-        if mask is not None:
-            probabilities = mask_probabilities(probabilities, mask)
         labels = probabilities_to_labels(probabilities, settings)
 
         for setting, channel in (

@@ -6,8 +6,9 @@ import numpy as np
 
 from .architectures import input_geometry
 from .models import LoadedModel
-from .normalization import normalize
+from .normalization import check_mask, normalize
 from .postprocess import PostprocessSettings, mask_probabilities, probabilities_to_labels
+from .targets import BACKGROUND
 from .tiling import predict_tiled
 
 
@@ -63,6 +64,20 @@ def average_over_flips_and_rotations(predict, image: np.ndarray, mask: np.ndarra
     return total / 8
 
 
+def blank_probabilities(image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray | None:
+    """Pure-background probabilities when there is nothing to find, else None.
+
+    Nothing to find: the image is constant (inside ``mask``, when given) or the mask is
+    empty; percentile normalization is undefined there, so no network need run.
+    """
+    inside = image if mask is None else image[mask]
+    if inside.size and np.ptp(inside) > 0:
+        return None
+    probabilities = np.zeros(image.shape + (3,), dtype=np.float32)
+    probabilities[..., BACKGROUND] = 1.0
+    return probabilities
+
+
 def predict_probabilities(
     image: np.ndarray,
     model: LoadedModel,
@@ -83,15 +98,11 @@ def predict_probabilities(
     so no nucleus reaches outside the mask.
     """
     image = check_greyscale(image)
-    probabilities = np.zeros(image.shape + (3,), dtype=np.float32)
     if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != image.shape:
-            raise ValueError(f"mask shape {mask.shape} differs from image shape {image.shape}")
-    inside = image if mask is None else image[mask]
-    if inside.size == 0 or np.ptp(inside) == 0:  # nothing to find (and normalization is undefined)
-        probabilities[..., 0] = 1.0
-        return probabilities
+        mask = check_mask(mask, image.shape)
+    blank = blank_probabilities(image, mask)
+    if blank is not None:
+        return blank
     normalized = normalize(image, normalization or model.normalization, mask=mask)
     margin, multiple = input_geometry(model.architecture)
 

@@ -41,6 +41,14 @@ def percentile_normalize(image: np.ndarray, low: float = 0.1, high: float = 99.9
     return (image - lo) / np.float32(hi - lo)
 
 
+def check_mask(mask, shape: tuple[int, ...]) -> np.ndarray:
+    """``mask`` as a boolean array of ``shape`` (an image's height and width), or ValueError."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != tuple(shape):
+        raise ValueError(f"mask shape {mask.shape} differs from image shape {tuple(shape)}")
+    return mask
+
+
 def _pixels_inside(image: np.ndarray, inside: np.ndarray | None) -> np.ndarray:
     """The pixels the statistics are taken over: those inside the mask, or all when it is None or empty."""
     if inside is None or not inside.any():
@@ -76,9 +84,7 @@ def normalize(image: np.ndarray, spec: dict | None = None, mask: np.ndarray | No
     spec = dict(DEFAULT if spec is None else spec)
     method = spec.pop("method", "percentile")
     if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != np.shape(image):
-            raise ValueError(f"mask shape {mask.shape} differs from image shape {np.shape(image)}")
+        mask = check_mask(mask, np.shape(image))
     if method == "percentile":
         return percentile_normalize(image, **spec, inside=mask)
     if method == "deepcell":

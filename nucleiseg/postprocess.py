@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import expand_labels, relabel_sequential
 
+from .normalization import check_mask
 from .targets import BACKGROUND, BOUNDARY, INTERIOR
 
 
@@ -120,9 +121,7 @@ def mask_probabilities(probabilities: np.ndarray, mask: np.ndarray) -> np.ndarra
     ndarray
         A float32 copy of ``probabilities``.
     """
-    mask = np.asarray(mask, dtype=bool)
-    if mask.shape != probabilities.shape[:2]:
-        raise ValueError(f"mask shape {mask.shape} differs from the probabilities' {probabilities.shape[:2]}")
+    mask = check_mask(mask, probabilities.shape[:2])
     masked = np.array(probabilities, dtype=np.float32)
     masked[~mask] = 0.0
     masked[~mask, BACKGROUND] = 1.0

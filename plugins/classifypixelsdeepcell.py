@@ -1,6 +1,5 @@
 """ClassifyPixelsDeepCell: nuclei from DeepCell's 61 x 61 patch network (help text built below)."""
 
-import numpy as np
 from cellprofiler_core.setting import ValidationError
 from cellprofiler_core.setting.choice import Choice
 from cellprofiler_core.setting.text import Integer
@@ -163,13 +162,14 @@ with percentiles sees different values and segments worse.""",
         if self.inference_mode.value == MODE_DENSE:
             return super().predict(image, model, mask)
         predict_patches = patch_predictor()
-        inside = image if mask is None else image[mask]
-        if inside.size == 0 or np.ptp(inside) == 0:
-            # As in fully convolutional mode: nothing to find, and normalization is undefined.
-            probabilities = np.zeros(image.shape + (3,), np.float32)
-            probabilities[..., 0] = 1.0
-            return probabilities
+        from nucleiseg.inference import blank_probabilities
         from nucleiseg.normalization import normalize
+        from nucleiseg.postprocess import mask_probabilities
 
+        # As in fully convolutional mode (predict_probabilities): the same blank and mask handling.
+        blank = blank_probabilities(image, mask)
+        if blank is not None:
+            return blank
         # The core's default patch batch is used: the tile batch size is far too small for patches.
-        return predict_patches(normalize(image, self.normalization(), mask=mask), model)
+        probabilities = predict_patches(normalize(image, self.normalization(), mask=mask), model)
+        return probabilities if mask is None else mask_probabilities(probabilities, mask)
