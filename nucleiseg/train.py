@@ -37,6 +37,17 @@ def main(argv=None) -> int:
     parser.add_argument("--boundary-width", type=int, default=1)
     parser.add_argument("--normalization", choices=["percentile", "deepcell"], default="percentile")
     parser.add_argument("--elastic", action="store_true", help="elastic deformation (image and labels move together)")
+    parser.add_argument("--scale-jitter", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="zoom each crop by a log-uniform factor in [LOW, HIGH] (e.g. 0.5 2)")
+    parser.add_argument("--gamma", action="store_true", help="random gamma and contrast curves")
+    parser.add_argument("--nucleus-brightness", action="store_true", help="each nucleus dimmed or brightened by its own factor")
+    parser.add_argument("--background", action="store_true", help="background offset and smooth uneven illumination")
+    parser.add_argument("--blur", action="store_true", help="Gaussian defocus blur")
+    parser.add_argument("--noise", action="store_true", help="Poisson-like shot noise and Gaussian read noise")
+    parser.add_argument("--robust", action="store_true",
+                        help="all of the above with --elastic and --scale-jitter 0.5 2 (the recipe for unseen images)")
+    parser.add_argument("--augment-probability", type=float, default=0.5,
+                        help="chance that each signal augmentation is applied to a crop")
     parser.add_argument("--val-images", type=int, default=0, help="validate on the first N images of the split (0: all)")
     parser.add_argument("--bf16", action="store_true", help="mixed bfloat16 training (measure first: on our Zen 4 CPUs it was slower than float32 with TensorFlow 2.21)")
     parser.add_argument("--seed", type=int, default=0)
@@ -95,7 +106,14 @@ def main(argv=None) -> int:
         class_weights=(1.0, 1.0, args.boundary_weight),
         boundary_width=args.boundary_width,
         normalization=normalization,
-        elastic=args.elastic,
+        elastic=args.elastic or args.robust,
+        scale_jitter=tuple(args.scale_jitter) if args.scale_jitter else ((0.5, 2.0) if args.robust else ()),
+        gamma=args.gamma or args.robust,
+        nucleus_brightness=args.nucleus_brightness or args.robust,
+        background=args.background or args.robust,
+        blur=args.blur or args.robust,
+        noise=args.noise or args.robust,
+        augment_probability=args.augment_probability,
         val_images=args.val_images,
         mixed_bfloat16=args.bf16,
         seed=args.seed,
@@ -106,6 +124,7 @@ def main(argv=None) -> int:
         init_from=str(args.init) if args.init else "",
     )
     try:
+        config.augmentation()
         split_names(config)
         if config.init_from:
             initial_weights(config)

@@ -48,6 +48,14 @@ class TrainConfig:
     elastic: bool = False
     flips: bool = True
     intensity: bool = True
+    # Signal and scale augmentation (nucleiseg.augment.AugmentationConfig); off by default.
+    scale_jitter: tuple = ()  # (low, high) zoom factors, e.g. (0.5, 2.0)
+    gamma: bool = False
+    nucleus_brightness: bool = False
+    background: bool = False
+    blur: bool = False
+    noise: bool = False
+    augment_probability: float = 0.5
     val_images: int = 0  # 0: the whole validation split
     mixed_bfloat16: bool = False
     seed: int = 0
@@ -71,6 +79,12 @@ class TrainConfig:
     def validation_label(self) -> str:
         """How cards and logs name where validation came from."""
         return f"{self.train_split} (held out)" if self.holdout else self.val_split
+
+    def augmentation(self) -> augment.AugmentationConfig:
+        return augment.AugmentationConfig(
+            flips=self.flips, elastic=self.elastic, intensity=self.intensity, scale=tuple(self.scale_jitter),
+            gamma=self.gamma, nucleus_brightness=self.nucleus_brightness, background=self.background,
+            blur=self.blur, noise=self.noise, probability=self.augment_probability)
 
     def val_settings(self) -> PostprocessSettings:
         return PostprocessSettings.from_dict(self.val_postprocess)
@@ -184,16 +198,11 @@ def initial_weights(config: TrainConfig) -> Path:
 def make_batch(examples, config: TrainConfig, rng: np.random.Generator):
     """One batch: inputs (B, crop+2m, crop+2m, 1), classes (B, crop, crop), weights (B, crop, crop)."""
     margin, _ = architectures.input_geometry(config.architecture())
+    augmentation = config.augmentation()
     inputs, classes, weights = [], [], []
     for _ in range(config.batch_size):
         _, image, labels = examples[int(rng.integers(len(examples)))]
-        image, labels = augment.random_crop(image, labels, config.crop, margin, rng)
-        if config.flips:
-            image, labels = augment.flip_rotate(image, labels, rng)
-        if config.elastic:
-            image, labels = augment.elastic_deform(image, labels, rng)
-        if config.intensity:
-            image = augment.scale_intensity(image, rng)
+        image, labels = augment.augment_crop(image, labels, config.crop, margin, augmentation, rng)
         if margin:
             labels = labels[margin:-margin, margin:-margin]
         target = targets.three_class_targets(labels, config.boundary_width)
@@ -490,7 +499,7 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
             "optimizer": config.optimizer,
             "learning_rate": config.learning_rate,
             "loss": f"per-pixel weighted categorical cross-entropy, class weights {list(config.class_weights)}",
-            "augmentation": {"flips_rot90": config.flips, "intensity": config.intensity, "elastic": config.elastic, "random_crop": config.crop},
+            "augmentation": {"random_crop": config.crop, **config.augmentation().to_dict()},
             "mixed_bfloat16": config.mixed_bfloat16,
             "seed": config.seed,
             "wall_seconds": round(state["seconds"]),

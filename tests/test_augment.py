@@ -1,0 +1,136 @@
+"""Augmentation: image and labels move together, labels stay instance labels, each switch acts."""
+
+import numpy as np
+import pytest
+
+from nucleiseg import augment
+from nucleiseg.augment import AugmentationConfig, augment_crop
+
+
+def two_nuclei(size=96):
+    """A normalized image whose pixel values identify the nucleus beneath (1 and 2) on a 0 background."""
+    labels = np.zeros((size, size), np.int32)
+    yy, xx = np.mgrid[:size, :size]
+    labels[(yy - 30) ** 2 + (xx - 30) ** 2 < 12 ** 2] = 1
+    labels[(yy - 60) ** 2 + (xx - 64) ** 2 < 8 ** 2] = 2
+    image = labels.astype(np.float32) * 0.5  # nucleus 1 -> 0.5, nucleus 2 -> 1.0
+    return image, labels
+
+
+@pytest.mark.parametrize("factor", [0.5, 1.0, 2.0])
+def test_scaled_crop_moves_image_and_labels_together(factor):
+    image, labels = two_nuclei()
+    rng = np.random.default_rng(1)
+    out_image, out_labels = augment.scaled_crop(image, labels, 64, 0, factor, rng)
+    assert out_image.shape == out_labels.shape == (64, 64)
+    assert out_labels.dtype == labels.dtype
+    # Nearest-neighbour labels: no new values appear.
+    assert set(np.unique(out_labels)) <= {0, 1, 2}
+    # Deep inside each resampled nucleus the image still shows that nucleus' value.
+    for index, value in ((1, 0.5), (2, 1.0)):
+        inside = out_labels == index
+        if inside.sum() > 40:
+            from scipy import ndimage
+            core = ndimage.binary_erosion(inside, iterations=2)
+            if core.any():
+                np.testing.assert_allclose(out_image[core], value, atol=0.05)
+
+
+def test_scale_changes_nucleus_area_by_the_square_of_the_factor():
+    image, labels = two_nuclei(200)
+    area = (labels == 1).sum()
+    rng = np.random.default_rng(0)
+    # A region covering the whole image: 200 px seen at 2x -> 400 px.
+    zoomed_image, zoomed = augment.scaled_crop(image, labels, 400, 0, 2.0, rng)
+    assert abs((zoomed == 1).sum() / area - 4.0) < 0.15
+    _, shrunk = augment.scaled_crop(image, labels, 100, 0, 0.5, rng)
+    assert abs((shrunk == 1).sum() / area - 0.25) < 0.05
+
+
+def test_scaled_crop_refuses_a_bad_factor():
+    image, labels = two_nuclei()
+    with pytest.raises(ValueError, match="scale factor"):
+        augment.scaled_crop(image, labels, 32, 0, 0.0, np.random.default_rng(0))
+
+
+def test_nucleus_brightness_scales_each_nucleus_by_its_own_factor_and_leaves_background():
+    image, labels = two_nuclei()
+    image = image + 0.1  # a background level
+    out = augment.nucleus_brightness(image, labels, np.random.default_rng(3), factor=(0.2, 1.5))
+    np.testing.assert_allclose(out[labels == 0], 0.1, atol=1e-6)
+    ratios = [(out[labels == i] - 0.1) / (image[labels == i] - 0.1) for i in (1, 2)]
+    for ratio in ratios:
+        assert np.ptp(ratio) < 1e-5 and 0.2 <= ratio[0] <= 1.5
+    assert abs(ratios[0][0] - ratios[1][0]) > 1e-3  # independent factors
+
+
+def test_gamma_contrast_keeps_order_and_finite_values():
+    image = np.linspace(-0.05, 1.2, 100, dtype=np.float32).reshape(10, 10)
+    out = augment.gamma_contrast(image, np.random.default_rng(0))
+    assert np.isfinite(out).all() and out.dtype == np.float32
+    assert np.all(np.diff(out.ravel()) > 0)  # a monotone curve keeps the order of intensities
+    assert not np.allclose(out, image)
+
+
+def test_background_illumination_is_smooth_and_bounded():
+    image = np.ones((64, 64), np.float32)
+    out = augment.background_illumination(image, np.random.default_rng(5), offset=(0.2, 0.2), strength=(0.5, 0.5))
+    assert out.min() >= 0.5 + 0.2 - 1e-5 and out.max() <= 1.2 + 1e-5
+    assert np.abs(np.diff(out, axis=0)).max() < 0.05  # no edges: a smooth field
+
+
+def test_blur_and_noise_change_the_image_as_intended():
+    image, _ = two_nuclei()
+    rng = np.random.default_rng(0)
+    blurred = augment.defocus_blur(image, rng, sigma=(2.0, 2.0))
+    assert np.abs(np.diff(blurred, axis=1)).max() < np.abs(np.diff(image, axis=1)).max() / 2
+    assert blurred.sum() == pytest.approx(image.sum(), rel=1e-3)
+    noisy = augment.add_noise(image, rng, gaussian=(0.05, 0.05), photons=(1e6, 1e6))
+    residual = noisy - image
+    assert 0.04 < residual.std() < 0.06 and abs(residual.mean()) < 0.01
+    shot = augment.add_noise(image, rng, gaussian=(0.0, 0.0), photons=(10.0, 10.0)) - image
+    # Poisson: variance grows with the signal.
+    assert shot[image == 1.0].var() > 3 * shot[image == 0.5].var() / 2 > 0
+    assert np.all(shot[image == 0] == 0)
+
+
+def test_augment_crop_off_switches_reproduce_the_plain_recipe():
+    image, labels = two_nuclei()
+    plain = AugmentationConfig()
+    a = augment_crop(image, labels, 48, 0, plain, np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    i, l = augment.random_crop(image, labels, 48, 0, rng)
+    i, l = augment.flip_rotate(i, l, rng)
+    i = augment.scale_intensity(i, rng)
+    np.testing.assert_array_equal(a[1], l)
+    np.testing.assert_allclose(a[0], i)
+
+
+def test_robust_augmentation_keeps_instance_labels_and_a_finite_image():
+    image, labels = two_nuclei()
+    config = AugmentationConfig.robust(probability=1.0)
+    for seed in range(6):
+        out_image, out_labels = augment_crop(image, labels, 48, 5, config, np.random.default_rng(seed))
+        assert out_image.shape == out_labels.shape == (58, 58)
+        assert np.isfinite(out_image).all()
+        assert set(np.unique(out_labels)) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize("switch", ["gamma", "nucleus_brightness", "background", "blur", "noise"])
+def test_each_signal_switch_changes_the_crop_and_leaves_labels(switch):
+    image, labels = two_nuclei()
+    base = AugmentationConfig(flips=False, intensity=False, probability=1.0)
+    on = AugmentationConfig(**{**base.to_dict(), "scale": (), switch: True})
+    plain_image, plain_labels = augment_crop(image + 0.1, labels, 64, 0, base, np.random.default_rng(2))
+    new_image, new_labels = augment_crop(image + 0.1, labels, 64, 0, on, np.random.default_rng(2))
+    np.testing.assert_array_equal(plain_labels, new_labels)
+    assert not np.allclose(plain_image, new_image)
+
+
+def test_augmentation_config_validates_and_records():
+    with pytest.raises(ValueError, match="scale"):
+        AugmentationConfig(scale=(2.0, 0.5))
+    with pytest.raises(ValueError, match="probability"):
+        AugmentationConfig(probability=1.5)
+    record = AugmentationConfig.robust().to_dict()
+    assert record["scale"] == [0.5, 2.0] and record["noise"] and record["gamma"]
