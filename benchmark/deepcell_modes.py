@@ -3,7 +3,7 @@
 * fully convolutional (dense) mode: the dilated network over the whole image
   in one pass, as the CellProfiler module runs it (warm, median of repeats);
 * patch mode, as published: every pixel's 61x61 patch through the patch
-  network (:func:`nucleiseg.deepcell.predict_patches`). It is slow, so with
+  network (:func:`nucleiseg.model_types.deepcell.predict_patches`). It is slow, so with
   ``--rows N`` only N rows are predicted and the time is extrapolated to the
   whole image (and printed as such).
 
@@ -37,27 +37,29 @@ def synthetic_image(seed: int) -> np.ndarray:
 
 def load_networks(card: Path | None, seed: int):
     """(dense networks, normalization, description) of a model card, or a random network."""
-    from nucleiseg import architectures, models, normalization
+    from nucleiseg import cards, normalization
+    from nucleiseg.model_types.deepcell import build_deepcell
 
     if card is not None and Path(card).is_file():
-        loaded = models.load(card)
+        loaded = cards.load(card)
         return loaded.networks, loaded.normalization, f"{card} ({len(loaded.networks)} network(s))"
     import keras
 
     keras.utils.set_random_seed(seed)
     why = f"{card} not found" if card is not None else "no model card given"
-    return [architectures.build_deepcell(dense=True)], normalization.DEFAULT, f"random weights ({why})"
+    return [build_deepcell(dense=True)], normalization.DEFAULT, f"random weights ({why})"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nucleiseg import deepcell, layouts, models
-    from nucleiseg.architectures import DEEPCELL_MARGIN
+    from nucleiseg import layouts, cards
+    from nucleiseg.model_types import deepcell
+    from nucleiseg.model_types.deepcell import MARGIN as DEEPCELL_MARGIN
     from nucleiseg.inference import check_greyscale
     from nucleiseg.normalization import normalize
     from nucleiseg.tiling import predict_tiled
 
     parser = argparse.ArgumentParser(prog="python -m benchmark.deepcell_modes", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=models.DEFAULT_MODELS["deepcell"], help="DeepCell model card (default: the shipped one; random weights when absent)")
+    parser.add_argument("--model", type=Path, default=model_types.get("deepcell").default_card, help="DeepCell model card (default: the shipped one; random weights when absent)")
     parser.add_argument("--rows", type=int, help="patch mode on this many rows (centre of the image), extrapolated to the whole image")
     parser.add_argument("--image", type=Path, help="greyscale image to use instead of the synthetic one")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats of the dense mode (median)")

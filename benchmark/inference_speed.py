@@ -50,11 +50,11 @@ def peak_memory_mb() -> float:
 
 
 def main(argv=None) -> int:
-    from nucleiseg import layouts, models
+    from nucleiseg import layouts, cards, model_types
     from nucleiseg.inference import segment
 
     parser = argparse.ArgumentParser(prog="python -m benchmark.inference_speed", description=__doc__)
-    parser.add_argument("--model", type=Path, default=models.DEFAULT_MODELS["unet"], help="model card (default: shipped U-Net)")
+    parser.add_argument("--model", type=Path, default=model_types.get("unet").default_card, help="model card (default: shipped U-Net)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--image", type=Path, help="a greyscale image (default: synthetic 520 x 696)")
     source.add_argument("--size", type=image_size, help="synthetic image of HEIGHTxWIDTH pixels, e.g. 4000x4000")
@@ -62,14 +62,14 @@ def main(argv=None) -> int:
     parser.add_argument("--ensemble", type=int, help="use the first N networks of an ensemble")
     parser.add_argument("--augment", action="store_true", help="average over the 8 flips and rotations")
     args = parser.parse_args(argv)
-    settings = models.tuned_postprocess(args.model)
+    settings = cards.tuned_postprocess(args.model)
 
     if args.image:
         image = layouts.read_image(args.image)
     else:
         image = tiled_synthetic_image(args.size) if args.size else synthetic_image(seed=0)
     started = time.perf_counter()
-    model = models.load(args.model, args.ensemble)
+    model = cards.load(args.model, args.ensemble)
     segment(image, model, settings, augment=args.augment)
     first = time.perf_counter() - started
     times = []

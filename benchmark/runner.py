@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from nucleiseg import layouts, metric
-from nucleiseg.models import sha256_of
+from nucleiseg.cards import sha256_of
 
 from .execution import DaskExecutor, LocalExecutor, resolve_cellprofiler
 from .outputs import write_atomic, write_csv_atomic
@@ -649,7 +649,7 @@ def code_and_models_sha256(plugins_dir: Path = PLUGINS_DIR) -> str:
     import hashlib
 
     import nucleiseg
-    from nucleiseg.models import MODELS_DIR
+    from nucleiseg.cards import MODELS_DIR
 
     files = [*sorted(Path(plugins_dir).glob("*.py")), *sorted(Path(nucleiseg.__file__).parent.glob("*.py")),
              *sorted(Path(MODELS_DIR).rglob("*.json"))]

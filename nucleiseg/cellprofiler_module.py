@@ -29,7 +29,7 @@ from cellprofiler_core.setting.text import Float, ImageName, Integer, LabelName,
 
 # nucleiseg.inference imports Keras and TensorFlow (seconds); it is imported where a network
 # runs, so that CellProfiler starts, and shows these modules, without loading TensorFlow.
-from . import devices, models
+from . import cards, devices, model_types
 from .postprocess import PostprocessSettings, probabilities_to_labels
 from .targets import BACKGROUND, BOUNDARY, INTERIOR
 
@@ -172,7 +172,7 @@ class NucleusSegmentationModule(ImageSegmentation):
     """Base of the modules that turn a greyscale image into nuclei with a 3-class network.
 
     Subclasses set ``module_name``, ``doi`` and :attr:`architecture` (the key
-    of :data:`nucleiseg.models.DEFAULT_MODELS`, also the architecture name a
+    of the model type's ``default_card`` (:mod:`nucleiseg.model_types`), also the architecture name a
     model card must declare), and may add settings through the ``extra_*``
     hooks and :meth:`predict`. The settings revision and its upgrades live
     here because the settings they order are the base class's.
@@ -222,7 +222,7 @@ Name of the output image holding each pixel's probability of lying on the edge o
 including where two nuclei touch. Useful to inspect why touching nuclei were or were not
 split.""",
         )
-        specialists = models.SPECIALIST_MODELS[self.architecture]
+        specialists = model_types.get(self.architecture).specialist_cards
         specialist_help = "".join(
             f"\n\n*{label}*: shipped too, trained further on images of one kind only (model card "
             f"``{path.name}``); it is more accurate on such images and less on others."
@@ -487,10 +487,10 @@ share the GPU.""",
         """The model card the settings select."""
         if self.model_choice.value == MODEL_CUSTOM:
             return Path(os.path.expanduser(self.model_file.value.strip()))
-        specialists = models.SPECIALIST_MODELS[self.architecture]
+        specialists = model_types.get(self.architecture).specialist_cards
         if self.model_choice.value in specialists:
             return Path(specialists[self.model_choice.value])
-        return Path(models.DEFAULT_MODELS[self.architecture])
+        return Path(model_types.get(self.architecture).default_card)
 
     def ensemble_size(self) -> int | None:
         """Hook: how many networks of an ensemble to use (None: all)."""
@@ -503,7 +503,7 @@ share the GPU.""",
     def postprocess_settings(self) -> PostprocessSettings:
         """Post-processing settings: the model card's, or the user's (ValueError when invalid)."""
         if self.use_model_postprocess.value:
-            return models.tuned_postprocess(self.model_path())
+            return cards.tuned_postprocess(self.model_path())
         return PostprocessSettings(
             interior_threshold=float(self.interior_threshold.value),
             boundary_boost=float(self.boundary_boost.value),
@@ -540,7 +540,7 @@ share the GPU.""",
         if self.use_model_postprocess.value:
             try:
                 self.postprocess_settings()
-            except models.ModelError as error:
+            except cards.ModelError as error:
                 raise ValidationError(str(error), self.use_model_postprocess)
         self.validate_extra(pipeline, members)
         if self.device.value == DEVICE_GPU:
@@ -555,8 +555,8 @@ share the GPU.""",
         setting = self.model_file if self.model_choice.value == MODEL_CUSTOM else self.model_choice
         path = self.model_path()
         try:
-            members = models.verify(path)
-        except models.ModelError as error:
+            members = cards.verify(path)
+        except cards.ModelError as error:
             hint = ""
             if self.model_choice.value != MODEL_CUSTOM:
                 hint = " (the shipped model is missing: train it, or choose a custom model file)"
@@ -577,8 +577,8 @@ share the GPU.""",
         # A mismatch with the card's normalization still runs, but it changes what the network
         # sees; warn rather than fail since it may be intended.
         try:
-            card = models.member_cards(self.model_path())[0][1]
-        except models.ModelError:
+            card = cards.member_cards(self.model_path())[0][1]
+        except cards.ModelError:
             return
         trained = card.get("normalization", {})
         used = self.normalization()
@@ -597,7 +597,7 @@ share the GPU.""",
             )
         # A snapshot member's own card keeps the settings its training validated with; the tuned
         # ones are in its ensemble's card.
-        member_of = models.read_card(self.model_path()).get("member_of", {}).get("ensemble")
+        member_of = cards.read_card(self.model_path()).get("member_of", {}).get("ensemble")
         if member_of and self.use_model_postprocess.value:
             raise ValidationError(
                 f"{self.model_path().name} is one network of the ensemble {member_of}: its card's post-processing "
@@ -608,11 +608,11 @@ share the GPU.""",
 
     # ---- running ---------------------------------------------------------------------------
 
-    def load_model(self) -> models.LoadedModel:
-        """The chosen model, loaded once per process (see :func:`nucleiseg.models.load`)."""
-        return models.load(self.model_path(), ensemble_size=self.ensemble_size())
+    def load_model(self) -> cards.LoadedModel:
+        """The chosen model, loaded once per process (see :func:`nucleiseg.cards.load`)."""
+        return cards.load(self.model_path(), ensemble_size=self.ensemble_size())
 
-    def predict(self, image: np.ndarray, model: models.LoadedModel, mask: np.ndarray | None = None) -> np.ndarray:
+    def predict(self, image: np.ndarray, model: cards.LoadedModel, mask: np.ndarray | None = None) -> np.ndarray:
         """Hook: ``(H, W, 3)`` class probabilities of a 2-D image; with ``mask``, normalized from the
         pixels inside it and pure background outside (as :func:`nucleiseg.inference.predict_probabilities`)."""
         from .inference import predict_probabilities

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .models import ModelError, write_ensemble
+from .cards import ModelError, write_ensemble
 
 
 def main(argv=None) -> int:

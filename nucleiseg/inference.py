@@ -1,15 +1,18 @@
-"""Image in, class probabilities and nucleus labels out (any network, any size)."""
+"""Image in, class probabilities and nucleus labels out: the one path for every model type and size.
+
+The CellProfiler modules, training-time validation, the benchmarks and the
+tuning tools all call :func:`predict_probabilities` or :func:`segment`; the
+model type (``model.model_type``) supplies the network-specific part.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .architectures import input_geometry
-from .models import LoadedModel
+from .cards import LoadedModel
 from .normalization import check_mask, normalize
-from .postprocess import PostprocessSettings, mask_probabilities, probabilities_to_labels
+from .postprocess import PostprocessSettings, mask_probabilities
 from .targets import BACKGROUND
-from .tiling import predict_tiled
 
 
 def check_greyscale(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -64,7 +67,7 @@ def average_over_flips_and_rotations(predict, image: np.ndarray, mask: np.ndarra
     return total / 8
 
 
-def blank_probabilities(image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray | None:
+def blank_probabilities(image: np.ndarray, mask: np.ndarray | None = None, n_classes: int = 3) -> np.ndarray | None:
     """Pure-background probabilities when there is nothing to find, else None.
 
     Nothing to find: the image is constant (inside ``mask``, when given) or the mask is
@@ -73,7 +76,7 @@ def blank_probabilities(image: np.ndarray, mask: np.ndarray | None = None) -> np
     inside = image if mask is None else image[mask]
     if inside.size and np.ptp(inside) > 0:
         return None
-    probabilities = np.zeros(image.shape + (3,), dtype=np.float32)
+    probabilities = np.zeros(image.shape + (n_classes,), dtype=np.float32)
     probabilities[..., BACKGROUND] = 1.0
     return probabilities
 
@@ -87,36 +90,43 @@ def predict_probabilities(
     batch_size: int = 1,
     augment: bool = False,
     mask: np.ndarray | None = None,
+    mode: str | None = None,
 ) -> np.ndarray:
-    """``(H, W, 3)`` float32 class probabilities (background, interior, boundary).
+    """``(H, W, C)`` float32 class probabilities (background, interior, boundary for the built-in types).
 
-    ``normalization`` overrides the model card's; a constant image gives
-    pure-background probabilities without running the network. ``augment``
-    averages over the 8 flips and rotations (:func:`average_over_flips_and_rotations`).
-    With a boolean ``mask``, normalization statistics come from the pixels inside it
-    and everything outside is background (:func:`nucleiseg.postprocess.mask_probabilities`),
-    so no nucleus reaches outside the mask.
+    Parameters
+    ----------
+    image : ndarray
+        2-D greyscale image, raw (any numeric dtype).
+    model : LoadedModel
+        Networks of one model type (several: their probabilities are averaged).
+    normalization : dict, optional
+        Overrides the model card's normalization.
+    tile, overlap, batch_size : int
+        Tiling of large images (:func:`nucleiseg.tiling.predict_tiled`).
+    augment : bool
+        Average over the 8 flips and rotations (:func:`average_over_flips_and_rotations`).
+    mask : ndarray of bool, optional
+        Normalization statistics come from the pixels inside it and everything
+        outside is background (:func:`nucleiseg.postprocess.mask_probabilities`),
+        so no nucleus reaches outside the mask.
+    mode : str, optional
+        One of the model type's inference modes (DeepCell: ``"dense"`` or ``"patch"``).
+
+    A constant image gives pure-background probabilities without running the network.
     """
     image = check_greyscale(image)
+    model_type = model.model_type
+    mode = model_type.check_mode(mode)
     if mask is not None:
         mask = check_mask(mask, image.shape)
-    blank = blank_probabilities(image, mask)
+    blank = blank_probabilities(image, mask, len(model_type.classes))
     if blank is not None:
         return blank
     normalized = normalize(image, normalization or model.normalization, mask=mask)
-    margin, multiple = input_geometry(model.architecture)
 
     def predict(pixels):
-        return predict_tiled(
-            model.predict_batch,
-            pixels,
-            n_classes=3,
-            tile=tile,
-            overlap=overlap,
-            margin=margin,
-            multiple=multiple,
-            batch_size=batch_size,
-        )
+        return model_type.predict(model, pixels, tile=tile, overlap=overlap, batch_size=batch_size, mode=mode)
 
     probabilities = average_over_flips_and_rotations(predict, normalized) if augment else predict(normalized)
     return probabilities if mask is None else mask_probabilities(probabilities, mask)
@@ -128,6 +138,6 @@ def segment(
     settings: PostprocessSettings | None = None,
     **predict_options,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, labels) for one greyscale image."""
+    """(probabilities, labels) for one greyscale image; ``predict_options`` go to :func:`predict_probabilities`."""
     probabilities = predict_probabilities(image, model, **predict_options)
-    return probabilities, probabilities_to_labels(probabilities, settings)
+    return probabilities, model.model_type.to_labels(probabilities, settings)

@@ -8,7 +8,6 @@ applies it.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 DEFAULT = {"method": "percentile", "low": 0.1, "high": 99.9}
 
@@ -35,7 +34,7 @@ def percentile_normalize(image: np.ndarray, low: float = 0.1, high: float = 99.9
     if not 0 <= low < high <= 100:
         raise ValueError(f"normalization percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
     image = np.asarray(image, dtype=np.float32)
-    lo, hi = np.percentile(_pixels_inside(image, inside), [low, high])
+    lo, hi = np.percentile(pixels_inside(image, inside), [low, high])
     if hi - lo < 1e-12:
         return np.zeros_like(image)
     return (image - lo) / np.float32(hi - lo)
@@ -49,29 +48,11 @@ def check_mask(mask, shape: tuple[int, ...]) -> np.ndarray:
     return mask
 
 
-def _pixels_inside(image: np.ndarray, inside: np.ndarray | None) -> np.ndarray:
+def pixels_inside(image: np.ndarray, inside: np.ndarray | None) -> np.ndarray:
     """The pixels the statistics are taken over: those inside the mask, or all when it is None or empty."""
     if inside is None or not inside.any():
         return image
     return image[inside]
-
-
-def deepcell_normalize(image: np.ndarray, window: int = 61, inside: np.ndarray | None = None) -> np.ndarray:
-    """DeepCell's original scheme: divide by the median, subtract the local mean.
-
-    The local mean is taken over a ``window`` x ``window`` box (the patch
-    size). The median is taken over non-zero pixels when the plain median is
-    zero, as happens in sparse fluorescence fields. With ``inside`` (a boolean
-    mask), the median is taken over those pixels only.
-    """
-    image = np.asarray(image, dtype=np.float32)
-    pixels = _pixels_inside(image, inside)
-    median = float(np.median(pixels))
-    if median <= 0:
-        positive = pixels[pixels > 0]
-        median = float(np.median(positive)) if positive.size else 1.0
-    scaled = image / np.float32(median)
-    return scaled - ndimage.uniform_filter(scaled, size=window, mode="reflect")
 
 
 def normalize(image: np.ndarray, spec: dict | None = None, mask: np.ndarray | None = None) -> np.ndarray:
@@ -85,8 +66,14 @@ def normalize(image: np.ndarray, spec: dict | None = None, mask: np.ndarray | No
     method = spec.pop("method", "percentile")
     if mask is not None:
         mask = check_mask(mask, np.shape(image))
-    if method == "percentile":
-        return percentile_normalize(image, **spec, inside=mask)
-    if method == "deepcell":
-        return deepcell_normalize(image, **spec, inside=mask)
-    raise ValueError(f"unknown normalization method {method!r}; expected 'percentile' or 'deepcell'")
+    methods = _methods()
+    if method not in methods:
+        raise ValueError(f"unknown normalization method {method!r}; expected one of {', '.join(repr(m) for m in methods)}")
+    return methods[method](image, **spec, inside=mask)
+
+
+def _methods() -> dict:
+    """Normalization methods by the name cards give them; a network's own scheme lives with its model type."""
+    from .model_types.deepcell import deepcell_normalize
+
+    return {"percentile": percentile_normalize, "deepcell": deepcell_normalize}

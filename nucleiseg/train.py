@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .models import ModelError, member_cards, tuned_postprocess
+from . import model_types
+from .cards import ModelError, member_cards, tuned_postprocess
 from .training import TrainConfig, initial_weights, split_names, train
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nucleiseg.train", description=__doc__)
-    parser.add_argument("network", choices=["unet", "deepcell"])
+    parser.add_argument("network", choices=model_types.names(), help="model type")
     parser.add_argument("--data", default=TrainConfig.data, help="data folder in our layout (images/, masks/, train.txt, val.txt)")
     parser.add_argument("--train", default="train", help="training split name")
     parser.add_argument("--val", default="val", help="validation split name (early stopping and model selection)")
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
             base_filters = member_cards(args.init)[0][1]["architecture"].get("base_filters", base_filters)
         except ModelError as error:
             parser.error(f"--init: {error}")
-    deepcell = args.network == "deepcell"
+    model_type = model_types.get(args.network)
     normalization = {"method": "percentile", "low": 0.1, "high": 99.9} if args.normalization == "percentile" else {"method": "deepcell", "window": 61}
     config = TrainConfig(
         network=args.network,
@@ -100,9 +101,8 @@ def main(argv=None) -> int:
         max_minutes=args.max_minutes,
         patience=args.patience,
         lr_patience=args.lr_patience,
-        # DeepCell's published defaults: SGD, learning rate 0.01, momentum 0.9, Nesterov.
-        learning_rate=args.learning_rate or (0.01 if deepcell else 1e-3),
-        optimizer=args.optimizer or ("sgd" if deepcell else "adam"),
+        learning_rate=args.learning_rate or model_type.default_learning_rate,
+        optimizer=args.optimizer or model_type.default_optimizer,
         class_weights=(1.0, 1.0, args.boundary_weight),
         boundary_width=args.boundary_width,
         normalization=normalization,

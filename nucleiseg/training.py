@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import architectures, augment, layouts, models, targets
+from . import augment, cards, layouts, model_types, targets
+from .layers import BN_MOMENTUM
 from .normalization import normalize
 from .postprocess import PostprocessSettings, probabilities_to_labels
 
@@ -28,8 +29,8 @@ from .postprocess import PostprocessSettings, probabilities_to_labels
 class TrainConfig:
     """Everything that defines a training run (recorded in the model card)."""
 
-    network: str = "unet"  # "unet" or "deepcell"
-    base_filters: int = 32  # U-Net width
+    network: str = "unet"  # a registered model type (nucleiseg.model_types.names())
+    base_filters: int = 32  # width, for model types that have one (the U-Net)
     data: str = "../shared/data/dsb2018-fluo"
     train_split: str = "train"
     val_split: str = "val"
@@ -89,12 +90,11 @@ class TrainConfig:
     def val_settings(self) -> PostprocessSettings:
         return PostprocessSettings.from_dict(self.val_postprocess)
 
+    def model_type(self) -> model_types.ModelType:
+        return model_types.get(self.network)
+
     def architecture(self) -> dict:
-        if self.network == "unet":
-            return {"name": "unet", "base_filters": self.base_filters, "n_classes": 3}
-        if self.network == "deepcell":
-            return {"name": "deepcell", "n_classes": 3}
-        raise ValueError(f"unknown network {self.network!r}; expected 'unet' or 'deepcell'")
+        return self.model_type().architecture(self.base_filters)
 
 
 def load_examples(data_dir: Path, split: str, normalization: dict | None, limit: int = 0, names=None):
@@ -182,22 +182,23 @@ def initial_weights(config: TrainConfig) -> Path:
 
     Raises
     ------
-    nucleiseg.models.ModelError
+    nucleiseg.cards.ModelError
         When the card is missing or bad, the checksum does not match, the card
         is an ensemble, or its architecture differs from the run's.
     """
-    members = models.verify(Path(config.init_from))
+    members = cards.verify(Path(config.init_from))
     if len(members) != 1:
-        raise models.ModelError(f"{config.init_from}: an ensemble of {len(members)} networks; start from one of its member cards")
+        raise cards.ModelError(f"{config.init_from}: an ensemble of {len(members)} networks; start from one of its member cards")
     card_path, card = members[0]
     if card["architecture"] != config.architecture():
-        raise models.ModelError(f"{card_path}: architecture {card['architecture']} differs from this run's {config.architecture()}")
+        raise cards.ModelError(f"{card_path}: architecture {card['architecture']} differs from this run's {config.architecture()}")
     return card_path.parent / card["weights"]
 
 
 def make_batch(examples, config: TrainConfig, rng: np.random.Generator):
     """One batch: inputs (B, crop+2m, crop+2m, 1), classes (B, crop, crop), weights (B, crop, crop)."""
-    margin, _ = architectures.input_geometry(config.architecture())
+    model_type = config.model_type()
+    margin = model_type.margin
     augmentation = config.augmentation()
     inputs, classes, weights = [], [], []
     for _ in range(config.batch_size):
@@ -205,7 +206,7 @@ def make_batch(examples, config: TrainConfig, rng: np.random.Generator):
         image, labels = augment.augment_crop(image, labels, config.crop, margin, augmentation, rng)
         if margin:
             labels = labels[margin:-margin, margin:-margin]
-        target = targets.three_class_targets(labels, config.boundary_width)
+        target = model_type.training_targets(labels, config.boundary_width)
         inputs.append(image[..., None])
         classes.append(target)
         weights.append(targets.class_weight_map(target, config.class_weights))
@@ -215,7 +216,7 @@ def make_batch(examples, config: TrainConfig, rng: np.random.Generator):
 def train_step(network, examples, config: TrainConfig, rng: np.random.Generator) -> float:
     """One optimizer step on a fresh random batch (:func:`make_batch`); returns its loss."""
     x, y, w = make_batch(examples, config, rng)
-    one_hot = np.eye(len(targets.CLASS_NAMES), dtype=np.float32)[y]
+    one_hot = np.eye(len(config.model_type().classes), dtype=np.float32)[y]
     loss = network.train_on_batch(x, one_hot, sample_weight=w)
     return float(loss if np.isscalar(loss) else loss[0])
 
@@ -224,20 +225,15 @@ def score_examples(network, architecture: dict, normalization: dict, examples, s
     """Per-image scores (:meth:`nucleiseg.metric.ImageScores.to_dict`) of a network on full raw images.
 
     ``examples`` are ``(stem, raw image, labels)`` as from :func:`load_examples` with
-    ``normalization=None``; the network is run as inference runs it (tiled,
-    normalized with ``normalization``) and post-processed with ``settings``
-    (defaults when None).
+    ``normalization=None``; the network goes through the one inference path
+    (:func:`nucleiseg.inference.segment`: tiled, normalized with ``normalization``,
+    post-processed with ``settings``, defaults when None).
     """
     from . import metric
-    from .models import LoadedModel
-    from .inference import predict_probabilities
+    from .inference import segment
 
-    wrapped = LoadedModel([{"architecture": architecture, "normalization": normalization}], [network], Path("."))
-    rows = []
-    for _, image, labels in examples:
-        probabilities = predict_probabilities(image, wrapped)
-        rows.append(metric.score_image(labels, probabilities_to_labels(probabilities, settings)).to_dict())
-    return rows
+    wrapped = cards.LoadedModel([{"architecture": architecture, "normalization": normalization}], [network], Path("."))
+    return [metric.score_image(labels, segment(image, wrapped, settings)[1]).to_dict() for _, image, labels in examples]
 
 
 def validation_scores(network, architecture: dict, normalization: dict, examples, settings: PostprocessSettings | None = None) -> dict:
@@ -254,8 +250,7 @@ def build_network(config: TrainConfig):
     """A freshly initialised network of ``config``, compiled with its optimizer and loss."""
     import keras
 
-    arch = config.architecture()
-    network = architectures.build_unet(config.base_filters) if arch["name"] == "unet" else architectures.build_deepcell(dense=True)
+    network = model_types.build(config.architecture())
     if config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(config.learning_rate, momentum=0.9, nesterov=True)
     else:
@@ -318,10 +313,9 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     state_path, last_path, best_path = checkpoints / "state.json", checkpoints / "last.keras", checkpoints / "best.weights.h5"
     architecture = config.architecture()
     state = {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": [], "seconds": 0.0, "config": asdict(config)}
-    custom = {"DilatedMaxPool2D": architectures.DilatedMaxPool2D}
     if resume and state_path.is_file() and last_path.is_file():
         state = json.loads(state_path.read_text())
-        network = keras.models.load_model(last_path, custom_objects=custom)
+        network = keras.models.load_model(last_path, custom_objects=model_types.custom_objects())
         # Checkpoints of older runs were compiled with the sparse loss; the optimizer keeps its state.
         compile_for_training(network, network.optimizer)
         _log(log, f"resumed at epoch {state['epoch']} (best mean F1 {state['best_f1']:.4f})")
@@ -340,7 +334,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     for layer in network.layers:
         # Also for checkpoints written before BN_MOMENTUM was lowered.
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = architectures.BN_MOMENTUM
+            layer.momentum = BN_MOMENTUM
     state.setdefault("learning_rate", config.learning_rate)
     network.optimizer.learning_rate.assign(state["learning_rate"])
     rng = np.random.default_rng([config.seed, state["epoch"]])
@@ -407,15 +401,15 @@ def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Pa
         member_files.append(f"{member_out.name}.json")
     description = (f"snapshot ensemble: the {len(member_files)} epochs of one training run that scored best on validation; "
                    "probabilities are averaged")
-    first = models.read_card(out.parent / member_files[0])
+    first = cards.read_card(out.parent / member_files[0])
     card = {
-        **models.ensemble_card(out.name, member_files, first, description, config.val_settings().to_dict()),
+        **cards.ensemble_card(out.name, member_files, first, description, config.val_settings().to_dict()),
         "training": {"data": str(config.data), "split": config.train_split, **_selection_record(config, state),
                      "epochs": state["epoch"], "steps": state["epoch"] * config.steps_per_epoch,
                      "wall_seconds": round(state["seconds"])},
         "history": state["history"],
     }
-    return models.save_card(card, Path(f"{out}.json"))
+    return cards.save_card(card, Path(f"{out}.json"))
 
 
 def _selection_record(config: TrainConfig, state: dict | None = None) -> dict:
@@ -429,7 +423,7 @@ def _selection_record(config: TrainConfig, state: dict | None = None) -> dict:
         record["held_out_for_validation"] = val_names
     if config.init_from:
         weights = initial_weights(config)
-        record["initial_weights"] = {"file": weights.name, "sha256": models.sha256_of(weights)}
+        record["initial_weights"] = {"file": weights.name, "sha256": cards.sha256_of(weights)}
         if state and "starting_weights" in state:
             record["initial_weights"]["validation"] = state["starting_weights"]
     return record
@@ -472,7 +466,7 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
     import keras
 
     weights = Path(f"{out}.weights.h5")
-    network = architectures.build(config.architecture())
+    network = model_types.build(config.architecture())
     network.load_weights(source)  # float32 copy of that epoch
     network.save_weights(weights)
     card = {
@@ -482,8 +476,8 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
         "normalization": config.normalization,
-        "classes": list(targets.CLASS_NAMES),
-        "targets": {"boundary_width": config.boundary_width, "definition": "nucleiseg.targets.three_class_targets"},
+        "classes": list(config.model_type().classes),
+        "targets": {"boundary_width": config.boundary_width, "definition": config.model_type().targets_definition},
         "postprocess": config.val_settings().to_dict(),  # what epochs were judged with; tune_postprocess refines it
         "training": {
             "data": str(config.data),
@@ -511,4 +505,4 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
     }
     if member_of:
         card["member_of"] = member_record(member_of)
-    return models.write_card(card, weights)
+    return cards.write_card(card, weights)

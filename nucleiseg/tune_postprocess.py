@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layouts, metric, models
+from . import layouts, metric, cards
 from .inference import predict_probabilities
 from .postprocess import PostprocessSettings, probabilities_to_labels
 
@@ -72,7 +72,7 @@ def coordinate_search(score, grid: dict, start: PostprocessSettings, rounds: int
 def tune(card: Path, data_dir: Path, split: str = "train", images: int = 60, grid: dict = GRID,
          subset_column: str = "") -> tuple[dict, float, float]:
     """Best settings (as a dict), their macro mean F1, and the F1 of the default settings."""
-    model = models.load(card)
+    model = cards.load(card)
     cases = []
     for pair in sample_pairs(data_dir, split, images, subset_column=subset_column):
         image = layouts.read_image(pair.image)
@@ -88,7 +88,7 @@ def tune(card: Path, data_dir: Path, split: str = "train", images: int = 60, gri
 def write_tuning(card: Path, best: dict, best_f1: float, default_f1: float, split: str, images: int,
                  subset_column: str = "") -> Path:
     """Record tuned settings in a model card (``postprocess``, and how they were found); returns the card path."""
-    card_path = models.card_path_for(card)
+    card_path = cards.card_path_for(card)
     record = json.loads(card_path.read_text())
     PostprocessSettings.from_dict(best)  # refuse to write settings the modules would reject
     record["postprocess"] = best
@@ -101,7 +101,7 @@ def write_tuning(card: Path, best: dict, best_f1: float, default_f1: float, spli
         "grid": {k: list(v) for k, v in GRID.items()},
         "search": "one field at a time from the defaults, repeated until no change",
     }
-    return models.save_card(record, card_path)
+    return cards.save_card(record, card_path)
 
 
 def main(argv=None) -> int:

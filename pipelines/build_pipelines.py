@@ -389,10 +389,10 @@ NETWORK_MODULES = {"unet": "ClassifyBoundariesUNet", "deepcell": "ClassifyPixels
 
 def specialist_kinds() -> dict[str, tuple[str, str]]:
     """Pipelines for the shipped specialist models: {kind (the card's stem): (network, model choice)}."""
-    from nucleiseg import models
+    from nucleiseg import model_types
 
     return {Path(card).stem: (network, label)
-            for network, choices in models.SPECIALIST_MODELS.items() for label, card in choices.items()}
+            for network in model_types.names() for label, card in model_types.get(network).specialist_cards.items()}
 
 
 def network_processing(kind: str, augment: bool = False, model_choice: str | None = None,
@@ -408,7 +408,7 @@ def network_processing(kind: str, augment: bool = False, model_choice: str | Non
     """
     import json
 
-    from nucleiseg import models
+    from nucleiseg import cards
 
     m = module(NETWORK_MODULES[kind], x_name=IMAGE_NAME, y_name=NUCLEI)
     if model_choice:
@@ -417,7 +417,7 @@ def network_processing(kind: str, augment: bool = False, model_choice: str | Non
     card = json.loads(card_path.read_text())
     set_setting(m, "use_model_postprocess", True)
     set_setting(m, "augment", augment)
-    for key, value in models.tuned_postprocess(card_path).to_dict().items():
+    for key, value in cards.tuned_postprocess(card_path).to_dict().items():
         set_setting(m, key, value)
     if kind == "deepcell":
         networks = len(card.get("members", [None]))

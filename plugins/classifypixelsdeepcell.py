@@ -50,13 +50,13 @@ MODE_PATCH = "Patch by patch (as published; slow)"
 NORMALIZATION_PERCENTILE = "Percentile (as trained)"
 NORMALIZATION_DEEPCELL = "DeepCell original (median / local mean)"
 # Local-mean window of DeepCell's normalization: the network's patch size
-# (nucleiseg.architectures.DEEPCELL_PATCH, not imported here because it pulls in Keras).
+# (nucleiseg.model_types.deepcell.PATCH, not imported here because it pulls in Keras).
 DEEPCELL_WINDOW = 61
 DEFAULT_ENSEMBLE_SIZE = 5
 
 
 def patch_predictor():
-    """``nucleiseg.deepcell.predict_patches``, imported when first needed.
+    """``nucleiseg.model_types.deepcell.predict_patches``, imported when first needed.
 
     Raises
     ------
@@ -64,11 +64,11 @@ def patch_predictor():
         This nucleiseg installation has no patch-by-patch inference.
     """
     try:
-        from nucleiseg.deepcell import predict_patches
+        from nucleiseg.model_types.deepcell import predict_patches
     except ImportError as error:
         raise ImportError(
             "patch-by-patch inference is unavailable: this nucleiseg installation lacks "
-            f"nucleiseg.deepcell.predict_patches ({error}); choose '{MODE_DENSE}', which computes the "
+            f"nucleiseg.model_types.deepcell.predict_patches ({error}); choose '{MODE_DENSE}', which computes the "
             "same per-pixel result"
         ) from error
     return predict_patches

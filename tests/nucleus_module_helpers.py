@@ -83,7 +83,7 @@ def _wire(network, taps: dict, classes_layer: str = "classes") -> None:
 
 
 def _save(network, architecture: dict, out: Path, normalization: dict | None = None) -> Path:
-    from nucleiseg import models
+    from nucleiseg import cards
 
     out.parent.mkdir(parents=True, exist_ok=True)
     weights = out.with_name(out.name + ".weights.h5")
@@ -95,15 +95,15 @@ def _save(network, architecture: dict, out: Path, normalization: dict | None = N
         "classes": ["background", "interior", "boundary"],
         "note": "hand-wired test network: passes intensity through; not trained",
     }
-    return models.write_card(card, weights)
+    return cards.write_card(card, weights)
 
 
 def make_unet(out: Path, base_filters: int = 4) -> Path:
     """Card of a tiny hand-wired U-Net at ``out`` (``out.json`` + ``out.weights.h5``)."""
-    from nucleiseg import architectures
+    from nucleiseg import model_types
 
     architecture = {"name": "unet", "base_filters": base_filters, "n_classes": 3}
-    network = architectures.build(architecture)
+    network = model_types.build(architecture)
     skip_in = network.get_layer("dec0a_conv").get_weights()[0].shape[2] - base_filters  # [upsampled, skip]
     taps = {"enc0a_conv": (1, 1, 0), "enc0b_conv": (1, 1, 0), "dec0a_conv": (1, 1, skip_in), "dec0b_conv": (1, 1, 0)}
     _wire(network, taps)
@@ -116,10 +116,10 @@ def make_deepcell(out: Path, normalization: dict | None = None) -> Path:
     Pooling makes each output pixel the maximum over an 8 x 8 window, so blobs come out a few
     pixels larger than drawn; the :data:`DISCS` are far enough apart to stay separate.
     """
-    from nucleiseg import architectures
+    from nucleiseg import model_types
 
     architecture = {"name": "deepcell", "n_classes": 3}
-    network = architectures.build(architecture)
+    network = model_types.build(architecture)
     taps = {name: (1, 1, 0) for name in ("c1_conv", "c3_conv", "c4_conv", "c5_conv", "c6_conv", "c7_conv")}
     taps.update({"c2_conv": (2, 2, 0), "fc1_conv": (0, 0, 0)})
     _wire(network, taps)
@@ -128,7 +128,7 @@ def make_deepcell(out: Path, normalization: dict | None = None) -> Path:
 
 def make_ensemble(member_card: Path, out: Path, n: int) -> Path:
     """Ensemble card at ``out.json`` listing ``n`` copies of one member model."""
-    from nucleiseg import models
+    from nucleiseg import cards
 
     source = json.loads(member_card.read_text())
     members = []
@@ -136,7 +136,7 @@ def make_ensemble(member_card: Path, out: Path, n: int) -> Path:
         name = f"{out.name}-{index}"
         weights = out.with_name(f"{name}.weights.h5")
         shutil.copyfile(member_card.with_name(source["weights"]), weights)
-        models.write_card(dict(source, name=name), weights)
+        cards.write_card(dict(source, name=name), weights)
         members.append(f"{name}.json")
     card = {"name": out.name, "members": members, "architecture": source["architecture"], "normalization": source["normalization"]}
     path = out.with_name(out.name + ".json")

@@ -24,10 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 PREDICT = """
 import sys, numpy as np
 from pathlib import Path
-from nucleiseg import layouts, models
+from nucleiseg import layouts, cards
 from nucleiseg.inference import predict_probabilities
 image = layouts.read_image(Path(sys.argv[2]))
-np.save(sys.argv[3], predict_probabilities(image, models.load(Path(sys.argv[1]))))
+np.save(sys.argv[3], predict_probabilities(image, cards.load(Path(sys.argv[1]))))
 """
 
 

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from nucleiseg import architectures, augment, models, synthetic, targets
+from nucleiseg import augment, cards, model_types, synthetic, targets
+from nucleiseg.model_types.deepcell import build_deepcell, deepcell_normalize
+from nucleiseg.model_types.unet import build_unet
 from nucleiseg.inference import average_over_flips_and_rotations, predict_probabilities
-from nucleiseg.normalization import deepcell_normalize, normalize, percentile_normalize
+from nucleiseg.normalization import normalize, percentile_normalize
 from nucleiseg.postprocess import PostprocessSettings, mask_probabilities, probabilities_to_labels
 from nucleiseg.tiling import predict_tiled
 
@@ -59,18 +61,18 @@ def unet_parameters_by_hand(base: int, n_classes: int = 3, channels: int = 1) ->
 def test_unet_parameter_count_width_64_and_16():
     assert unet_parameters_by_hand(64) == 7_790_339  # the paper's ~7.8 M
     assert unet_parameters_by_hand(16) == 489_155
-    assert architectures.build_unet(64).count_params() == 7_790_339
-    assert architectures.build_unet(16).count_params() == 489_155
+    assert build_unet(64).count_params() == 7_790_339
+    assert build_unet(16).count_params() == 489_155
 
 
 def test_unet_runs_on_the_keras_backend():
     assert keras.backend.backend() in ("tensorflow", "jax", "torch")
-    network = architectures.build_unet(4)
+    network = build_unet(4)
     x = np.random.default_rng(0).normal(size=(2, 32, 48, 1)).astype(np.float32)
     y = np.asarray(network.predict_on_batch(x))
     assert y.shape == (2, 32, 48, 3)
     np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)
-    assert architectures.input_geometry({"name": "unet"}) == (0, 8)
+    assert (model_types.get("unet").margin, model_types.get("unet").multiple) == (0, 8)
 
 
 # --- targets ---------------------------------------------------------------------------
@@ -183,7 +185,7 @@ def test_tiling_bad_arguments():
 
 def test_tiled_unet_matches_whole_image_inference_in_the_interior():
     keras.utils.set_random_seed(0)
-    network = randomize_batch_norm(architectures.build_unet(4), 0)
+    network = randomize_batch_norm(build_unet(4), 0)
     image = np.random.default_rng(0).normal(size=(300, 410)).astype(np.float32)
     # Whole image in one pass: reflect-padded up to multiples of 8.
     padded = np.pad(image, ((0, 4), (0, 6)), mode="reflect")[None, ..., None]
@@ -214,7 +216,7 @@ def test_flip_rotation_average_maps_every_prediction_back():
 
 
 def test_predict_probabilities_refuses_non_finite_pixels(tiny_model):
-    model = models.load(tiny_model[0])
+    model = cards.load(tiny_model[0])
     image = np.ones((40, 40), np.float32)
     image[3, 4] = np.inf
     with pytest.raises(ValueError, match=r"image has 1 pixel\(s\) that are NaN or infinite"):
@@ -226,7 +228,7 @@ def test_predict_probabilities_refuses_non_finite_pixels(tiny_model):
 
 def test_predict_probabilities_with_augmentation_on_a_real_network(tiny_model):
     card_path, _ = tiny_model
-    model = models.load(card_path)
+    model = cards.load(card_path)
     image, _ = synthetic.generate_one(1, size=50)
     plain = predict_probabilities(image, model)
     augmented = predict_probabilities(image, model, augment=True)
@@ -239,8 +241,8 @@ def test_predict_probabilities_with_augmentation_on_a_real_network(tiny_model):
 
 def test_tiled_deepcell_with_margin_equals_untiled_dense_inference():
     keras.utils.set_random_seed(1)
-    network = randomize_batch_norm(architectures.build_deepcell(dense=True), 1)
-    margin, multiple = architectures.input_geometry({"name": "deepcell"})
+    network = randomize_batch_norm(build_deepcell(dense=True), 1)
+    margin, multiple = model_types.get("deepcell").margin, model_types.get("deepcell").multiple
     image = np.random.default_rng(2).normal(size=(75, 101)).astype(np.float32)
     whole = np.asarray(network.predict_on_batch(np.pad(image, margin, mode="reflect")[None, ..., None]))[0]
     tiled = predict_tiled(network.predict_on_batch, image, tile=64, overlap=8, margin=margin, multiple=multiple, batch_size=2)
@@ -358,7 +360,7 @@ def test_mask_probabilities_and_prediction_with_a_mask(tiny_model):
     masked = mask_probabilities(probabilities, mask)
     assert np.all(masked[~mask] == [1, 0, 0]) and np.all(masked[mask] == probabilities[mask])
     assert np.all(probabilities == np.float32(1 / 3))  # the input is left alone
-    model = models.load(tiny_model[0])
+    model = cards.load(tiny_model[0])
     image = synthetic.generate_one(0, size=40)[0].astype(np.float32)
     mask = np.zeros(image.shape, bool)
     mask[5:30, 8:35] = True
@@ -388,20 +390,20 @@ def test_normalization_constant_image_and_methods():
 
 @pytest.fixture
 def tiny_model(tmp_path):
-    network = architectures.build_unet(2)
+    network = build_unet(2)
     weights = tmp_path / "tiny.weights.h5"
     network.save_weights(weights)
     card = {"architecture": {"name": "unet", "base_filters": 2, "n_classes": 3}, "normalization": {"method": "percentile", "low": 1, "high": 99}}
-    return models.write_card(card, weights), weights
+    return cards.write_card(card, weights), weights
 
 
 def test_card_written_and_verified(tiny_model):
     card_path, weights = tiny_model
     card = json.loads(card_path.read_text())
-    assert card["weights"] == weights.name and card["sha256"] == models.sha256_of(weights)
-    [(path, checked)] = models.verify(card_path)
+    assert card["weights"] == weights.name and card["sha256"] == cards.sha256_of(weights)
+    [(path, checked)] = cards.verify(card_path)
     assert path == card_path and checked == card
-    assert models.card_path_for(weights) == card_path
+    assert cards.card_path_for(weights) == card_path
 
 
 def test_corrupt_weights_are_refused_naming_the_file(tiny_model):
@@ -409,31 +411,31 @@ def test_corrupt_weights_are_refused_naming_the_file(tiny_model):
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(models.ModelError, match="tiny.weights.h5"):
-        models.verify(card_path)
-    with pytest.raises(models.ModelError, match="checksum"):
-        models.load(card_path)
+    with pytest.raises(cards.ModelError, match="tiny.weights.h5"):
+        cards.verify(card_path)
+    with pytest.raises(cards.ModelError, match="checksum"):
+        cards.load(card_path)
 
 
 def test_missing_weights_or_card_are_refused(tiny_model):
     card_path, weights = tiny_model
     weights.unlink()
-    with pytest.raises(models.ModelError, match="not found"):
-        models.load(card_path)
-    with pytest.raises(models.ModelError, match="not found"):
-        models.load(card_path.with_name("other.json"))
+    with pytest.raises(cards.ModelError, match="not found"):
+        cards.load(card_path)
+    with pytest.raises(cards.ModelError, match="not found"):
+        cards.load(card_path.with_name("other.json"))
 
 
 def test_load_is_cached(tiny_model):
     card_path, weights = tiny_model
-    models.clear_cache()
-    first = models.load(card_path)
-    assert models.load(card_path) is first
-    assert models.load(weights) is first  # the weights file names the same model
+    cards.clear_cache()
+    first = cards.load(card_path)
+    assert cards.load(card_path) is first
+    assert cards.load(weights) is first  # the weights file names the same model
     assert first.architecture["name"] == "unet" and len(first.networks) == 1
     probabilities = predict_probabilities(np.random.default_rng(0).random((20, 30)), first)
     assert probabilities.shape == (20, 30, 3)
-    models.clear_cache()
+    cards.clear_cache()
 
 
 # --- training --------------------------------------------------------------------------
@@ -476,13 +478,13 @@ def test_short_training_run_writes_a_loadable_model(tmp_path):
     assert len(card["history"]) == 2
     # Epochs were judged with the given post-processing, and the card starts from it.
     assert card["postprocess"] == card["validation"]["during_training_postprocess"]
-    assert models.tuned_postprocess(card_path) == PostprocessSettings(**judged_with)
-    models.clear_cache()
-    loaded = models.load(card_path)
+    assert cards.tuned_postprocess(card_path) == PostprocessSettings(**judged_with)
+    cards.clear_cache()
+    loaded = cards.load(card_path)
     image, _ = synthetic.generate_one(1, size=64)
     probabilities = predict_probabilities(image, loaded)
     assert probabilities.shape == (64, 64, 3) and np.isfinite(probabilities).all()
-    models.clear_cache()
+    cards.clear_cache()
 
 
 # --- augmentation ----------------------------------------------------------------------
@@ -573,9 +575,9 @@ def test_initial_weights_must_match_the_run(tiny_model):
 
     card_path, weights = tiny_model
     assert initial_weights(TrainConfig(base_filters=2, init_from=str(card_path))) == weights
-    with pytest.raises(models.ModelError, match="architecture"):
+    with pytest.raises(cards.ModelError, match="architecture"):
         initial_weights(TrainConfig(base_filters=4, init_from=str(card_path)))
-    with pytest.raises(models.ModelError, match="architecture"):
+    with pytest.raises(cards.ModelError, match="architecture"):
         initial_weights(TrainConfig(network="deepcell", init_from=str(card_path)))
 
 
@@ -604,11 +606,11 @@ def test_fine_tuning_on_a_marked_subset_starts_from_the_given_weights(marked_dat
     record = tuned["training"]
     assert record["images"] == 1 and record["subset_column"] == "kind"
     starting = record["initial_weights"].pop("validation")
-    assert record["initial_weights"] == {"file": weights.name, "sha256": models.sha256_of(weights)}
+    assert record["initial_weights"] == {"file": weights.name, "sha256": cards.sha256_of(weights)}
     # The starting weights were scored before training, on the held-out image, as the epochs are.
     from nucleiseg.training import load_examples, validation_scores
 
-    start = architectures.build_unet(2)
+    start = build_unet(2)
     start.load_weights(weights)
     held_out = load_examples(marked_data, "train", None, names=record["held_out_for_validation"])
     expected = validation_scores(start, config.architecture(), config.normalization, held_out, config.val_settings())
@@ -616,7 +618,7 @@ def test_fine_tuning_on_a_marked_subset_starts_from_the_given_weights(marked_dat
     assert "starting weights: val mean F1" in (tmp_path / "ck" / "train.log").read_text()
     assert len(record["held_out_for_validation"]) == 1 and tuned["validation"]["split"] == "train (held out)"
     # One step at a negligible learning rate: the convolution kernels are still the initial ones.
-    after = architectures.build_unet(2)
+    after = build_unet(2)
     after.load_weights(tmp_path / tuned["weights"])
     kernels = [(a, b) for a, b in zip(start.weights, after.weights) if "kernel" in a.path]
     assert kernels and all(np.allclose(np.asarray(a), np.asarray(b), atol=1e-6) for a, b in kernels)
@@ -630,7 +632,7 @@ def test_snapshot_export_writes_an_ensemble_of_the_best_epochs(tmp_path):
     synthetic.generate(data, n=3, size=64)
     checkpoints = tmp_path / "ck"
     checkpoints.mkdir()
-    network = architectures.build_unet(2)
+    network = build_unet(2)
     for epoch in (1, 2, 3):
         network.save_weights(checkpoints / f"epoch{epoch:04d}.weights.h5")
     history = [{"epoch": e, "steps": e, "f1_mean": f1} for e, f1 in ((1, 0.2), (2, 0.6), (3, 0.4))]
@@ -639,24 +641,24 @@ def test_snapshot_export_writes_an_ensemble_of_the_best_epochs(tmp_path):
     card_path = export(config, checkpoints, tmp_path / "models" / "ens", state)
     card = json.loads(card_path.read_text())
     assert card["members"] == ["ens-1.json", "ens-2.json"]
-    members = models.member_cards(card_path)
+    members = cards.member_cards(card_path)
     # Epochs 2 and 3 scored best; members keep epoch order.
     assert [c["validation"]["during_training"]["epoch"] for _, c in members] == [2, 3]
     assert all(c["member_of"]["ensemble"] == "ens.json" for _, c in members)
-    models.clear_cache()
-    assert len(models.load(card_path).networks) == 2
-    models.clear_cache()
+    cards.clear_cache()
+    assert len(cards.load(card_path).networks) == 2
+    cards.clear_cache()
 
 
 def _tiny_member(folder, name, seed, normalization=None):
     keras.utils.set_random_seed(seed)
-    network = architectures.build_unet(2)
+    network = build_unet(2)
     weights = folder / f"{name}.weights.h5"
     network.save_weights(weights)
     card = {"architecture": {"name": "unet", "base_filters": 2, "n_classes": 3},
             "normalization": normalization or {"method": "percentile", "low": 1, "high": 99},
             "postprocess": {"dilation": 3}, "training": {"seed": seed, "steps": 10}}
-    return models.write_card(card, weights)
+    return cards.write_card(card, weights)
 
 
 def test_ensemble_of_separately_trained_networks_averages_them(tmp_path, capsys):
@@ -668,13 +670,13 @@ def test_ensemble_of_separately_trained_networks_averages_them(tmp_path, capsys)
     card = json.loads(out.read_text())
     assert card["members"] == ["../a.json", "../b.json"]
     assert card["postprocess"] == {"dilation": 3} and [m["seed"] for m in card["training"]["members"]] == [1, 2]
-    models.clear_cache()
+    cards.clear_cache()
     image, _ = synthetic.generate_one(2, size=64)
-    averaged = predict_probabilities(image, models.load(out))
-    single = [predict_probabilities(image, models.load(path)) for path in (a, b)]
+    averaged = predict_probabilities(image, cards.load(out))
+    single = [predict_probabilities(image, cards.load(path)) for path in (a, b)]
     np.testing.assert_allclose(averaged, (single[0] + single[1]) / 2, atol=1e-5)
     assert not np.allclose(single[0], single[1])  # the average is not a copy of one member
-    models.clear_cache()
+    cards.clear_cache()
     # Refusals name what is wrong and write nothing.
     with pytest.raises(SystemExit):
         main([str(out), str(a), str(b)])
@@ -692,5 +694,5 @@ def test_ensemble_card_with_disagreeing_members_is_refused_on_load(tmp_path):
     a = _tiny_member(tmp_path, "a", 1)
     odd = _tiny_member(tmp_path, "odd", 3, normalization={"method": "deepcell", "window": 61})
     (tmp_path / "mixed.json").write_text(json.dumps({"members": ["a.json", "odd.json"]}))
-    with pytest.raises(models.ModelError, match="normalization"):
-        models.load(tmp_path / "mixed.json")
+    with pytest.raises(cards.ModelError, match="normalization"):
+        cards.load(tmp_path / "mixed.json")

@@ -8,12 +8,14 @@ import keras
 import numpy as np
 import pytest
 
-from nucleiseg import architectures, deepcell, models, synthetic
+from nucleiseg import cards, model_types, synthetic
+from nucleiseg.model_types import deepcell
+from nucleiseg.model_types.deepcell import build_deepcell
 from nucleiseg.normalization import normalize
 from test_core_models import randomize_batch_norm
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "deepcell" / "deepcell-dsb2018.json"
-MARGIN = architectures.DEEPCELL_MARGIN
+MARGIN = deepcell.MARGIN
 
 
 def randomized_deepcell(seed: int) -> keras.Model:
@@ -23,7 +25,7 @@ def randomized_deepcell(seed: int) -> keras.Model:
     which would hide a mode that skipped or misplaced it.
     """
     keras.utils.set_random_seed(seed)
-    return randomize_batch_norm(architectures.build_deepcell(dense=True), seed)
+    return randomize_batch_norm(build_deepcell(dense=True), seed)
 
 
 def dense_predict(networks, image: np.ndarray) -> np.ndarray:
@@ -49,15 +51,15 @@ def test_parameter_count_from_layer_list():
     expected = sum(k * k * cin * cout + 4 * cout for k, cin, cout in hidden)
     expected += 200 * 3 + 3  # softmax layer with bias
     assert expected == 462_107
-    assert architectures.build_deepcell(dense=False).count_params() == expected
-    assert architectures.build_deepcell(dense=True).count_params() == expected
+    assert build_deepcell(dense=False).count_params() == expected
+    assert build_deepcell(dense=True).count_params() == expected
 
 
 def test_patch_form_maps_61x61_to_one_vector():
-    patch = architectures.build_deepcell(dense=False)
+    patch = build_deepcell(dense=False)
     assert tuple(patch.input_shape[1:]) == (61, 61, 1)
     assert tuple(patch.output_shape[1:]) == (1, 1, 3)
-    geometry = architectures.input_geometry({"name": "deepcell"})
+    geometry = (model_types.get("deepcell").margin, model_types.get("deepcell").multiple)
     assert geometry == (30, 1)
 
 
@@ -110,12 +112,12 @@ def test_ensemble_is_mean_of_members(network, image):
     small = image[:9, :12]
     band = (3, 4)
     patch_members = [deepcell.patch_network(n) for n in (network, other)]  # built once, reused
-    together = deepcell.predict_patches(small, models.LoadedModel([{}, {}], patch_members, Path(".")), rows=band, batch_size=7)
+    together = deepcell.predict_patches(small, cards.LoadedModel([{}, {}], patch_members, Path(".")), rows=band, batch_size=7)
     apart = [deepcell.predict_patches(small, member, rows=band) for member in patch_members]
     np.testing.assert_allclose(together, (apart[0] + apart[1]) / 2, atol=1e-6)
     assert np.abs(apart[0] - apart[1]).max() > 1e-3  # members really differ
     # The dense path of the same ensemble (LoadedModel.predict_batch) averages the same way.
-    dense_ensemble = models.LoadedModel([{}, {}], [network, other], Path("."))
+    dense_ensemble = cards.LoadedModel([{}, {}], [network, other], Path("."))
     padded = np.pad(small, MARGIN, mode="reflect")[None, ..., None]
     np.testing.assert_allclose(dense_ensemble.predict_batch(padded)[0, band[0] : band[1]], together, atol=1e-4)
 
@@ -131,7 +133,7 @@ def test_bad_arguments(network, image):
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason=f"{SHIPPED.name} not there yet (DeepCell is still being trained)")
 def test_shipped_weights_patch_mode_equals_dense_mode():
-    loaded = models.load(SHIPPED)
+    loaded = cards.load(SHIPPED)
     raw, _ = synthetic.generate_one(0, seed=5, size=96)
     image = normalize(raw[:45, :70], loaded.normalization)
     dense = dense_predict(loaded.networks, image)

@@ -21,7 +21,7 @@ from cellprofiler_core.setting import ValidationError  # noqa: E402
 
 import classifypixelsdeepcell  # noqa: E402
 from classifypixelsdeepcell import ClassifyPixelsDeepCell  # noqa: E402
-from nucleiseg import models  # noqa: E402
+from nucleiseg import cards, model_types  # noqa: E402
 
 PROBABILITY_IMAGES = ("BackgroundProbability", "InteriorProbability", "BoundaryProbability")
 
@@ -126,7 +126,7 @@ def test_ensemble_larger_than_the_model_is_refused(single):
     error = validation_error(module, pipeline)
     assert "Ensemble size 5" in str(error) and "1 network" in str(error) and str(single) in str(error)
     assert error.get_setting() is module.ensemble
-    with pytest.raises(models.ModelError, match="ensemble size 5"):
+    with pytest.raises(cards.ModelError, match="ensemble size 5"):
         helpers.run_images(module, pipeline, [helpers.synthetic_image()])
 
 
@@ -150,23 +150,23 @@ def test_missing_model_and_wrong_architecture_are_named(tmp_path, single, monkey
     module, pipeline = module_for(unet_card, ensemble=1)
     assert "'unet'" in str(validation_error(module, pipeline))
     shipped = tmp_path / "deepcell" / "deepcell-dsb2018.json"
-    monkeypatch.setitem(models.DEFAULT_MODELS, "deepcell", shipped)
+    monkeypatch.setattr(model_types.get("deepcell"), "default_card", shipped)
     module, pipeline = module_for(None)
     assert str(shipped) in str(validation_error(module, pipeline))
 
 
 def test_shipped_specialist_ensemble_is_a_choice(ensemble, tmp_path, monkeypatch):
-    [(label, shipped)] = models.SPECIALIST_MODELS["deepcell"].items()
-    assert label == models.BBBC039_LIKE and label in models.SPECIALIST_MODELS["unet"]  # one label for both modules
+    [(label, shipped)] = model_types.get("deepcell").specialist_cards.items()
+    assert label == cards.BBBC039_LIKE and label in model_types.get("unet").specialist_cards  # one label for both modules
     module, _ = module_for(None)
     assert module.model_choice.choices == ["Shipped default", label, "Custom model file"]
     assert shipped.name in module.model_choice.doc
-    monkeypatch.setitem(models.SPECIALIST_MODELS["deepcell"], label, ensemble)
+    monkeypatch.setitem(model_types.get("deepcell").specialist_cards, label, ensemble)
     module, pipeline = module_for(None, model_choice=label, ensemble=2)
     check_valid(module, pipeline)
     assert module.model_path() == ensemble and len(module.load_model().networks) == 2
     missing = tmp_path / "deepcell-bbbc039.json"
-    monkeypatch.setitem(models.SPECIALIST_MODELS["deepcell"], label, missing)
+    monkeypatch.setitem(model_types.get("deepcell").specialist_cards, label, missing)
     error = validation_error(module, pipeline)
     assert str(missing) in str(error) and error.get_setting() is module.model_choice
 
@@ -199,7 +199,7 @@ def test_a_snapshot_member_with_its_own_postprocessing_warns(single, tmp_path):
     card = json.loads(single.read_text())
     weights = tmp_path / "net-3.weights.h5"
     shutil.copyfile(single.with_name(card["weights"]), weights)
-    member = models.write_card(dict(card, name="net-3", member_of={"ensemble": "net.json"}), weights)
+    member = cards.write_card(dict(card, name="net-3", member_of={"ensemble": "net.json"}), weights)
     module, pipeline = module_for(member, ensemble=1)
     check_valid(module, pipeline)  # it runs
     with pytest.raises(ValidationError, match=r"net-3.json is one network of the ensemble net.json") as caught:
@@ -213,8 +213,8 @@ def test_a_snapshot_member_with_its_own_postprocessing_warns(single, tmp_path):
 
 def test_second_image_set_reuses_the_loaded_model(single, monkeypatch):
     loads = []
-    load = models.load
-    monkeypatch.setattr(models, "load", lambda *a, **k: loads.append(a) or load(*a, **k))
+    load = cards.load
+    monkeypatch.setattr(cards, "load", lambda *a, **k: loads.append(a) or load(*a, **k))
     module, pipeline = module_for(single, ensemble=1)
     image = helpers.synthetic_image()
     helpers.run_images(module, pipeline, [image, image])
@@ -225,7 +225,7 @@ def test_second_image_set_reuses_the_loaded_model(single, monkeypatch):
 def test_patch_mode_unavailable_is_explained(single, monkeypatch):
     import sys
 
-    monkeypatch.setitem(sys.modules, "nucleiseg.deepcell", None)  # as if the core lacked it: import fails
+    monkeypatch.setitem(sys.modules, "nucleiseg.model_types.deepcell", None)  # as if the core lacked it: import fails
     module, pipeline = module_for(single, ensemble=1, inference_mode="Patch by patch (as published; slow)")
     error = validation_error(module, pipeline)
     assert "patch-by-patch inference is unavailable" in str(error) and "Fully convolutional" in str(error)
@@ -234,7 +234,7 @@ def test_patch_mode_unavailable_is_explained(single, monkeypatch):
         helpers.run_images(module, pipeline, [helpers.synthetic_image()])
 
 
-@pytest.mark.skipif(not patch_mode_available(), reason="nucleiseg.deepcell.predict_patches not available")
+@pytest.mark.skipif(not patch_mode_available(), reason="nucleiseg.model_types.deepcell.predict_patches not available")
 def test_patch_mode_matches_fully_convolutional(single):
     # 12 x 12 pixels: 144 patches, one network call; a constant image skips the network in both modes.
     image = helpers.synthetic_image()[10:22, 10:22].copy()
@@ -248,7 +248,7 @@ def test_patch_mode_matches_fully_convolutional(single):
     np.testing.assert_allclose(np.stack(results[0]), np.stack(results[1]), atol=1e-4)
     assert results[1][1].max() > 0.9  # the disc is in the crop
 
-@pytest.mark.skipif(not patch_mode_available(), reason="nucleiseg.deepcell.predict_patches not available")
+@pytest.mark.skipif(not patch_mode_available(), reason="nucleiseg.model_types.deepcell.predict_patches not available")
 def test_both_modes_use_a_masked_image_inside_its_mask_only(single):
     image = helpers.synthetic_image()[10:22, 10:22].copy()
     image[:, -3:] = 40.0  # a bright artefact, masked out
@@ -304,14 +304,14 @@ def test_headless_cellprofiler_run(ensemble, tmp_path):
 
 @pytest.mark.slow
 def test_shipped_model_segments_synthetic_nuclei():
-    if not Path(models.DEFAULT_MODELS["deepcell"]).is_file():
+    if not Path(model_types.get("deepcell").default_card).is_file():
         pytest.skip("the shipped DeepCell model is not trained yet")
     from nucleiseg import synthetic
 
     image, truth = synthetic.generate_one(0, size=256)
     module, pipeline = module_for(None)
-    if len(models.member_cards(models.DEFAULT_MODELS["deepcell"])) < module.ensemble.value:
-        module.ensemble.value = len(models.member_cards(models.DEFAULT_MODELS["deepcell"]))
+    if len(cards.member_cards(model_types.get("deepcell").default_card)) < module.ensemble.value:
+        module.ensemble.value = len(cards.member_cards(model_types.get("deepcell").default_card))
     check_valid(module, pipeline)
     measurements, _ = helpers.run_images(module, pipeline, [image])
     count = measurements.get_current_image_measurement("Count_Nuclei")

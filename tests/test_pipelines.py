@@ -159,12 +159,12 @@ def test_shipped_matches_generator(bp, kind):
 
 
 def test_network_pipelines_read_the_cards_post_processing_and_tta_is_on_request(bp):
-    from nucleiseg import models
+    from nucleiseg import cards, model_types
 
     for kind, module_name in bp.NETWORK_MODULES.items():
         (plain,) = by_name(bp.build(kind), module_name)
         assert plain.use_model_postprocess.value and not plain.augment.value
-        assert plain.postprocess_settings() == models.tuned_postprocess(models.DEFAULT_MODELS[kind])
+        assert plain.postprocess_settings() == cards.tuned_postprocess(model_types.get(kind).default_card)
         (augmented,) = by_name(bp.build(f"{kind}-tta"), module_name)
         assert augmented.augment.value
     assert "unet-tta" not in bp.KINDS  # not written into pipelines/ by default
@@ -173,23 +173,23 @@ def test_network_pipelines_read_the_cards_post_processing_and_tta_is_on_request(
 def test_specialist_pipelines_use_their_shipped_model_and_its_post_processing(bp):
     from pathlib import Path
 
-    from nucleiseg import models
+    from nucleiseg import cards
 
     assert set(bp.specialist_kinds()) <= set(bp.KINDS)
     for kind, (network, choice) in bp.specialist_kinds().items():
         (m,) = by_name(bp.build(kind), bp.NETWORK_MODULES[network])
         assert m.model_choice.value == choice and Path(m.model_path()).stem == kind
         assert m.use_model_postprocess.value
-        assert m.postprocess_settings() == models.tuned_postprocess(m.model_path())
+        assert m.postprocess_settings() == cards.tuned_postprocess(m.model_path())
         (augmented,) = by_name(bp.build(f"{kind}-tta"), bp.NETWORK_MODULES[network])
         assert augmented.augment.value and augmented.model_choice.value == choice
 
 
 def test_deepcell_pipelines_can_run_part_of_the_ensemble(bp):
-    from nucleiseg import models
+    from nucleiseg import cards
 
     (full,) = by_name(bp.build("deepcell"), "ClassifyPixelsDeepCell")
-    networks = len(models.verify(full.model_path()))
+    networks = len(cards.verify(full.model_path()))
     (two,) = by_name(bp.build("deepcell-bbbc039-tta", ensemble=2), "ClassifyPixelsDeepCell")
     assert full.ensemble_size() == networks > 2
     assert two.ensemble_size() == 2 and two.augment.value

@@ -24,7 +24,7 @@ from cellprofiler_core.pipeline import Pipeline  # noqa: E402
 from cellprofiler_core.setting import ValidationError  # noqa: E402
 
 from classifyboundariesunet import ClassifyBoundariesUNet  # noqa: E402
-from nucleiseg import devices, models  # noqa: E402
+from nucleiseg import cards, devices, model_types  # noqa: E402
 from nucleiseg.postprocess import PostprocessSettings  # noqa: E402
 
 PROBABILITY_IMAGES = ("BackgroundProbability", "InteriorProbability", "BoundaryProbability")
@@ -89,7 +89,7 @@ def test_flip_and_rotation_averaging_matches_the_core(card, monkeypatch):
     _, (workspace,) = helpers.run_images(module, pipeline, [image])
     assert sorted(shapes) == sorted([image.shape] * 4 + [image.shape[::-1]] * 4)
     found = np.stack([workspace.image_set.get_image(name).pixel_data for name in PROBABILITY_IMAGES], axis=-1)
-    expected = predict_probabilities(image, models.load(card), normalization=module.normalization(), augment=True)
+    expected = predict_probabilities(image, cards.load(card), normalization=module.normalization(), augment=True)
     np.testing.assert_allclose(found, expected, atol=1e-5)
 
 
@@ -208,12 +208,12 @@ def test_image_with_nan_pixels_is_rejected_naming_the_input(card):
 
 
 def test_second_image_set_reuses_the_loaded_model(card, monkeypatch):
-    from nucleiseg import architectures
+    from nucleiseg import model_types
 
     builds = []
-    build = architectures.build
-    monkeypatch.setattr(architectures, "build", lambda spec: builds.append(spec) or build(spec))
-    models.clear_cache()
+    build = model_types.build
+    monkeypatch.setattr(model_types, "build", lambda spec: builds.append(spec) or build(spec))
+    cards.clear_cache()
     module, pipeline = module_for(card)
     image = helpers.synthetic_image()
     measurements, _ = helpers.run_images(module, pipeline, [image, image[::-1].copy()])
@@ -266,7 +266,7 @@ def test_checksum_mismatch_is_caught_before_the_run(own_copy):
     message, setting = validation_message(module, pipeline)
     assert "checksum mismatch" in message and str(weights) in message and setting is module.model_file
     # Headless runs skip validation; the run refuses the file just the same.
-    with pytest.raises(models.ModelError, match="checksum mismatch"):
+    with pytest.raises(cards.ModelError, match="checksum mismatch"):
         helpers.run_images(module, pipeline, [helpers.synthetic_image()])
 
 
@@ -289,30 +289,30 @@ def test_model_of_another_architecture_is_refused(own_copy):
 
 def test_missing_shipped_model_is_named(tmp_path, monkeypatch):
     shipped = tmp_path / "unet" / "unet-dsb2018.json"
-    monkeypatch.setitem(models.DEFAULT_MODELS, "unet", shipped)
+    monkeypatch.setattr(model_types.get("unet"), "default_card", shipped)
     module, pipeline = module_for(None)
     message, setting = validation_message(module, pipeline)
     assert str(shipped) in message and "shipped model" in message and setting is module.model_choice
 
 
 def test_shipped_model_is_used_by_default(card, monkeypatch):
-    monkeypatch.setitem(models.DEFAULT_MODELS, "unet", card)
+    monkeypatch.setattr(model_types.get("unet"), "default_card", card)
     module, pipeline = module_for(None)
     check_valid(module, pipeline)
     assert module.model_path() == card
 
 
 def test_shipped_specialist_model_is_a_choice_with_its_own_card(card, tmp_path, monkeypatch):
-    [(label, _)] = models.SPECIALIST_MODELS["unet"].items()
+    [(label, _)] = model_types.get("unet").specialist_cards.items()
     module, _ = module_for(None)
     assert module.model_choice.choices == ["Shipped default", label, "Custom model file"]
     assert label in module.model_choice.doc
-    monkeypatch.setitem(models.SPECIALIST_MODELS["unet"], label, card)
+    monkeypatch.setitem(model_types.get("unet").specialist_cards, label, card)
     module, pipeline = module_for(None, model_choice=label)
     check_valid(module, pipeline)
     assert module.model_path() == card and module.model_file not in module.visible_settings()
     missing = tmp_path / "unet-bbbc039.json"
-    monkeypatch.setitem(models.SPECIALIST_MODELS["unet"], label, missing)
+    monkeypatch.setitem(model_types.get("unet").specialist_cards, label, missing)
     message, setting = validation_message(module, pipeline)
     assert str(missing) in message and "shipped model" in message and setting is module.model_choice
 
@@ -487,7 +487,7 @@ def test_headless_cellprofiler_run(card, tmp_path):
 
 @pytest.mark.slow
 def test_shipped_model_segments_synthetic_nuclei():
-    if not Path(models.DEFAULT_MODELS["unet"]).is_file():
+    if not Path(model_types.get("unet").default_card).is_file():
         pytest.skip("the shipped U-Net is not trained yet")
     from nucleiseg import synthetic
 

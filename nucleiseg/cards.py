@@ -19,17 +19,9 @@ import numpy as np
 from .postprocess import PostprocessSettings
 
 MODELS_DIR = Path(os.environ.get("NUCLEISEG_MODELS", Path(__file__).resolve().parent.parent / "models"))
-DEFAULT_MODELS = {
-    "unet": MODELS_DIR / "unet" / "unet-dsb2018.json",
-    "deepcell": MODELS_DIR / "deepcell" / "deepcell-dsb2018.json",
-}
-#: Further shipped models, each for one kind of image, per architecture: {label: card}.
-#: The modules offer each label as a choice of their "Model" setting.
+#: Label of the shipped models for one kind of image; each model type lists its own
+#: (``ModelType.specialist_cards``) and the modules offer it as a choice of "Model".
 BBBC039_LIKE = "Shipped, for BBBC039-like images (U2OS nuclei, Hoechst, 20x)"
-SPECIALIST_MODELS = {
-    "unet": {BBBC039_LIKE: MODELS_DIR / "unet" / "unet-bbbc039.json"},
-    "deepcell": {BBBC039_LIKE: MODELS_DIR / "deepcell" / "deepcell-bbbc039.json"},
-}
 
 
 class ModelError(ValueError):
@@ -211,6 +203,13 @@ class LoadedModel:
     def normalization(self) -> dict:
         return self.cards[0]["normalization"]
 
+    @property
+    def model_type(self):
+        """The :class:`~nucleiseg.model_types.ModelType` of the networks."""
+        from . import model_types
+
+        return model_types.for_architecture(self.architecture)
+
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """Mean class probabilities of all member networks for a float32 batch."""
         total = None
@@ -229,7 +228,7 @@ def load(path: Path, ensemble_size: int | None = None) -> LoadedModel:
     The cache key holds the resolved path and the weights' checksums, so a
     replaced file is loaded again while repeated image sets reuse the model.
     """
-    from . import architectures
+    from . import model_types
 
     members = verify(path)
     if ensemble_size is not None:
@@ -241,7 +240,7 @@ def load(path: Path, ensemble_size: int | None = None) -> LoadedModel:
     if key not in _CACHE:
         networks = []
         for card_path, card in members:
-            network = architectures.build(card["architecture"])
+            network = model_types.build(card["architecture"])
             # XLA would recompile for every new image shape; plain graphs are faster here.
             network.jit_compile = False
             weights = card_path.parent / card["weights"]
