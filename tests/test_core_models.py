@@ -633,7 +633,9 @@ def test_snapshot_export_writes_an_ensemble_of_the_best_epochs(tmp_path):
     checkpoints = tmp_path / "ck"
     checkpoints.mkdir()
     network = build_unet(2)
-    for epoch in (1, 2, 3):
+    for epoch in (1, 2, 3):  # each epoch's weights differ, as in a real run
+        network.set_weights([w + np.random.default_rng(epoch).normal(0, 0.3, w.shape).astype(w.dtype) if w.ndim == 4 else w
+                             for w in network.get_weights()])
         network.save_weights(checkpoints / f"epoch{epoch:04d}.weights.h5")
     history = [{"epoch": e, "steps": e, "f1_mean": f1} for e, f1 in ((1, 0.2), (2, 0.6), (3, 0.4))]
     state = {"epoch": 3, "best_epoch": 1, "best_f1": 0.6, "seconds": 1.0, "history": history}
@@ -646,7 +648,13 @@ def test_snapshot_export_writes_an_ensemble_of_the_best_epochs(tmp_path):
     assert [c["validation"]["during_training"]["epoch"] for _, c in members] == [2, 3]
     assert all(c["member_of"]["ensemble"] == "ens.json" for _, c in members)
     cards.clear_cache()
-    assert len(cards.load(card_path).networks) == 2
+    ensemble = cards.load(card_path)
+    assert len(ensemble.networks) == 2
+    image, _ = synthetic.generate_one(1, size=64)
+    averaged = predict_probabilities(image, ensemble)
+    apart = [predict_probabilities(image, cards.load(path)) for path, _ in members]
+    np.testing.assert_allclose(averaged, (apart[0] + apart[1]) / 2, atol=1e-5)
+    assert np.abs(averaged - apart[0]).max() > 1e-3  # averaging is told apart from member 1
     cards.clear_cache()
 
 
