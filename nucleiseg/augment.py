@@ -22,15 +22,15 @@ from skimage.transform import resize
 def random_crop(image: np.ndarray, labels: np.ndarray, size: int, margin: int, rng: np.random.Generator):
     """A random crop of ``size + 2 * margin`` pixels of both arrays.
 
-    The central ``size`` x ``size`` part lies inside the image (which is
-    reflect-padded, labels zero-padded, when smaller than the crop); the
-    ``margin`` around it is context for networks that consume it.
+    The central ``size`` x ``size`` part lies inside the image; an image
+    smaller than that is first padded with empty background (its background
+    level, labels 0), never with mirrored nuclei that the labels would call
+    background. The ``margin`` around it is context for networks that consume it.
     """
     height, width = labels.shape
     pad_h, pad_w = max(0, size - height), max(0, size - width)
     if pad_h or pad_w:
-        labels = np.pad(labels, ((0, pad_h), (0, pad_w)))
-        image = np.pad(image, ((0, pad_h), (0, pad_w)), mode="reflect")
+        image, labels = pad_with_background(image, labels, pad_h, pad_w)
         height, width = labels.shape
     y = int(rng.integers(0, height - size + 1))
     x = int(rng.integers(0, width - size + 1))
@@ -39,6 +39,18 @@ def random_crop(image: np.ndarray, labels: np.ndarray, size: int, margin: int, r
         labels = np.pad(labels, margin)
     extent = size + 2 * margin
     return image[y : y + extent, x : x + extent], labels[y : y + extent, x : x + extent]
+
+
+def pad_with_background(image: np.ndarray, labels: np.ndarray, pad_h: int, pad_w: int):
+    """Pad the bottom and right of both arrays: the image with its background level, the labels with 0.
+
+    The level is the median of the pixels no nucleus covers (of all pixels when
+    nuclei cover everything).
+    """
+    background = labels == 0
+    level = float(np.median(image[background] if background.any() else image))
+    padding = ((0, pad_h), (0, pad_w))
+    return np.pad(image, padding, constant_values=level), np.pad(labels, padding)
 
 
 def flip_rotate(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator):

@@ -134,3 +134,17 @@ def test_augmentation_config_validates_and_records():
         AugmentationConfig(probability=1.5)
     record = AugmentationConfig.robust().to_dict()
     assert record["scale"] == [0.5, 2.0] and record["noise"] and record["gamma"]
+
+
+def test_crops_larger_than_the_image_pad_with_background_not_mirrored_nuclei():
+    image, labels = two_nuclei(40)
+    image = image + 0.1
+    for crop in (augment.random_crop(image, labels, 64, 0, np.random.default_rng(0)),
+                 augment.scaled_crop(image, labels, 64, 0, 0.5, np.random.default_rng(0))):
+        out_image, out_labels = crop
+        # Wherever the labels say background (beyond the resampled edge), the image shows
+        # background: no unlabelled nuclei.
+        from scipy import ndimage
+        far = ~ndimage.binary_dilation(out_labels > 0, iterations=2)
+        assert np.abs(out_image[far] - 0.1).max() < 1e-4
+        assert set(np.unique(out_labels)) == {0, 1}  # nucleus 2 lies outside a 40-pixel image
