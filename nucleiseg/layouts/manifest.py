@@ -1,0 +1,50 @@
+"""The ``manifest.csv`` of a data folder: per-image marks such as which fields come from BBBC039."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from .data_folders import Pair, list_pairs
+
+
+def manifest_marks(manifest: Path, column: str) -> dict[str, bool]:
+    """Per row ``name`` of a ``manifest.csv``, whether its ``column`` is non-empty.
+
+    A manifest marks images of one kind (e.g. column ``bbbc039_field`` of the
+    shared data marks the BBBC039 fields).
+
+    Raises
+    ------
+    ValueError
+        When the manifest lacks the ``name`` column or ``column``.
+    """
+    with open(manifest, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not {"name", column} <= set(reader.fieldnames or []):
+            raise ValueError(f"{manifest} needs columns 'name' and {column!r}, has {reader.fieldnames}")
+        return {row["name"]: bool((row[column] or "").strip()) for row in reader}
+
+
+def marked_pairs(data_dir: Path, split: str, column: str) -> list[Pair]:
+    """The image/mask pairs of ``split`` whose ``column`` in ``data_dir/manifest.csv`` is non-empty.
+
+    Raises
+    ------
+    ValueError
+        Naming the column, when the data folder has no manifest, the manifest
+        lacks the column, or no image of the split is marked.
+    """
+    manifest = Path(data_dir) / "manifest.csv"
+    if not manifest.is_file():
+        raise ValueError(f"subset column {column!r}: no manifest.csv in {data_dir}")
+    marks = manifest_marks(manifest, column)
+    pairs = [pair for pair in list_pairs(data_dir, split) if marks.get(pair.stem)]
+    if not pairs:
+        raise ValueError(f"subset column {column!r}: no image of split {split!r} is marked in {manifest}")
+    return pairs
+
+
+def manifest_stems(manifest: Path, column: str) -> set[str]:
+    """Names of the manifest rows whose ``column`` is non-empty (see :func:`manifest_marks`)."""
+    return {name for name, marked in manifest_marks(manifest, column).items() if marked}
