@@ -22,7 +22,7 @@ import numpy as np
 
 from . import layouts, metric, cards
 from .inference import predict_probabilities
-from .postprocess import PostprocessSettings, probabilities_to_labels
+from .postprocess import PostprocessSettings
 
 GRID = {
     "interior_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
@@ -70,8 +70,16 @@ def coordinate_search(score, grid: dict, start: PostprocessSettings, rounds: int
 
 
 def tune(card: Path, data_dir: Path, split: str = "train", images: int = 60, grid: dict = GRID,
-         subset_column: str = "") -> tuple[dict, float, float]:
-    """Best settings (as a dict), their macro mean F1, and the F1 of the default settings."""
+         subset_column: str = "") -> dict:
+    """Search post-processing settings for a model on a split's images.
+
+    Returns
+    -------
+    dict
+        ``best`` (settings as a dict), ``f1_mean`` (their macro mean F1),
+        ``default_settings_f1_mean``, ``images`` (how many were scored) and
+        ``grid`` (the values searched), as :func:`write_tuning` records them.
+    """
     model = cards.load(card)
     cases = []
     for pair in sample_pairs(data_dir, split, images, subset_column=subset_column):
@@ -79,26 +87,26 @@ def tune(card: Path, data_dir: Path, split: str = "train", images: int = 60, gri
         cases.append((predict_probabilities(image, model), layouts.read_labels(pair.mask)))
 
     def score(settings: PostprocessSettings) -> float:
-        return float(np.mean([metric.score_image(gt, probabilities_to_labels(p, settings)).f1_mean for p, gt in cases]))
+        return float(np.mean([metric.score_image(gt, model.model_type.to_labels(p, settings)).f1_mean for p, gt in cases]))
 
     best, best_f1 = coordinate_search(score, grid, PostprocessSettings())
-    return best.to_dict(), best_f1, score(PostprocessSettings())
+    return {"best": best.to_dict(), "f1_mean": best_f1, "default_settings_f1_mean": score(PostprocessSettings()),
+            "images": len(cases), "grid": {name: list(values) for name, values in grid.items()}}
 
 
-def write_tuning(card: Path, best: dict, best_f1: float, default_f1: float, split: str, images: int,
-                 subset_column: str = "") -> Path:
-    """Record tuned settings in a model card (``postprocess``, and how they were found); returns the card path."""
+def write_tuning(card: Path, result: dict, split: str, subset_column: str = "") -> Path:
+    """Record a :func:`tune` result in a model card (``postprocess``, and how it was found); returns the card path."""
     card_path = cards.card_path_for(card)
     record = json.loads(card_path.read_text())
-    PostprocessSettings.from_dict(best)  # refuse to write settings the modules would reject
-    record["postprocess"] = best
+    PostprocessSettings.from_dict(result["best"])  # refuse to write settings the modules would reject
+    record["postprocess"] = result["best"]
     record["postprocess_tuning"] = {
         "split": split,
-        "images": images,
+        "images": result["images"],
         **({"subset_column": subset_column} if subset_column else {}),
-        "f1_mean": round(best_f1, 4),
-        "default_settings_f1_mean": round(default_f1, 4),
-        "grid": {k: list(v) for k, v in GRID.items()},
+        "f1_mean": round(result["f1_mean"], 4),
+        "default_settings_f1_mean": round(result["default_settings_f1_mean"], 4),
+        "grid": result["grid"],
         "search": "one field at a time from the defaults, repeated until no change",
     }
     return cards.save_card(record, card_path)
@@ -115,13 +123,14 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print, do not write the card")
     args = parser.parse_args(argv)
     try:
-        best, best_f1, default_f1 = tune(args.card, args.data, args.split, args.images, subset_column=args.subset_column)
+        result = tune(args.card, args.data, args.split, args.images, subset_column=args.subset_column)
     except ValueError as error:  # ModelError too
         parser.error(str(error))
-    print(json.dumps({"best": best, "f1_mean": round(best_f1, 4), "default_settings_f1_mean": round(default_f1, 4),
-                      "split": args.split, "images": args.images, "subset_column": args.subset_column}, indent=2))
+    print(json.dumps({"best": result["best"], "f1_mean": round(result["f1_mean"], 4),
+                      "default_settings_f1_mean": round(result["default_settings_f1_mean"], 4),
+                      "split": args.split, "images": result["images"], "subset_column": args.subset_column}, indent=2))
     if not args.dry_run:
-        path = write_tuning(args.card, best, best_f1, default_f1, args.split, args.images, args.subset_column)
+        path = write_tuning(args.card, result, args.split, args.subset_column)
         print(f"updated {path}")
     return 0
 

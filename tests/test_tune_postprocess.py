@@ -36,17 +36,47 @@ def test_coordinate_search_finds_an_optimum_that_needs_two_fields_to_move_togeth
     assert len(calls) == len(set(calls)) < 3 * 5 * 3  # no setting scored twice, fewer than the full grid
 
 
+def _result(best, f1=0.71, default=0.65, images=20):
+    return {"best": best, "f1_mean": f1, "default_settings_f1_mean": default, "images": images,
+            "grid": {k: list(v) for k, v in GRID.items()}}
+
+
 def test_write_tuning_records_settings_and_keeps_the_rest_of_the_card(tmp_path):
     card = tmp_path / "model.json"
     card.write_text(json.dumps({"name": "model", "sha256": "abc", "postprocess": {"dilation": 1}}))
     best = PostprocessSettings(dilation=3, foreground_threshold=0.8).to_dict()
-    assert write_tuning(tmp_path / "model.weights.h5", best, 0.71, 0.65, "train", 20) == card
+    assert write_tuning(tmp_path / "model.weights.h5", _result(best), "train") == card
     written = json.loads(card.read_text())
     assert written["sha256"] == "abc" and written["postprocess"] == best
-    assert written["postprocess_tuning"]["f1_mean"] == 0.71 and written["postprocess_tuning"]["split"] == "train"
+    tuning = written["postprocess_tuning"]
+    assert (tuning["f1_mean"], tuning["split"], tuning["images"]) == (0.71, "train", 20)
+    assert tuning["grid"] == {k: list(v) for k, v in GRID.items()}
     with pytest.raises(ValueError, match="foreground_threshold"):
-        write_tuning(card, {**best, "foreground_threshold": 1.5}, 0.7, 0.6, "train", 20)
+        write_tuning(card, _result({**best, "foreground_threshold": 1.5}), "train")
     assert json.loads(card.read_text())["postprocess"] == best  # a refused write changes nothing
+
+
+def test_tune_reports_the_images_it_scored_and_the_grid_it_searched(tmp_path):
+    """'--images 0' means all: the record says how many that was, and the grid actually used."""
+    import keras
+
+    from nucleiseg import cards, layouts, synthetic
+    from nucleiseg.model_types.unet import build_unet
+    from nucleiseg.tune_postprocess import tune
+
+    synthetic.generate(tmp_path / "data", n=8, size=32)
+    keras.utils.set_random_seed(0)
+    weights = tmp_path / "tiny.weights.h5"
+    build_unet(2).save_weights(weights)
+    card = cards.write_card({"architecture": {"name": "unet", "base_filters": 2, "n_classes": 3},
+                             "normalization": {"method": "percentile", "low": 1, "high": 99}}, weights)
+    small = {"dilation": (1, 2), "min_size": (5,)}
+    result = tune(card, tmp_path / "data", "train", images=0, grid=small)
+    train = layouts.list_pairs(tmp_path / "data", "train")
+    assert result["images"] == len(train) > 1
+    assert result["grid"] == {"dilation": [1, 2], "min_size": [5]}
+    assert set(result["best"]) == set(PostprocessSettings().to_dict())
+    cards.clear_cache()
 
 
 def test_sample_pairs_keeps_only_marked_images(tmp_path):
