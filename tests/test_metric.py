@@ -23,6 +23,7 @@ from nucleiseg.metric import (
     parse_thresholds,
     score_image,
 )
+from nucleiseg.metric.image_scores import rates_from_counts
 
 T = DEFAULT_THRESHOLDS
 
@@ -95,14 +96,35 @@ def test_mixed_case_exact_numbers():
     assert s.merges == 0 and s.splits == 0
 
 
+def test_metric_keys_are_the_convention_names():
+    assert metric_keys((0.5, 0.75)) == [
+        "f1_mean", "f1_050", "f1_075", "precision_050", "precision_075", "recall_050", "recall_075",
+        "tp_050", "tp_075", "fp_050", "fp_075", "fn_050", "fn_075",
+        "mean_iou_050", "nuclei", "predicted", "error_rate_070",
+        "missed_tiny", "missed_small", "missed_normal", "missed_large", "merges", "splits",
+    ]
+
+
+def test_is_count_key_marks_exactly_the_counts():
+    counts = [key for key in metric_keys((0.5, 0.75)) if metric.is_count_key(key)]
+    assert counts == ["tp_050", "tp_075", "fp_050", "fp_075", "fn_050", "fn_075", "nuclei", "predicted",
+                      "missed_tiny", "missed_small", "missed_normal", "missed_large", "merges", "splits"]
+
+
+@pytest.mark.parametrize("threshold, key", [(0.5, "050"), (0.55, "055"), (0.95, "095"), (1.0, "100")])
+def test_threshold_key(threshold, key):
+    assert metric.threshold_key(threshold) == key
+
+
+def test_threshold_key_refuses_a_third_decimal():
+    with pytest.raises(ValueError, match="two decimals"):
+        metric.threshold_key(0.505)
+
+
 def test_to_dict_has_the_convention_keys_in_order():
     gt, pred = mixed_case()
     d = score_image(gt, pred).to_dict()
     assert list(d) == metric_keys(T)
-    for key in ["f1_mean", "f1_050", "f1_095", "precision_075", "recall_090", "tp_050", "fp_050", "fn_050",
-                "mean_iou_050", "nuclei", "predicted", "error_rate_070", "missed_tiny", "missed_small",
-                "missed_normal", "missed_large", "merges", "splits"]:
-        assert key in d
     assert d["tp_050"] == 3 and isinstance(d["tp_050"], int)
     assert d["f1_080"] == pytest.approx(2 / 9) and isinstance(d["f1_080"], float)
     assert d["missed_tiny"] == 2
@@ -161,7 +183,7 @@ def test_split():
 
 
 def test_merge_iou_is_configurable():
-    # A 20x20 nucleus and a 4x4 one both inside one prediction: the small one's IoU is 16/416.
+    # A 20x20 nucleus and a 4x4 one both inside a 24x20 prediction: the small one's IoU is 16/480.
     shape = (30, 30)
     gt = square(shape, 0, 0, 20, 20, 1)
     square(shape, 20, 0, 4, 4, 2, gt)
@@ -227,7 +249,7 @@ def test_uint64_labels_above_int64_range():
     gt = square((10, 10), 0, 0, 5, 5, 1).astype(np.uint64) * np.uint64(2**63 + 5)
     s = score_image(gt, gt)
     assert s.f1.tolist() == [1.0] * 10
-    assert s.overlap.gt_labels.size == 1
+    assert s.overlap.gt_labels.size == 1 and s.overlap.gt_areas.tolist() == [25]
 
 
 def test_size_bins_edges():
@@ -313,13 +335,43 @@ def test_outcome_image_codes():
     square((10, 30), 0, 20, 10, 10, 6, pred)  # matches 3
     s = score_image(gt, pred)
     m = s.matches(0.5)
+    missed, matched, merged = OUTCOME_CODES["missed"], OUTCOME_CODES["matched"], OUTCOME_CODES["merged"]
+    expected_gt = np.repeat(np.array([[missed] * 20 + [matched] * 10], np.uint8), 10, axis=0)
+    expected_pred = np.repeat(np.array([[merged] * 20 + [matched] * 10], np.uint8), 10, axis=0)
+    np.testing.assert_array_equal(outcome_image(gt, m, "gt"), expected_gt)
+    np.testing.assert_array_equal(outcome_image(pred, m, "pred"), expected_pred)
+    with pytest.raises(ValueError, match="role"):
+        outcome_image(gt, m, "both")
+
+
+def test_outcome_image_codes_split_false_positive_and_background():
+    # Nucleus 1 split in two halves; nucleus 2 untouched; prediction 7 where there is no nucleus.
+    gt = square((10, 40), 0, 0, 10, 20, 1)
+    square((10, 40), 0, 20, 5, 5, 2, gt)
+    pred = square((10, 40), 0, 0, 10, 10, 3)
+    square((10, 40), 0, 10, 10, 10, 4, pred)
+    square((10, 40), 0, 30, 5, 5, 7, pred)
+    m = score_image(gt, pred).matches(0.5)
     gt_codes = outcome_image(gt, m, "gt")
     pred_codes = outcome_image(pred, m, "pred")
-    assert gt_codes[0, 0] == OUTCOME_CODES["missed"] and gt_codes[0, 25] == OUTCOME_CODES["matched"]
-    assert pred_codes[0, 0] == OUTCOME_CODES["merged"] and pred_codes[0, 25] == OUTCOME_CODES["matched"]
-    assert (gt_codes[gt == 0] == 0).all()
-    with pytest.raises(ValueError):
-        outcome_image(gt, m, "both")
+    assert (gt_codes[gt == 1] == OUTCOME_CODES["split"]).all()  # a split nucleus is also missed; split wins
+    assert (gt_codes[gt == 2] == OUTCOME_CODES["missed"]).all()
+    assert (gt_codes[gt == 0] == OUTCOME_CODES["background"]).all()
+    assert (pred_codes[pred == 7] == OUTCOME_CODES["false_positive"]).all()
+    assert (pred_codes[(pred == 3) | (pred == 4)] == OUTCOME_CODES["false_positive"]).all()
+    assert (pred_codes[pred == 0] == OUTCOME_CODES["background"]).all()
+
+
+def test_outcome_image_with_huge_labels_matches_small_labels():
+    # Labels far above the image size take the isin path instead of the lookup table.
+    gt, pred = mixed_case()
+    m = score_image(gt, pred).matches(0.7)
+    gt_map = np.array([0, 2**40, 5, 2**50, 9], np.int64)
+    pred_map = np.array([0, 2**41, 6, 2**51, 10, 2**52], np.int64)
+    m_big = score_image(gt_map[gt], pred_map[pred]).matches(0.7)
+    np.testing.assert_array_equal(outcome_image(gt_map[gt], m_big, "gt"), outcome_image(gt, m, "gt"))
+    np.testing.assert_array_equal(outcome_image(pred_map[pred], m_big, "pred"), outcome_image(pred, m, "pred"))
+    assert outcome_image(np.zeros((0, 0), np.int32), m, "gt").shape == (0, 0)
 
 
 def test_aggregate_macro_and_micro_differ_as_expected():
@@ -344,6 +396,25 @@ def test_aggregate_macro_and_micro_differ_as_expected():
     assert aggregate_macro([]) == {"images": 0}
 
 
+@pytest.mark.parametrize(
+    "tp, fp, fn, precision, recall, f1",
+    [(0, 0, 0, 1.0, 1.0, 1.0),  # both images empty
+     (0, 3, 0, 0.0, 0.0, 0.0),  # no ground truth, only false positives
+     (0, 0, 2, 0.0, 0.0, 0.0),  # nothing predicted
+     (2, 1, 3, 2 / 3, 2 / 5, 4 / 8)],
+)
+def test_rates_from_counts(tp, fp, fn, precision, recall, f1):
+    got = rates_from_counts(np.array([tp]), np.array([fp]), np.array([fn]))
+    assert [float(x[0]) for x in got] == pytest.approx([precision, recall, f1])
+
+
+def test_micro_aggregate_of_empty_images_follows_the_empty_conventions():
+    empty = np.zeros((8, 8), np.int32)
+    pred = square((8, 8), 0, 0, 3, 3, 1)
+    assert aggregate_micro([score_image(empty, empty)] * 2)["f1_050"] == 1.0
+    assert aggregate_micro([score_image(empty, empty), score_image(empty, pred)])["precision_050"] == 0.0
+
+
 def test_aggregate_rejects_mixed_thresholds():
     gt = square((20, 20), 1, 1, 5, 5, 1)
     with pytest.raises(ValueError, match="different thresholds"):
@@ -357,6 +428,15 @@ def test_overlap_is_sparse_for_many_objects():
     ov = compute_overlap(gt, gt)
     assert ov.pair_iou.size == 2500
     assert score_image(gt, gt).f1_mean == 1.0
+
+
+def test_public_names_are_importable_from_the_package():
+    for name in metric.__all__:
+        assert getattr(metric, name) is not None, name
+    # The CellProfiler module, the evaluation CLI and the benchmark import these from here.
+    for name in ("score_image", "aggregate_macro", "aggregate_micro", "outcome_image", "OUTCOME_COLOURS",
+                 "parse_thresholds", "parse_size_edges", "metric_keys", "is_count_key", "threshold_key"):
+        assert name in metric.__all__, name
 
 
 # --------------------------------------------------------------------------- reference & properties
@@ -423,4 +503,6 @@ def test_agrees_with_brute_force_on_a_realistic_pair():
     tp, n_gt, n_pred, merges, splits = brute_force(gt, pred)
     assert s.tp.tolist() == tp.tolist()
     assert (s.nuclei, s.predicted, s.merges, s.splits) == (n_gt, n_pred, merges, splits)
-    assert 0 < s.tp[0] < n_gt  # the case is neither trivial nor hopeless
+    # Pinned, so that the case stays neither trivial nor hopeless: matches thin out with t.
+    assert s.tp.tolist() == [15, 11, 9, 6, 4, 3, 1, 0, 0, 0]
+    assert (s.nuclei, s.merges, s.splits) == (24, 3, 3)
