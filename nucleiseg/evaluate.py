@@ -6,7 +6,7 @@ Usage::
                                  [--size-edges 250 625 900] [--merge-iou 0.1] [--output FILE]
 
 Files are paired by stem (``a.png`` in one folder pairs with ``a.tif`` in the other; suffixes
-``.png``, ``.tif``, ``.tiff``).  Prints one row per image and two dataset rows: ``macro``
+``.png``, ``.tif``, ``.tiff``, listed as everywhere by :func:`nucleiseg.layouts.files_by_stem`).  Prints one row per image and two dataset rows: ``macro``
 (mean of per-image scores, as in Caicedo et al. 2019) and ``micro`` (precision / recall / F1
 from TP / FP / FN pooled over images).  Counts (TP, FP, FN, missed, merges, splits) are summed
 in both.  Exits with status 1 and a message naming the file when a file has no counterpart,
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from nucleiseg.layouts import IMAGE_SUFFIXES, read_labels
+from nucleiseg.layouts import IMAGE_SUFFIXES, files_by_stem, read_labels
 from nucleiseg.metric import (
     DEFAULT_MERGE_IOU,
     DEFAULT_SIZE_EDGES,
@@ -50,7 +50,8 @@ def label_files(folder: Path) -> dict[str, Path]:
     Parameters
     ----------
     folder : Path
-        Folder holding ``.png`` / ``.tif`` / ``.tiff`` files.
+        Folder holding ``.png`` / ``.tif`` / ``.tiff`` files, listed by
+        :func:`nucleiseg.layouts.files_by_stem` (other and hidden files are passed over).
 
     Returns
     -------
@@ -65,14 +66,11 @@ def label_files(folder: Path) -> dict[str, Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise EvaluationError(f"not a folder: {folder}")
-    files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        if path.stem in files:
-            raise EvaluationError(f"two files share the stem {path.stem!r}: {files[path.stem]} and {path}")
-        files[path.stem] = path
-    return dict(sorted(files.items()))
+    by_stem, _ = files_by_stem(folder)
+    for stem, paths in by_stem.items():
+        if len(paths) > 1:
+            raise EvaluationError(f"two files share the stem {stem!r}: {paths[0]} and {paths[1]}")
+    return {stem: by_stem[stem][0] for stem in sorted(by_stem)}
 
 
 def pair_files(gt_dir: Path, pred_dir: Path) -> list[tuple[str, Path, Path]]:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from nucleiseg.evaluate import main
+from nucleiseg.evaluate import label_files, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,6 +123,30 @@ def test_duplicate_stem_is_an_error(folders, capsys):
     tifffile.imwrite(gt_dir / "a.tif", two_nuclei())
     assert main([str(gt_dir), str(pred_dir)]) == 1
     assert "share the stem" in capsys.readouterr().err
+
+
+def test_hidden_files_and_folders_are_passed_over(folders, capsys):
+    # macOS leaves ._a.tif beside a.tif; like every data folder, these are never data.
+    gt_dir, pred_dir = folders
+    (pred_dir / "._a.tif").write_bytes(b"resource fork, not a TIFF")
+    (gt_dir / "sub").mkdir()
+    tifffile.imwrite(gt_dir / "sub" / "c.tif", two_nuclei())
+    assert main([str(gt_dir), str(pred_dir), "--format", "json"]) == 0
+    assert [row["image"] for row in json.loads(capsys.readouterr().out)["images"]] == ["a", "b"]
+
+
+def test_upper_case_suffixes_pair_by_stem(folders, capsys):
+    gt_dir, pred_dir = folders
+    (pred_dir / "a.tif").rename(pred_dir / "a.TIF")
+    assert main([str(gt_dir), str(pred_dir), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["micro"]["tp_050"] == 3
+
+
+def test_label_files_sorts_by_stem(tmp_path):
+    # Sorted by stem, not by file name: "a-1.png" sorts before "a.png" but stem "a" before "a-1".
+    for name in ("a-1.png", "a.png", "B.tif"):
+        (tmp_path / name).write_bytes(b"")  # listing reads names only
+    assert list(label_files(tmp_path)) == ["B", "a", "a-1"]
 
 
 def test_runs_as_a_module(folders):
