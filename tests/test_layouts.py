@@ -86,14 +86,16 @@ def test_ours_list_pairs_and_splits(tmp_path):
 def test_select_without_split_files_uses_all_images(tmp_path):
     write_ours(tmp_path)
     sel = layouts.select(tmp_path, "val")
-    assert [p.stem for p in sel.pairs] == ["a", "b", "c"] and not sel.problems
-    assert sel.split is None and any("no split files" in w for w in sel.warnings)
+    assert [p.stem for p in sel.pairs] == ["a", "b", "c"] and sel.problems == []
+    assert sel.split is None
+    assert sel.warnings == [f"no split files in {tmp_path}; using all 3 images instead of split 'val'"]
 
 
 def test_select_missing_split_file_is_a_problem(tmp_path):
     write_ours(tmp_path, splits={"train": ["a"]})
     sel = layouts.select(tmp_path, "val")
-    assert sel.problems and "val.txt" in sel.problems[0]
+    assert sel.problems == [f"split file not found: {tmp_path / 'val.txt'} (available splits: train, or 'all')"]
+    assert sel.pairs == []
 
 
 def test_select_limit(tmp_path):
@@ -149,6 +151,51 @@ def test_read_image_squeezes_singleton_channel(tmp_path):
     assert layouts.read_image(path).shape == (5, 6)
 
 
+def test_read_array_keeps_what_the_file_holds(tmp_path):
+    path = tmp_path / "rgb.png"
+    iio.imwrite(path, np.full((4, 5, 3), 7, np.uint8))
+    array = layouts.read_array(path)
+    assert array.shape == (4, 5, 3) and array.dtype == np.uint8 and (array == 7).all()
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"not a TIFF")
+    with pytest.raises(ValueError, match=f"cannot read {broken}"):
+        layouts.read_array(broken)
+
+
+def test_check_pair_collects_problems_without_raising(tmp_path):
+    write_ours(tmp_path, stems=("a",))
+    iio.imwrite(tmp_path / "masks" / "a.png", np.ones((10, 24), np.uint16))
+    checked = layouts.check_pair(layouts.list_pairs(tmp_path)[0])
+    assert checked.problems == [
+        f"{tmp_path / 'images' / 'a.png'} and {tmp_path / 'masks' / 'a.png'}: shapes differ (image (20, 24), mask (10, 24))"
+    ]
+    assert checked.labels is None and checked.image.shape == (20, 24)
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest
+# --------------------------------------------------------------------------------------------
+
+
+def test_manifest_marks_and_marked_pairs(tmp_path):
+    write_ours(tmp_path, splits={"val": ["a", "b", "c"]})
+    (tmp_path / "manifest.csv").write_text("name,bbbc039_field\na,IXM_1\nb,\nc, \n")
+    assert layouts.manifest_marks(tmp_path / "manifest.csv", "bbbc039_field") == {"a": True, "b": False, "c": False}
+    assert layouts.manifest_stems(tmp_path / "manifest.csv", "bbbc039_field") == {"a"}
+    assert [p.stem for p in layouts.marked_pairs(tmp_path, "val", "bbbc039_field")] == ["a"]
+    with pytest.raises(ValueError, match="'plate'"):
+        layouts.manifest_marks(tmp_path / "manifest.csv", "plate")
+
+
+def test_marked_pairs_without_manifest_or_marks_is_an_error(tmp_path):
+    write_ours(tmp_path, splits={"val": ["b"]})
+    with pytest.raises(ValueError, match="no manifest.csv"):
+        layouts.marked_pairs(tmp_path, "val", "bbbc039_field")
+    (tmp_path / "manifest.csv").write_text("name,bbbc039_field\na,IXM_1\nb,\n")
+    with pytest.raises(ValueError, match="no image of split 'val' is marked"):
+        layouts.marked_pairs(tmp_path, "val", "bbbc039_field")
+
+
 # --------------------------------------------------------------------------------------------
 # BBBC039 layout
 # --------------------------------------------------------------------------------------------
@@ -193,7 +240,9 @@ def test_bbbc039_detected_from_colour_masks_without_metadata(tmp_path):
     (tmp_path / "metadata").rmdir()
     assert layouts.detect_layout(tmp_path) == "bbbc039"
     sel = layouts.select(tmp_path, "val")  # no split files: all images, with a warning
-    assert len(sel.pairs) == 3 and sel.warnings
+    assert [p.stem for p in sel.pairs] == ["IXMtest_A02_s1_w1", "IXMtest_B03_s2_w1", "IXMtest_C04_s3_w1"]
+    assert sel.layout == "bbbc039"
+    assert sel.warnings == [f"no split files in {tmp_path}; using all 3 images instead of split 'val'"]
 
 
 def test_validate_reports_everything(tmp_path):
@@ -202,5 +251,57 @@ def test_validate_reports_everything(tmp_path):
     iio.imwrite(tmp_path / "masks" / "b.png", np.zeros((20, 24), np.uint16))
     with pytest.raises(layouts.DataError) as info:
         layouts.validate(tmp_path)
-    assert len(info.value.problems) == 2
-    assert "a.png" in str(info.value) and "b.png" in str(info.value)
+    assert info.value.problems == [
+        f"1 image(s) without a mask in {tmp_path / 'masks'}: {tmp_path / 'images' / 'a.png'}",
+        f"{tmp_path / 'masks' / 'b.png'}: empty mask (no nuclei); remove the image or allow empty masks",
+    ]
+    assert str(info.value).startswith(f"invalid input data in {tmp_path} (2 problems):")
+
+
+# --------------------------------------------------------------------------------------------
+# Listing files by stem
+# --------------------------------------------------------------------------------------------
+
+
+def test_files_by_stem_groups_and_passes_over(tmp_path):
+    for name in ("b.tif", "a.png", "a.TIFF", "c.txt", ".DS_Store", "._a.png", "README"):
+        (tmp_path / name).write_bytes(b"")  # listing reads names only
+    (tmp_path / "sub.png").mkdir()  # a folder, whatever its name
+    by_stem, ignored = layouts.files_by_stem(tmp_path)
+    assert by_stem == {"a": [tmp_path / "a.TIFF", tmp_path / "a.png"], "b": [tmp_path / "b.tif"]}
+    assert ignored == [tmp_path / "README", tmp_path / "c.txt"]
+
+
+def test_select_and_list_pairs_accept_what_files_by_stem_lists(tmp_path):
+    write_ours(tmp_path, stems=("a", "b"))
+    (tmp_path / "images" / "b.png").rename(tmp_path / "images" / "b.TIF")
+    (tmp_path / "images" / "._a.png").write_bytes(b"resource fork")
+    (tmp_path / "masks" / "notes.txt").write_text("not a mask")
+    sel = layouts.select(tmp_path)
+    assert [(p.stem, p.image.name) for p in sel.pairs] == [("a", "a.png"), ("b", "b.TIF")]
+    assert sel.problems == []
+    assert sel.warnings == [f"ignored 1 file(s) without a .png/.tif/.tiff suffix: {tmp_path / 'masks' / 'notes.txt'}"]
+    assert [p.image.name for p in layouts.list_pairs(tmp_path)] == ["a.png", "b.TIF"]
+
+
+def test_select_reports_two_images_under_one_stem(tmp_path):
+    write_ours(tmp_path, stems=("a",))
+    (tmp_path / "images" / "a.tif").write_bytes(b"")
+    sel = layouts.select(tmp_path)
+    assert sel.problems == [
+        f"several images share the stem 'a': {tmp_path / 'images' / 'a.png'}, {tmp_path / 'images' / 'a.tif'}"
+    ]
+
+
+@pytest.mark.parametrize(
+    "name, stem",
+    [("a.png", "a"), ("dir/a.TIFF", "a"), ("a.tif", "a"), ("a", "a"), ("plate.1", "plate.1"), ("a.txt", "a.txt")],
+)
+def test_image_stem(name, stem):
+    assert layouts.image_stem(name) == stem
+
+
+def test_split_entries_with_dots_keep_their_stem(tmp_path):
+    write_ours(tmp_path, stems=("plate.1", "plate.2"), splits={"val": ["plate.1", "plate.2.png"]})
+    assert layouts.read_split(tmp_path, "val") == ["plate.1", "plate.2"]
+    assert [p.stem for p in layouts.list_pairs(tmp_path, "val")] == ["plate.1", "plate.2"]
