@@ -131,8 +131,9 @@ def test_empty_mask_allowed_gives_a_warning(setup, tmp_path):
 
     seen = []
     sel, written = layouts.prepare(data, tmp_path / "input", allow_empty_masks=True, warn=seen.append)
-    assert len(written) == 3
-    assert any("empty.png" in w and "empty mask" in w for w in seen)
+    assert [p.stem for p in written] == ["empty", "good1", "good2"]
+    assert seen == [f"{data / 'masks' / 'empty.png'}: empty mask (no nuclei); scored anyway (every prediction is a false positive)"]
+    assert tifffile.imread(written[0].mask).max() == 0
 
 
 def test_unreadable_files(setup):
@@ -194,8 +195,10 @@ def test_non_consecutive_labels_are_accepted(setup, tmp_path):
     from nucleiseg import layouts
 
     _, written = layouts.prepare(data, tmp_path / "input")
+    assert written[0].stem == "good1"
     mask = tifffile.imread(written[0].mask)
     assert sorted(np.unique(mask)) == [0, 1, 2]
+    assert np.array_equal(mask == 1, labels == 5) and np.array_equal(mask == 2, labels == 900)
 
 
 def test_cli_reports_data_error(setup, capsys):
