@@ -172,6 +172,14 @@ def test_check_pair_collects_problems_without_raising(tmp_path):
     assert checked.labels is None and checked.image.shape == (20, 24)
 
 
+def test_public_names_are_importable_from_the_package():
+    assert [name for name in layouts.__all__ if not hasattr(layouts, name)] == []
+    # Names the benchmark, training and the evaluation CLI import from nucleiseg.layouts.
+    for name in ("DataError", "LAYOUTS", "list_pairs", "select", "prepare", "read_labels", "read_image",
+                 "write_tiff", "MAX_LABEL", "manifest_marks", "files_by_stem", "IMAGE_SUFFIXES"):
+        assert name in layouts.__all__, name
+
+
 # --------------------------------------------------------------------------------------------
 # Manifest
 # --------------------------------------------------------------------------------------------
