@@ -20,10 +20,13 @@ MAX_LABEL = np.iinfo(np.uint16).max
 def read_array(path: Path) -> np.ndarray:
     """The pixels of an image file as stored (dtype and axes untouched).
 
+    For callers that need the stored form itself (e.g. the dtype a label file was written
+    with); :func:`read_image` and :func:`read_labels` check and normalise it.
+
     Parameters
     ----------
     path : Path
-        PNG or TIFF file.
+        Any file imageio reads.
 
     Returns
     -------
