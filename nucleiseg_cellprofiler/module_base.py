@@ -1,16 +1,12 @@
-"""What the deep-learning segmentation modules of ``plugins/`` have in common.
+"""The CellProfiler module base class of the two network segmentation plugins.
 
-:class:`NucleusSegmentationModule` is a CellProfiler module base class holding
-the settings, validation, run, measurements and display shared by
-**ClassifyBoundariesUNet** and **ClassifyPixelsDeepCell**; each plugin adds
-only its name, citations, help text and its own few settings.
-
-This is the one file of :mod:`nucleiseg` that imports CellProfiler. Only the
-plugins import it, so ``import nucleiseg`` and the rest of the package stay
-free of CellProfiler. It lives in the installed package rather than in
+:class:`NucleusSegmentationModule` holds the settings, validation, run,
+measurements and display shared by **ClassifyBoundariesUNet** and
+**ClassifyPixelsDeepCell**; each plugin adds only its name, citations, help
+text and its own few settings. It lives in an installed package rather than in
 ``plugins/`` (where CellProfiler imports every ``*.py`` not starting with an
-underscore as a module) so that both plugins import one copy of it wherever
-the plugins folder is.
+underscore as a module) so that both plugins import one copy of it wherever the
+plugins folder is.
 """
 
 from __future__ import annotations
@@ -27,11 +23,12 @@ from cellprofiler_core.setting.choice import Choice
 from cellprofiler_core.setting.subscriber import ImageSubscriber
 from cellprofiler_core.setting.text import Float, ImageName, Integer, LabelName, Pathname
 
-# nucleiseg.inference imports Keras and TensorFlow (seconds); it is imported where a network
-# runs, so that CellProfiler starts, and shows these modules, without loading TensorFlow.
-from . import cards, devices, model_types
-from .postprocess import PostprocessSettings, probabilities_to_labels
-from .targets import BACKGROUND, BOUNDARY, INTERIOR
+# None of these import Keras or TensorFlow (seconds): CellProfiler imports every plugin at start-up.
+from nucleiseg import cards, devices, model_types
+from nucleiseg.inference import check_greyscale, predict_probabilities
+from nucleiseg.postprocess import PostprocessSettings
+
+from .names import IMAGE, NUCLEI, PROBABILITY_IMAGES
 
 MODEL_SHIPPED = "Shipped default"
 MODEL_CUSTOM = "Custom model file"
@@ -41,121 +38,6 @@ DEVICE_GPU = "GPU"
 _DEVICE_KINDS = {DEVICE_AUTOMATIC: "auto", DEVICE_CPU: "cpu", DEVICE_GPU: "gpu"}
 
 _DEFAULT_POSTPROCESS = PostprocessSettings()
-
-
-CAICEDO_2019 = """-  Caicedo JC, Roth J, Goodman A, Becker T, Karhohs KW, Broisin M, Molnar C, McQuin C, Singh S,
-   Theis FJ, Carpenter AE (2019) "Evaluation of Deep Learning Strategies for Nucleus
-   Segmentation in Fluorescence Images", *Cytometry Part A* 95(9), 952-965.
-   `(link) <https://doi.org/10.1002/cyto.a.23863>`__"""
-
-
-def nucleus_module_help(
-    name: str, summary: str, steps: str, checksum_note: str, pipeline: str,
-    other_name: str, other_pipeline: str, other_summary: str, technical: str, references: str,
-) -> str:
-    """The help text (reStructuredText) of a network segmentation plug-in.
-
-    CellProfiler shows a module file's docstring as its help; both network plug-ins
-    assign this to their ``__doc__`` so that the sections they share are written once.
-
-    Parameters
-    ----------
-    name : str
-        Module name.
-    summary, steps : str
-        Opening paragraph and the numbered "How it works" list of this module.
-    checksum_note : str
-        What is checksummed ("the model's weights", "each network's weights").
-    pipeline, other_name, other_pipeline, other_summary : str
-        This module's shipped pipeline, the other network module, its pipeline and a
-        sentence on it for "See also".
-    technical, references : str
-        The "Technical notes" paragraph and this module's references (Caicedo et al.
-        2019 is added).
-    """
-    return f"""
-{name}
-{"=" * len(name)}
-
-{summary}
-
-How it works:
-
-{steps}
-
-The module outputs the nuclei as objects and the three probability maps as images, which sum
-to 1 at every pixel. A constant image (e.g. all zero) gives no nuclei. A masked image (from
-**Crop** or **MaskImage**, for example) is used inside its mask only: normalization is computed
-from the pixels inside, and outside it the probabilities are pure background and there are no
-nuclei (those crossing the edge are cut there).
-
-The model is loaded once per worker process and reused for every image set. Before a run, the
-SHA-256 checksum of {checksum_note} is checked against its model card.
-
-|
-
-============ ============ ===============
-Supports 2D? Supports 3D? Respects masks?
-============ ============ ===============
-YES          NO           YES
-============ ============ ===============
-
-Recommended pipelines
-^^^^^^^^^^^^^^^^^^^^^
-
--  ``pipelines/{pipeline}.cppipe`` (in this project's repository): input modules for images in an
-   ``images/`` folder and ground-truth label images in ``masks/`` (matched by file name),
-   **{name}** with the post-processing settings tuned on training images,
-   **ConvertObjectsToImage** and **SaveImages** for the label images, **EvaluateObjectF1**
-   and **ExportToSpreadsheet**.
--  ``pipelines/{pipeline}-segment.cppipe`` is for images without ground truth: it takes every
-   image under the input folder (except folders named ``masks`` or ``labels``), and instead of
-   scoring measures each nucleus (**MeasureObjectSizeShape**, **MeasureObjectIntensity**).
--  To drop nuclei cut by the image (or mask) border before measuring them, add **FilterObjects**
-   in mode *Image or mask border* after this module; to drop nuclei by size or shape, use its
-   *Measurements* mode after **MeasureObjectSizeShape**.
--  ``pipelines/{other_pipeline}.cppipe`` is the same pipeline with **{other_name}**;
-   ``pipelines/basic.cppipe`` and ``pipelines/advanced.cppipe`` are the classical
-   **IdentifyPrimaryObjects** baselines to compare with.
-
-What the display window shows
-^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-
-The input image, the boundary probability (0 to 1, black to white) and the input image with
-the outlines of the nuclei found, titled with their number and the device that ran the
-network.
-
-See also
-^^^^^^^^
-
-{other_summary}
-**IdentifyPrimaryObjects** is the classical alternative; **EvaluateObjectF1** scores the
-nuclei against ground truth.
-
-Measurements made by this module
-^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-
-**Image measurements:**
-
--  *Count*: the number of nuclei found.
-
-**Object measurements:**
-
--  *Location_Center_X*, *Location_Center_Y*: pixel coordinates of the centre of mass of each
-   nucleus (*Location_Center_Z* is 0).
--  *Number_Object_Number*: the object number of each nucleus.
-
-Technical notes
-^^^^^^^^^^^^^^^
-
-{technical}
-
-References
-^^^^^^^^^^
-
-{CAICEDO_2019}
-{references}
-"""
 
 
 class ModelCardPathname(Pathname):
@@ -169,17 +51,19 @@ class ModelCardPathname(Pathname):
 
 
 class NucleusSegmentationModule(ImageSegmentation):
-    """Base of the modules that turn a greyscale image into nuclei with a 3-class network.
+    """Base of the modules that turn a greyscale image into nuclei with a background / interior / boundary network.
 
-    Subclasses set ``module_name``, ``doi`` and :attr:`architecture` (the key
-    of the model type's ``default_card`` (:mod:`nucleiseg.model_types`), also the architecture name a
-    model card must declare), and may add settings through the ``extra_*``
-    hooks and :meth:`predict`. The settings revision and its upgrades live
-    here because the settings they order are the base class's.
+    Subclasses set :attr:`architecture` (a name of :mod:`nucleiseg.model_types`:
+    its shipped cards are the module's models, and the architecture a model
+    card must declare), ``module_name`` (``NETWORK_MODULES[architecture]``)
+    and ``doi``, and may add settings through the ``extra_*`` hooks and choose
+    the model type's inference mode with :meth:`network_mode`. The settings
+    revision and its upgrades live here because the settings they order are
+    the base class's.
     """
 
     category = "Object Processing"
-    architecture = ""  # "unet" or "deepcell"
+    architecture = ""  # a key of names.NETWORK_MODULES
     # 2: "Use the model's tuned post-processing?", the foreground threshold and test-time
     # augmentation added.
     variable_revision_number = 2
@@ -189,7 +73,7 @@ class NucleusSegmentationModule(ImageSegmentation):
     def create_settings(self):
         self.x_name = ImageSubscriber(
             "Select the input image",
-            "DNA",
+            IMAGE,
             doc="""\
 The greyscale image in which to find nuclei, e.g. a DNA stain (Hoechst, DAPI). It must be
 2-D and single-channel; convert colour images with **ColorToGray** first. Any bit depth works:
@@ -197,26 +81,26 @@ the image is normalized as the network was trained, so its scale does not matter
         )
         self.y_name = LabelName(
             "Name the output objects",
-            "Nuclei",
+            NUCLEI,
             doc="Name of the nucleus objects this module creates, for use by later modules.",
         )
         self.background_name = ImageName(
             "Name the background probability image",
-            "BackgroundProbability",
+            PROBABILITY_IMAGES["background"],
             doc="""\
 Name of the output image holding, for every pixel, the network's probability (0 to 1) that
 the pixel is background. The three probability images sum to 1 at every pixel.""",
         )
         self.interior_name = ImageName(
             "Name the interior probability image",
-            "InteriorProbability",
+            PROBABILITY_IMAGES["interior"],
             doc="""\
 Name of the output image holding each pixel's probability of lying inside a nucleus, away
 from its edge. Thresholding it gives the seeds of the nuclei.""",
         )
         self.boundary_name = ImageName(
             "Name the boundary probability image",
-            "BoundaryProbability",
+            PROBABILITY_IMAGES["boundary"],
             doc="""\
 Name of the output image holding each pixel's probability of lying on the edge of a nucleus,
 including where two nuclei touch. Useful to inspect why touching nuclei were or were not
@@ -478,6 +362,25 @@ share the GPU.""",
     def volumetric(self):
         return False
 
+    def probability_settings(self) -> dict:
+        """The output image setting of each class probability, by class name."""
+        return {"background": self.background_name, "interior": self.interior_name, "boundary": self.boundary_name}
+
+    def class_channels(self) -> dict[str, int]:
+        """Channel of each class of :meth:`probability_settings` in the model type's output.
+
+        Raises
+        ------
+        ValueError
+            When the model type does not predict one of those classes.
+        """
+        classes = model_types.get(self.architecture).classes
+        missing = [name for name in self.probability_settings() if name not in classes]
+        if missing:
+            raise ValueError(f"{self.module_name}: the {self.architecture!r} model type predicts {', '.join(classes)}, "
+                             f"not {', '.join(missing)}")
+        return {name: classes.index(name) for name in self.probability_settings()}
+
     def is_object_identification_module(self):
         return True
 
@@ -520,9 +423,9 @@ share the GPU.""",
     # ---- validation ------------------------------------------------------------------------
 
     def validate_module(self, pipeline):
-        names = [s.value for s in (self.background_name, self.interior_name, self.boundary_name)]
-        if len(set(names)) < 3:
-            raise ValidationError("The three probability images need three different names", self.boundary_name)
+        names = [setting.value for setting in self.probability_settings().values()]
+        if len(set(names)) < len(names):
+            raise ValidationError("The probability images need different names, one for each class", self.boundary_name)
         if self.uses_percentiles() and not self.low_percentile.value < self.high_percentile.value:
             raise ValidationError("The lower normalization percentile must be below the upper one", self.high_percentile)
         if not self.use_model_postprocess.value:
@@ -612,24 +515,11 @@ share the GPU.""",
         """The chosen model, loaded once per process (see :func:`nucleiseg.cards.load`)."""
         return cards.load(self.model_path(), ensemble_size=self.ensemble_size())
 
-    def predict(self, image: np.ndarray, model: cards.LoadedModel, mask: np.ndarray | None = None) -> np.ndarray:
-        """Hook: ``(H, W, 3)`` class probabilities of a 2-D image; with ``mask``, normalized from the
-        pixels inside it and pure background outside (as :func:`nucleiseg.inference.predict_probabilities`)."""
-        from .inference import predict_probabilities
-
-        return predict_probabilities(
-            image,
-            model,
-            normalization=self.normalization(),
-            tile=int(self.tile_size.value),
-            overlap=int(self.tile_overlap.value),
-            batch_size=int(self.batch_size.value),
-            mask=mask,
-        )
+    def network_mode(self) -> str:
+        """Hook: the model type's inference mode the settings choose (:data:`nucleiseg.model_types.DENSE` here)."""
+        return model_types.DENSE
 
     def run(self, workspace):
-        from .inference import average_over_flips_and_rotations, check_greyscale
-
         image = workspace.image_set.get_image(self.x_name.value)
         pixels = image.pixel_data
         if image.volumetric:
@@ -637,7 +527,7 @@ share the GPU.""",
                 f"{self.module_name}: {self.x_name.value!r} is a 3-D image of shape {pixels.shape}; "
                 "this module segments 2-D images only"
             )
-        # Raises a ValueError naming the image for colour or otherwise non-2-D pixel data.
+        # Checked here as well as in the core so that the error names this module and its input.
         pixels = check_greyscale(pixels, name=f"{self.module_name}: input image {self.x_name.value!r}")
         # A masked image (e.g. from Crop or MaskImage) is used inside its mask only.
         mask = image.mask if image.has_mask else None
@@ -649,20 +539,22 @@ share the GPU.""",
         devices.enable_memory_growth()
         with devices.scope(device):
             model = self.load_model()
-            if self.augment.value:
-                probabilities = average_over_flips_and_rotations(
-                    lambda view, *mask_view: self.predict(view, model, *mask_view), pixels, mask
-                )
-            else:
-                probabilities = self.predict(pixels, model, mask)
-        labels = probabilities_to_labels(probabilities, settings)
+            probabilities = predict_probabilities(
+                pixels,
+                model,
+                normalization=self.normalization(),
+                tile=int(self.tile_size.value),
+                overlap=int(self.tile_overlap.value),
+                batch_size=int(self.batch_size.value),
+                augment=self.augment.value,
+                mask=mask,
+                mode=self.network_mode(),
+            )
+        labels = model.model_type.to_labels(probabilities, settings)
 
-        for setting, channel in (
-            (self.background_name, BACKGROUND),
-            (self.interior_name, INTERIOR),
-            (self.boundary_name, BOUNDARY),
-        ):
-            output = Image(np.ascontiguousarray(probabilities[..., channel]), parent_image=image, convert=False)
+        channels = self.class_channels()
+        for class_name, setting in self.probability_settings().items():
+            output = Image(np.ascontiguousarray(probabilities[..., channels[class_name]]), parent_image=image, convert=False)
             workspace.image_set.add(setting.value, output)
 
         objects = Objects()
@@ -674,7 +566,7 @@ share the GPU.""",
         if self.show_window:
             data = workspace.display_data
             data.image = pixels
-            data.boundary = probabilities[..., BOUNDARY]
+            data.boundary = probabilities[..., channels["boundary"]]
             data.labels = labels
             data.count = int(labels.max())
             data.device = device

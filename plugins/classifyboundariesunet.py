@@ -1,9 +1,11 @@
 """ClassifyBoundariesUNet: nuclei from a 3-class U-Net (help text built below)."""
 
-from nucleiseg.cellprofiler_module import NucleusSegmentationModule, nucleus_module_help
+from nucleiseg_cellprofiler.help_text import nucleus_module_help
+from nucleiseg_cellprofiler.module_base import NucleusSegmentationModule
+from nucleiseg_cellprofiler.names import NETWORK_MODULES
 
 __doc__ = nucleus_module_help(
-    "ClassifyBoundariesUNet",
+    NETWORK_MODULES["unet"],
     summary="""\
 **ClassifyBoundariesUNet** finds nuclei in a greyscale image (e.g. a DNA stain) with a U-Net
 that classifies every pixel as *background*, nucleus *interior* or nucleus *boundary*, the
@@ -19,7 +21,7 @@ are predicted as boundary.""",
    and small objects removed.""",
     checksum_note="the model's weights",
     pipeline="unet",
-    other_name="ClassifyPixelsDeepCell",
+    other_name=NETWORK_MODULES["deepcell"],
     other_pipeline="deepcell",
     other_summary="**ClassifyPixelsDeepCell** segments nuclei with the DeepCell network in the same way;",
     technical="""\
@@ -34,12 +36,11 @@ a GPU (see *Device*).""",
 )
 
 
-
 # No class docstring: CellProfiler shows the module's __doc__ (above) as help only when the
 # class has none. Settings, run and display live in NucleusSegmentationModule.
 class ClassifyBoundariesUNet(NucleusSegmentationModule):
-    module_name = "ClassifyBoundariesUNet"
     architecture = "unet"
+    module_name = NETWORK_MODULES[architecture]
     doi = {
         "Please cite the following when using ClassifyBoundariesUNet (Caicedo et al. 2019, "
         "Evaluation of Deep Learning Strategies for Nucleus Segmentation in Fluorescence Images, "

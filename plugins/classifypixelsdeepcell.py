@@ -4,10 +4,14 @@ from cellprofiler_core.setting import ValidationError
 from cellprofiler_core.setting.choice import Choice
 from cellprofiler_core.setting.text import Integer
 
-from nucleiseg.cellprofiler_module import NucleusSegmentationModule, nucleus_module_help
+from nucleiseg.model_types import DENSE
+from nucleiseg.model_types.deepcell import DEFAULT_WINDOW, PATCH_MODE
+from nucleiseg_cellprofiler.help_text import nucleus_module_help
+from nucleiseg_cellprofiler.module_base import NucleusSegmentationModule
+from nucleiseg_cellprofiler.names import NETWORK_MODULES
 
 __doc__ = nucleus_module_help(
-    "ClassifyPixelsDeepCell",
+    NETWORK_MODULES["deepcell"],
     summary="""\
 **ClassifyPixelsDeepCell** finds nuclei in a greyscale image (e.g. a DNA stain) with the
 DeepCell network of Van Valen et al. 2016, as evaluated by Caicedo et al. 2019. The network
@@ -30,7 +34,7 @@ which computes exactly the same per-pixel result for the whole image in one pass
 times faster. The patch-by-patch mode is offered to reproduce the published procedure.""",
     checksum_note="each network's weights",
     pipeline="deepcell",
-    other_name="ClassifyBoundariesUNet",
+    other_name=NETWORK_MODULES["unet"],
     other_pipeline="unet",
     other_summary="**ClassifyBoundariesUNet** segments nuclei with a U-Net in the same way;",
     technical="""\
@@ -47,38 +51,18 @@ TensorFlow, on the CPU or a GPU (see *Device*).""",
 
 MODE_DENSE = "Fully convolutional (fast)"
 MODE_PATCH = "Patch by patch (as published; slow)"
+# The deepcell model type's inference mode of each choice.
+INFERENCE_MODES = {MODE_DENSE: DENSE, MODE_PATCH: PATCH_MODE}
 NORMALIZATION_PERCENTILE = "Percentile (as trained)"
 NORMALIZATION_DEEPCELL = "DeepCell original (median / local mean)"
-# Local-mean window of DeepCell's normalization: the network's patch size
-# (nucleiseg.model_types.deepcell.PATCH, not imported here because it pulls in Keras).
-DEEPCELL_WINDOW = 61
 DEFAULT_ENSEMBLE_SIZE = 5
-
-
-def patch_predictor():
-    """``nucleiseg.model_types.deepcell.predict_patches``, imported when first needed.
-
-    Raises
-    ------
-    ImportError
-        This nucleiseg installation has no patch-by-patch inference.
-    """
-    try:
-        from nucleiseg.model_types.deepcell import predict_patches
-    except ImportError as error:
-        raise ImportError(
-            "patch-by-patch inference is unavailable: this nucleiseg installation lacks "
-            f"nucleiseg.model_types.deepcell.predict_patches ({error}); choose '{MODE_DENSE}', which computes the "
-            "same per-pixel result"
-        ) from error
-    return predict_patches
 
 
 # No class docstring: CellProfiler shows the module's __doc__ (above) as help only when the
 # class has none. Shared settings, run and display live in NucleusSegmentationModule.
 class ClassifyPixelsDeepCell(NucleusSegmentationModule):
-    module_name = "ClassifyPixelsDeepCell"
     architecture = "deepcell"
+    module_name = NETWORK_MODULES[architecture]
     doi = {
         "Please cite the following when using ClassifyPixelsDeepCell (Van Valen et al. 2016, "
         "Deep Learning Automates the Quantitative Analysis of Individual Cells in Live-Cell "
@@ -104,7 +88,7 @@ network runs per image) against 0.661 with all 5 networks (5 runs).""",
         )
         self.inference_mode = Choice(
             "Inference mode",
-            [MODE_DENSE, MODE_PATCH],
+            list(INFERENCE_MODES),
             MODE_DENSE,
             doc=f"""\
 *{MODE_DENSE}*: run the network once over the whole image (in tiles for large images),
@@ -124,7 +108,7 @@ batch settings do not apply to this mode (patches go to the network 512 at a tim
 the shipped model was trained.
 
 *{NORMALIZATION_DEEPCELL}*: DeepCell's original scheme: divide by the image median, then
-subtract the mean over the {DEEPCELL_WINDOW} x {DEEPCELL_WINDOW} window around each pixel. Use
+subtract the mean over the {DEFAULT_WINDOW} x {DEFAULT_WINDOW} window around each pixel. Use
 it with models trained with it (their card says ``"method": "deepcell"``); a model trained
 with percentiles sees different values and segments worse.""",
         )
@@ -141,7 +125,7 @@ with percentiles sees different values and segments worse.""",
     def normalization(self):
         if self.uses_percentiles():
             return super().normalization()
-        return {"method": "deepcell", "window": DEEPCELL_WINDOW}
+        return {"method": "deepcell", "window": DEFAULT_WINDOW}
 
     def ensemble_size(self):
         return int(self.ensemble.value)
@@ -152,24 +136,6 @@ with percentiles sees different values and segments worse.""",
                 f"Ensemble size {self.ensemble_size()} is larger than the {len(members)} network(s) of {self.model_path()}",
                 self.ensemble,
             )
-        if self.inference_mode.value == MODE_PATCH:
-            try:
-                patch_predictor()
-            except ImportError as error:
-                raise ValidationError(str(error), self.inference_mode)
 
-    def predict(self, image, model, mask=None):
-        if self.inference_mode.value == MODE_DENSE:
-            return super().predict(image, model, mask)
-        predict_patches = patch_predictor()
-        from nucleiseg.inference import blank_probabilities
-        from nucleiseg.normalization import normalize
-        from nucleiseg.postprocess import mask_probabilities
-
-        # As in fully convolutional mode (predict_probabilities): the same blank and mask handling.
-        blank = blank_probabilities(image, mask)
-        if blank is not None:
-            return blank
-        # The core's default patch batch is used: the tile batch size is far too small for patches.
-        probabilities = predict_patches(normalize(image, self.normalization(), mask=mask), model)
-        return probabilities if mask is None else mask_probabilities(probabilities, mask)
+    def network_mode(self):
+        return INFERENCE_MODES[self.inference_mode.value]

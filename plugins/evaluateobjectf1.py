@@ -115,6 +115,7 @@ from nucleiseg.metric import (
     parse_thresholds,
     score_image,
 )
+from nucleiseg_cellprofiler.names import GROUND_TRUTH, NUCLEI
 
 C_OBJECT_F1 = "ObjectF1"
 
@@ -162,14 +163,14 @@ class EvaluateObjectF1(Module):
     def create_settings(self):
         self.ground_truth = LabelSubscriber(
             "Select the ground-truth objects",
-            "GroundTruth",
+            GROUND_TRUTH,
             doc="""\
 Objects holding the reference segmentation, for example nuclei annotated by hand and loaded as
 objects from label images in **NamesAndTypes**. Each object is one nucleus.""",
         )
         self.predicted = LabelSubscriber(
             "Select the predicted objects",
-            "Nuclei",
+            NUCLEI,
             doc="""\
 Objects to score against the ground truth, for example the output of **IdentifyPrimaryObjects**
 or of a deep-learning segmentation module. They must have the same size as the ground truth.""",

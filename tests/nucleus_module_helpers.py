@@ -27,13 +27,10 @@ from cellprofiler_core.object import ObjectSet  # noqa: E402
 from cellprofiler_core.pipeline import Pipeline  # noqa: E402
 from cellprofiler_core.workspace import Workspace  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-PLUGINS = ROOT / "plugins"
-for folder in (PLUGINS, ROOT / "pipelines"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-import build_pipelines  # noqa: E402  (the shipped pipelines' input modules)
+from nucleiseg_cellprofiler import PLUGINS_DIR as PLUGINS  # noqa: E402
+from nucleiseg_cellprofiler import REPOSITORY as ROOT  # noqa: E402
+from nucleiseg_cellprofiler.names import IMAGE  # noqa: E402
+from nucleiseg_cellprofiler.pipelines import modules as pipeline_modules  # noqa: E402
 
 # Bright discs (row, column, radius) of the synthetic test image, well apart from each other.
 DISCS = ((16, 16, 6), (16, 46, 6), (46, 30, 7))
@@ -159,7 +156,7 @@ def make_module(module_class, card: Path | None = None, **settings):
 
 
 def run_images(module, pipeline, images, show_window: bool = False, image_kwargs: dict | None = None):
-    """Run ``module`` on each array of ``images`` as successive image sets named ``DNA``.
+    """Run ``module`` on each array of ``images`` as successive image sets named :data:`IMAGE` (``DNA``).
 
     Returns the measurements and the workspaces (one per image set).
     """
@@ -171,7 +168,7 @@ def run_images(module, pipeline, images, show_window: bool = False, image_kwargs
         if index:
             measurements.next_image_set()
         image_set = image_set_list.get_image_set(index)
-        image_set.add("DNA", Image(pixels, **(image_kwargs or {})))
+        image_set.add(IMAGE, Image(pixels, **(image_kwargs or {})))
         workspace = Workspace(pipeline, module, image_set, ObjectSet(), measurements, image_set_list)
         module.run(workspace)
         workspaces.append(workspace)
@@ -229,7 +226,7 @@ def input_modules(image_folder: str = "images"):
     """Images, Metadata (Stem from the file name), NamesAndTypes (image DNA), Groups."""
     import cellprofiler_core.modules  # noqa: F401  (fills the module registry)
 
-    return build_pipelines.input_modules(assignments=[(image_folder, "image", "DNA")])
+    return pipeline_modules.input_modules(assignments=[(image_folder, "image", IMAGE)])
 
 
 def headless_run(tmp_path: Path, module, images: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -242,17 +239,10 @@ def headless_run(tmp_path: Path, module, images: dict[str, np.ndarray]) -> dict[
 
     import cellprofiler_core.modules  # noqa: F401  (fills the module registry)
     import tifffile
-    from cellprofiler_core.utilities.core.modules import instantiate_module
 
     cellprofiler = Path(sys.executable).with_name("cellprofiler")
-    export = instantiate_module("ExportToSpreadsheet")
-    export.delimiter.value_text = 'Comma (",")'
-    export.wants_prefix.value = False
-    export.wants_overwrite_without_warning.value = True
-    export.wants_everything.value = True
-    export.directory.value = "Default Output Folder|"
     pipeline = Pipeline()
-    for number, step in enumerate([*input_modules(), module, export], start=1):
+    for number, step in enumerate([*input_modules(), module, pipeline_modules.export_to_spreadsheet()], start=1):
         step.set_module_num(number)
         pipeline.add_module(step)
     with open(tmp_path / "segment.cppipe", "w") as fd:
@@ -275,7 +265,7 @@ def headless_run(tmp_path: Path, module, images: dict[str, np.ndarray]) -> dict[
     return {row["Metadata_Stem"]: row for row in csv.DictReader(open(out / "Image.csv"))}
 
 
-def with_image_provider(module, pipeline, image_name: str = "DNA"):
+def with_image_provider(module, pipeline, image_name: str = IMAGE):
     """Put a NamesAndTypes that provides ``image_name`` before ``module``, so the input image validates."""
     import cellprofiler_core.modules  # noqa: F401  (fills the module registry)
     from cellprofiler_core.utilities.core.modules import instantiate_module

@@ -19,19 +19,13 @@ import nucleus_module_helpers as helpers  # noqa: E402  (sets CellProfiler headl
 from cellprofiler_core.constants.measurement import IMAGE  # noqa: E402
 from cellprofiler_core.setting import ValidationError  # noqa: E402
 
-import classifypixelsdeepcell  # noqa: E402
-from classifypixelsdeepcell import ClassifyPixelsDeepCell  # noqa: E402
+from plugin_files import load_plugin  # noqa: E402
+
 from nucleiseg import cards, model_types  # noqa: E402
+from nucleiseg_cellprofiler import names  # noqa: E402
 
+ClassifyPixelsDeepCell = load_plugin("classifypixelsdeepcell").ClassifyPixelsDeepCell
 PROBABILITY_IMAGES = ("BackgroundProbability", "InteriorProbability", "BoundaryProbability")
-
-
-def patch_mode_available() -> bool:
-    try:
-        classifypixelsdeepcell.patch_predictor()
-    except ImportError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +71,7 @@ def test_module_metadata_and_help():
     assert module.ensemble.value == 5
     assert module.inference_mode.value == "Fully convolutional (fast)"
     assert module.normalization_method.value == "Percentile (as trained)"
-    assert module.y_name.value == "Nuclei"
+    assert module.y_name.value == names.NUCLEI
 
 
 def test_cellprofiler_plugin_loader_accepts_the_module():
@@ -105,11 +99,11 @@ def test_ensemble_finds_the_bright_nuclei(ensemble):
     assert len(module.load_model().networks) == 2
     for number in (1, 2):
         assert measurements.get_measurement(IMAGE, "Count_Nuclei", number) == len(helpers.DISCS)
-    labels = workspace.object_set.get_objects("Nuclei").segmented
+    labels = workspace.object_set.get_objects(names.NUCLEI).segmented
     for r, c, _ in helpers.DISCS:
         assert labels[r, c] > 0
     assert len(set(labels[r, c] for r, c, _ in helpers.DISCS)) == len(helpers.DISCS)
-    centres_x = measurements.get_current_measurement("Nuclei", "Location_Center_X")
+    centres_x = measurements.get_current_measurement(names.NUCLEI, "Location_Center_X")
     assert len(centres_x) == len(helpers.DISCS)
     probabilities = [workspace.image_set.get_image(name).pixel_data for name in PROBABILITY_IMAGES]
     np.testing.assert_allclose(sum(probabilities), 1.0, atol=1e-5)
@@ -222,33 +216,26 @@ def test_second_image_set_reuses_the_loaded_model(single, monkeypatch):
     assert len(loads) == 2 and load(single, ensemble_size=1) is module.load_model()
 
 
-def test_patch_mode_unavailable_is_explained(single, monkeypatch):
-    import sys
+def test_patch_mode_matches_fully_convolutional(single, monkeypatch):
+    from nucleiseg.model_types import deepcell
 
-    monkeypatch.setitem(sys.modules, "nucleiseg.model_types.deepcell", None)  # as if the core lacked it: import fails
-    module, pipeline = module_for(single, ensemble=1, inference_mode="Patch by patch (as published; slow)")
-    error = validation_error(module, pipeline)
-    assert "patch-by-patch inference is unavailable" in str(error) and "Fully convolutional" in str(error)
-    assert error.get_setting() is module.inference_mode
-    with pytest.raises(ImportError, match="unavailable"):
-        helpers.run_images(module, pipeline, [helpers.synthetic_image()])
-
-
-@pytest.mark.skipif(not patch_mode_available(), reason="nucleiseg.model_types.deepcell.predict_patches not available")
-def test_patch_mode_matches_fully_convolutional(single):
     # 12 x 12 pixels: 144 patches, one network call; a constant image skips the network in both modes.
     image = helpers.synthetic_image()[10:22, 10:22].copy()
+    patch_runs = []
+    predict_patches = deepcell.predict_patches
+    monkeypatch.setattr(deepcell, "predict_patches", lambda *a, **k: patch_runs.append(a[0].shape) or predict_patches(*a, **k))
     results = []
-    for mode in ("Fully convolutional (fast)", "Patch by patch (as published; slow)"):
+    for mode, runs in (("Fully convolutional (fast)", []), ("Patch by patch (as published; slow)", [image.shape])):
         module, pipeline = module_for(single, ensemble=1, inference_mode=mode)
         check_valid(module, pipeline)
         measurements, (workspace, empty) = helpers.run_images(module, pipeline, [image, np.zeros_like(image)])
         results.append([workspace.image_set.get_image(name).pixel_data for name in PROBABILITY_IMAGES])
         assert measurements.get_measurement(IMAGE, "Count_Nuclei", 2) == 0
+        assert patch_runs == runs  # the choice reached the core's patch mode, and only there
     np.testing.assert_allclose(np.stack(results[0]), np.stack(results[1]), atol=1e-4)
     assert results[1][1].max() > 0.9  # the disc is in the crop
 
-@pytest.mark.skipif(not patch_mode_available(), reason="nucleiseg.model_types.deepcell.predict_patches not available")
+
 def test_both_modes_use_a_masked_image_inside_its_mask_only(single):
     image = helpers.synthetic_image()[10:22, 10:22].copy()
     image[:, -3:] = 40.0  # a bright artefact, masked out
@@ -259,7 +246,7 @@ def test_both_modes_use_a_masked_image_inside_its_mask_only(single):
         module, pipeline = module_for(single, ensemble=1, inference_mode=mode)
         _, (workspace,) = helpers.run_images(module, pipeline, [image], image_kwargs={"mask": mask})
         results.append(np.stack([workspace.image_set.get_image(name).pixel_data for name in PROBABILITY_IMAGES]))
-        assert workspace.object_set.get_objects("Nuclei").segmented[~mask].max() == 0
+        assert workspace.object_set.get_objects(names.NUCLEI).segmented[~mask].max() == 0
     np.testing.assert_allclose(results[0], results[1], atol=1e-4)
     assert np.all(results[0][0][~mask] == 1.0) and results[0][1][mask].max() > 0.9  # the disc is still found
 

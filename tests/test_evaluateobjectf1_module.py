@@ -31,9 +31,13 @@ from cellprofiler_core.setting import ValidationError  # noqa: E402
 from cellprofiler_core.utilities.core.modules import add_module_for_tst  # noqa: E402
 from cellprofiler_core.workspace import Workspace  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
-import evaluateobjectf1  # noqa: E402
-from evaluateobjectf1 import EvaluateObjectF1  # noqa: E402
+from plugin_files import load_plugin  # noqa: E402
+
+from nucleiseg_cellprofiler.names import GROUND_TRUTH, MASKS_FOLDER, NUCLEI  # noqa: E402
+from nucleiseg_cellprofiler.pipelines import modules as pipeline_modules  # noqa: E402
+
+evaluateobjectf1 = load_plugin("evaluateobjectf1")
+EvaluateObjectF1 = evaluateobjectf1.EvaluateObjectF1
 
 
 def square(shape, top, left, height, width, label, out):
@@ -83,7 +87,7 @@ def run_all(module, pipeline, measurements, pairs, show_window=False):
         if i:
             measurements.next_image_set()
         object_set = ObjectSet()
-        for name, labels in (("GroundTruth", gt), ("Nuclei", pred)):
+        for name, labels in ((GROUND_TRUTH, gt), (NUCLEI, pred)):
             objects = Objects()
             objects.segmented = labels
             object_set.add_objects(objects, name)
@@ -109,7 +113,7 @@ def test_module_metadata():
     for setting in module.settings():
         assert setting.doc and len(setting.doc.strip()) > 40, setting.text
     # Defaults follow docs/CONVENTIONS.md.
-    assert module.ground_truth.value == "GroundTruth" and module.predicted.value == "Nuclei"
+    assert (module.ground_truth.value, module.predicted.value) == (GROUND_TRUTH, NUCLEI) == ("GroundTruth", "Nuclei")
 
 
 def test_run_and_post_run_store_image_and_experiment_measurements(measurements):
@@ -167,7 +171,7 @@ def test_declared_columns_match_what_run_writes(measurements):
     # Categories and measurement names describe the same features.
     assert module.get_categories(pipeline, IMAGE) == ["ObjectF1"]
     assert module.get_categories(pipeline, EXPERIMENT) == ["ObjectF1"]
-    assert module.get_categories(pipeline, "Nuclei") == []
+    assert module.get_categories(pipeline, NUCLEI) == []
     names = module.get_measurements(pipeline, IMAGE, "ObjectF1")
     assert {f"ObjectF1_{n}" for n in names} == written
     assert {f"ObjectF1_{n}" for n in module.get_measurements(pipeline, EXPERIMENT, "ObjectF1")} == written_experiment
@@ -208,7 +212,7 @@ def test_validate_module_names_the_setting(setting, value, message):
 def test_validate_module_accepts_defaults_and_rejects_same_objects():
     module, pipeline = make_module()
     module.validate_module(pipeline)  # no exception
-    module.predicted.value = "GroundTruth"
+    module.predicted.value = GROUND_TRUTH
     with pytest.raises(ValidationError) as caught:
         module.validate_module(pipeline)
     assert caught.value.get_setting() is module.predicted
@@ -276,7 +280,7 @@ def test_display_colours_every_outcome_and_tabulates_f1(measurements, tmp_path):
     figure = AggFigure()
     module.display(workspace, figure)
     gt_axes, pred_axes = figure.subplots[0, 0], figure.subplots[1, 0]
-    assert "GroundTruth" in gt_axes.get_title() and "IoU > 0.50" in gt_axes.get_title()
+    assert GROUND_TRUTH in gt_axes.get_title() and "IoU > 0.50" in gt_axes.get_title()
     for word in ("matched (green)", "missed (red)", "split (magenta)"):
         assert word in gt_axes.get_title()
     for word in ("matched (green)", "false positive (yellow)", "merged (blue)"):
@@ -316,9 +320,8 @@ def test_display_colours_every_outcome_and_tabulates_f1(measurements, tmp_path):
 def _input_modules():
     """Images, Metadata, NamesAndTypes (GroundTruth objects from masks/, Nuclei objects from pred/), Groups."""
     import cellprofiler_core.modules  # noqa: F401  (fills the module registry)
-    from nucleus_module_helpers import build_pipelines
 
-    return build_pipelines.input_modules(assignments=[("masks", "objects", "GroundTruth"), ("pred", "objects", "Nuclei")])
+    return pipeline_modules.input_modules(assignments=[(MASKS_FOLDER, "objects", GROUND_TRUTH), ("pred", "objects", NUCLEI)])
 
 
 @pytest.mark.slow
@@ -328,20 +331,14 @@ def test_headless_cellprofiler_run_exports_the_measurements(tmp_path):
 
     import cellprofiler_core.modules  # noqa: F401  (fills the module registry)
     import tifffile
-    from cellprofiler_core.utilities.core.modules import instantiate_module
 
-    root = Path(__file__).resolve().parents[1]
+    from nucleiseg_cellprofiler import PLUGINS_DIR, REPOSITORY
+
     cellprofiler = Path(sys.executable).with_name("cellprofiler")
     if not cellprofiler.exists():
         pytest.skip("cellprofiler executable not found next to the Python interpreter")
-    export = instantiate_module("ExportToSpreadsheet")
-    export.delimiter.value_text = 'Comma (",")'
-    export.wants_prefix.value = False
-    export.wants_overwrite_without_warning.value = True
-    export.wants_everything.value = True
-    export.directory.value = "Default Output Folder|"
     pipeline = Pipeline()
-    for number, module in enumerate([*_input_modules(), EvaluateObjectF1(), export], start=1):
+    for number, module in enumerate([*_input_modules(), EvaluateObjectF1(), pipeline_modules.export_to_spreadsheet()], start=1):
         module.set_module_num(number)
         pipeline.add_module(module)
     with open(tmp_path / "f1.cppipe", "w") as fd:
@@ -349,7 +346,7 @@ def test_headless_cellprofiler_run_exports_the_measurements(tmp_path):
 
     files = []
     for stem, (gt, pred) in zip("ab", image_pairs()):
-        for folder, labels in (("masks", gt), ("pred", pred)):
+        for folder, labels in ((MASKS_FOLDER, gt), ("pred", pred)):
             (tmp_path / folder).mkdir(exist_ok=True)
             path = tmp_path / folder / f"{stem}.tiff"
             tifffile.imwrite(path, labels.astype(np.uint16))
@@ -358,9 +355,9 @@ def test_headless_cellprofiler_run_exports_the_measurements(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     done = subprocess.run(
-        [str(cellprofiler), "-c", "-r", "-p", str(tmp_path / "f1.cppipe"), "--plugins-directory", str(root / "plugins"),
+        [str(cellprofiler), "-c", "-r", "-p", str(tmp_path / "f1.cppipe"), "--plugins-directory", str(PLUGINS_DIR),
          "-e", "imageio_reader", "-o", str(out), "--file-list", str(tmp_path / "files.txt")],
-        capture_output=True, text=True, timeout=600, cwd=root,
+        capture_output=True, text=True, timeout=600, cwd=REPOSITORY,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {row["Metadata_Stem"]: row for row in csv.DictReader(open(out / "Image.csv"))}

@@ -151,13 +151,14 @@ def test_display_in_cellprofiler_figure(x_display, gui_home, tmp_path, monkeypat
     import wx.grid
     from cellprofiler.gui.figure import Figure
 
-    sys.path.insert(0, str(ROOT / "tests"))
     import nucleus_module_helpers as helpers
+    from plugin_files import load_plugin
     from test_evaluateobjectf1_module import all_outcomes, make_module, run_all
 
-    from classifyboundariesunet import ClassifyBoundariesUNet
-    from classifypixelsdeepcell import ClassifyPixelsDeepCell
     from cellprofiler_core.measurement import Measurements
+
+    ClassifyBoundariesUNet = load_plugin("classifyboundariesunet").ClassifyBoundariesUNet
+    ClassifyPixelsDeepCell = load_plugin("classifypixelsdeepcell").ClassifyPixelsDeepCell
 
     out = OUT / "figures"
     out.mkdir(parents=True, exist_ok=True)

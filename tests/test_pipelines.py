@@ -1,4 +1,4 @@
-"""The shipped classical pipelines: they load, follow docs/CONVENTIONS.md, and run headless."""
+"""The shipped pipelines: they load, follow docs/CONVENTIONS.md, are what the generator writes, and run headless."""
 
 from __future__ import annotations
 
@@ -11,22 +11,24 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PIPELINES_DIR = os.path.join(ROOT, "pipelines")
-PLUGINS = os.path.join(ROOT, "plugins")
+from nucleiseg_cellprofiler import PIPELINES_DIR, PLUGINS_DIR, names
+from nucleiseg_cellprofiler.pipelines import kinds
+
+PLUGINS = str(PLUGINS_DIR)
 CELLPROFILER = os.path.join(os.path.dirname(sys.executable), "cellprofiler")
 SHIPPED = sorted(glob.glob(os.path.join(PIPELINES_DIR, "*.cppipe")))
 CLASSICAL = [os.path.join(PIPELINES_DIR, f"{k}.cppipe") for k in ("basic", "advanced")]
-
-sys.path.insert(0, PIPELINES_DIR)
+NETWORK_KINDS = [kind for kind in kinds.kinds() if kind.model_type]
 
 
 @pytest.fixture(scope="module")
 def bp():
-    import build_pipelines
+    """The generator, with headless CellProfiler and this project's plugins loaded."""
+    from nucleiseg_cellprofiler.headless import init_cellprofiler
+    from nucleiseg_cellprofiler.pipelines import build
 
-    build_pipelines.init_cellprofiler()
-    return build_pipelines
+    init_cellprofiler()
+    return build
 
 
 def load(path):
@@ -46,50 +48,64 @@ def test_classical_pipelines_are_shipped():
         assert os.path.isfile(path), path
 
 
+def test_the_names_are_those_of_docs_conventions():
+    """names.py and docs/CONVENTIONS.md, which the benchmark runner and users go by, agree."""
+    conventions = (PIPELINES_DIR.parent / "docs" / "CONVENTIONS.md").read_text()
+    for phrase in (
+        f"image **{names.IMAGE}** (files under a folder named `{names.IMAGES_FOLDER}`)",
+        f"objects **{names.GROUND_TRUTH}**\n  (files under a folder named `{names.MASKS_FOLDER}`",
+        f"metadata\n  **{names.STEM}** extracted from the file name (`{names.STEM_REGEX}`)",
+        f"Predicted nuclei objects: **{names.NUCLEI}**",
+        f"`<output>/{names.LABELS_FOLDER}/<stem>.tiff`",
+    ):
+        assert phrase in conventions, phrase
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=os.path.basename)
 def test_pipeline_loads_and_follows_conventions(bp, path):
     pipeline = load(path)
-    names = [m.module_name for m in pipeline.modules()]
-    assert names[:4] == ["Images", "Metadata", "NamesAndTypes", "Groups"]
+    module_names = [m.module_name for m in pipeline.modules()]
+    assert module_names[:4] == ["Images", "Metadata", "NamesAndTypes", "Groups"]
     for m in pipeline.modules():
         m.test_valid(pipeline)  # raises ValidationError on a bad setting
 
     (meta,) = by_name(pipeline, "Metadata")
     assert meta.wants_metadata.value
-    assert meta.extraction_methods[0].file_regexp.value == bp.STEM_REGEX
+    assert meta.extraction_methods[0].file_regexp.value == names.STEM_REGEX
 
     (nat,) = by_name(pipeline, "NamesAndTypes")
     assert nat.matching_choice.value == "Metadata"
-    kinds = {}
+    rules = {}
     for a in nat.assignments:
         if a.load_as_choice.value == "Objects":
-            kinds[a.object_name.value] = a.rule_filter.value
+            rules[a.object_name.value] = a.rule_filter.value
         else:
-            kinds[a.image_name.value] = a.rule_filter.value
+            rules[a.image_name.value] = a.rule_filter.value
     with_ground_truth = not path.endswith("-segment.cppipe")
     if with_ground_truth:
-        assert '"images"' in kinds["DNA"] and '"masks"' in kinds["GroundTruth"]
-        assert nat.join.parse() == [{"DNA": "Stem", "GroundTruth": "Stem"}]
+        assert f'"{names.IMAGES_FOLDER}"' in rules[names.IMAGE] and f'"{names.MASKS_FOLDER}"' in rules[names.GROUND_TRUTH]
+        assert nat.join.parse() == [{names.IMAGE: names.STEM, names.GROUND_TRUTH: names.STEM}]
     else:
-        assert list(kinds) == ["DNA"] and kinds["DNA"] == bp.folder_rule(None)
-        assert 'doesnot endwith "masks"' in kinds["DNA"] and 'doesnot endwith "labels"' in kinds["DNA"]
+        assert list(rules) == [names.IMAGE]
+        assert f'doesnot endwith "{names.MASKS_FOLDER}"' in rules[names.IMAGE]
+        assert f'doesnot endwith "{names.LABELS_FOLDER}"' in rules[names.IMAGE]
 
     (groups,) = by_name(pipeline, "Groups")
     assert not groups.wants_groups.value
 
     # exactly one module makes the final Nuclei objects
     makers = [m for m in pipeline.modules()
-              if getattr(m, "y_name", None) is not None and m.y_name.value == "Nuclei"]
+              if getattr(m, "y_name", None) is not None and m.y_name.value == names.NUCLEI]
     assert len(makers) == 1
 
     (conv,) = by_name(pipeline, "ConvertObjectsToImage")
-    assert conv.object_name.value == "Nuclei" and conv.image_mode.value == "uint16"
+    assert conv.object_name.value == names.NUCLEI and conv.image_mode.value == "uint16"
     (save,) = by_name(pipeline, "SaveImages")
     assert save.image_name.value == conv.image_name.value
     assert save.file_name_method.value == "From image filename"
-    assert save.file_image_name.value == "DNA"
+    assert save.file_image_name.value == names.IMAGE
     assert save.file_format.value == "tiff" and save.bit_depth.value == "16-bit integer"
-    assert save.pathname.value == "Default Output Folder sub-folder|labels"
+    assert save.pathname.value == f"Default Output Folder sub-folder|{names.LABELS_FOLDER}"
     assert not save.wants_file_name_suffix.value
 
     (export,) = by_name(pipeline, "ExportToSpreadsheet")
@@ -100,23 +116,23 @@ def test_pipeline_loads_and_follows_conventions(bp, path):
         assert not by_name(pipeline, "EvaluateObjectF1")
         (shape,) = by_name(pipeline, "MeasureObjectSizeShape")
         (intensity,) = by_name(pipeline, "MeasureObjectIntensity")
-        assert shape.objects_list.value == ["Nuclei"] and intensity.images_list.value == ["DNA"]
-    elif os.path.isfile(os.path.join(PLUGINS, "evaluateobjectf1.py")):
+        assert shape.objects_list.value == [names.NUCLEI] and intensity.images_list.value == [names.IMAGE]
+    else:
         (f1,) = by_name(pipeline, "EvaluateObjectF1")
         from cellprofiler_core.setting.subscriber import LabelSubscriber
 
         subs = [s.value for s in f1.settings() if isinstance(s, LabelSubscriber)]
-        assert subs[:2] == ["GroundTruth", "Nuclei"]
-    assert names[-1] == "ExportToSpreadsheet"
+        assert subs[:2] == [names.GROUND_TRUTH, names.NUCLEI]
+    assert module_names[-1] == "ExportToSpreadsheet"
 
 
 def test_basic_is_only_identify_primary(bp):
     pipeline = load(CLASSICAL[0])
-    names = [m.module_name for m in pipeline.modules()]
-    processing = names[4 : names.index("ConvertObjectsToImage")]
+    module_names = [m.module_name for m in pipeline.modules()]
+    processing = module_names[4 : module_names.index("ConvertObjectsToImage")]
     assert processing == ["IdentifyPrimaryObjects"]
     (ipo,) = by_name(pipeline, "IdentifyPrimaryObjects")
-    assert ipo.x_name.value == "DNA"
+    assert ipo.x_name.value == names.IMAGE
     assert ipo.threshold.global_operation.value == "Otsu"
     assert ipo.threshold.threshold_scope.value == "Global"
     assert not ipo.exclude_border_objects.value  # border nuclei are in the ground truth
@@ -125,10 +141,10 @@ def test_basic_is_only_identify_primary(bp):
 def test_advanced_has_caicedo_steps(bp):
     pipeline = load(CLASSICAL[1])
     # Smooth (median) and Opening may ship disabled when tuning found them harmful
-    names = [m.module_name for m in pipeline.modules(exclude_disabled=False)]
+    module_names = [m.module_name for m in pipeline.modules(exclude_disabled=False)]
     for n in ("CorrectIlluminationCalculate", "CorrectIlluminationApply", "Smooth", "Opening",
               "IdentifyPrimaryObjects", "MeasureObjectSizeShape", "FilterObjects"):
-        assert n in names
+        assert n in module_names
     enabled = [m.module_name for m in pipeline.modules()]
     for n in ("CorrectIlluminationCalculate", "CorrectIlluminationApply",
               "IdentifyPrimaryObjects", "MeasureObjectSizeShape", "FilterObjects"):
@@ -138,19 +154,18 @@ def test_advanced_has_caicedo_steps(bp):
             assert m.notes, f"{m.module_name} is disabled without a note saying why"
     (ipo,) = by_name(pipeline, "IdentifyPrimaryObjects")
     (filt,) = by_name(pipeline, "FilterObjects")
-    assert ipo.y_name.value != "Nuclei" and filt.x_name.value == ipo.y_name.value
-    assert filt.y_name.value == "Nuclei"
+    assert ipo.y_name.value != names.NUCLEI and filt.x_name.value == ipo.y_name.value
+    assert filt.y_name.value == names.NUCLEI
     assert not ipo.exclude_border_objects.value
 
 
-def test_shipped_pipelines_are_the_generators_kinds(bp):
-    assert sorted(os.path.basename(p)[: -len(".cppipe")] for p in SHIPPED) == sorted(bp.KINDS)
+def test_shipped_pipelines_are_the_generators_kinds():
+    assert sorted(os.path.basename(p)[: -len(".cppipe")] for p in SHIPPED) == sorted(kinds.shipped())
 
 
-@pytest.mark.parametrize("kind", ["basic", "advanced", "unet", "deepcell", "unet-bbbc039", "deepcell-bbbc039",
-                                  "unet-segment", "deepcell-segment"])
+@pytest.mark.parametrize("kind", kinds.shipped())
 def test_shipped_matches_generator(bp, kind):
-    """The .cppipe files are what build_pipelines.py writes (regenerate after changes)."""
+    """The .cppipe files are what the generator writes (regenerate with python -m nucleiseg_cellprofiler.pipelines)."""
     with open(os.path.join(PIPELINES_DIR, f"{kind}.cppipe")) as fd:
         shipped = fd.read()
     generated = bp.dumps(bp.build(kind))
@@ -158,31 +173,53 @@ def test_shipped_matches_generator(bp, kind):
     assert strip(shipped) == strip(generated)
 
 
-def test_network_pipelines_read_the_cards_post_processing_and_tta_is_on_request(bp):
-    from nucleiseg import cards, model_types
-
-    for kind, module_name in bp.NETWORK_MODULES.items():
-        (plain,) = by_name(bp.build(kind), module_name)
-        assert plain.use_model_postprocess.value and not plain.augment.value
-        assert plain.postprocess_settings() == cards.tuned_postprocess(model_types.get(kind).default_card)
-        (augmented,) = by_name(bp.build(f"{kind}-tta"), module_name)
-        assert augmented.augment.value
-    assert "unet-tta" not in bp.KINDS  # not written into pipelines/ by default
-
-
-def test_specialist_pipelines_use_their_shipped_model_and_its_post_processing(bp):
+def test_every_model_type_and_shipped_specialist_has_a_network_kind():
     from pathlib import Path
 
-    from nucleiseg import cards
+    from nucleiseg import model_types
 
-    assert set(bp.specialist_kinds()) <= set(bp.KINDS)
-    for kind, (network, choice) in bp.specialist_kinds().items():
-        (m,) = by_name(bp.build(kind), bp.NETWORK_MODULES[network])
-        assert m.model_choice.value == choice and Path(m.model_path()).stem == kind
-        assert m.use_model_postprocess.value
-        assert m.postprocess_settings() == cards.tuned_postprocess(m.model_path())
-        (augmented,) = by_name(bp.build(f"{kind}-tta"), bp.NETWORK_MODULES[network])
-        assert augmented.augment.value and augmented.model_choice.value == choice
+    expected = {}
+    for name in model_types.names():
+        expected[name] = (name, None)
+        expected.update({Path(card).stem: (name, label) for label, card in model_types.get(name).specialist_cards.items()})
+    assert {kind.name: (kind.model_type, kind.model_choice) for kind in NETWORK_KINDS} == expected
+    assert set(expected) <= set(kinds.shipped())
+    # -tta is built on request only; -segment ships for the general models.
+    assert not [name for name in kinds.shipped() if "-tta" in name]
+    assert {f"{name}-segment" for name in model_types.names()} <= set(kinds.shipped())
+
+
+@pytest.mark.parametrize("kind", NETWORK_KINDS, ids=lambda kind: kind.name)
+def test_network_pipelines_use_their_model_and_its_post_processing_and_tta_is_on_request(bp, kind):
+    from pathlib import Path
+
+    from nucleiseg import cards, model_types
+
+    module_name = names.NETWORK_MODULES[kind.model_type]
+    (plain,) = by_name(bp.build(kind.name), module_name)
+    expected_card = model_types.get(kind.model_type).specialist_cards.get(kind.model_choice,
+                                                                         model_types.get(kind.model_type).default_card)
+    assert Path(plain.model_path()) == Path(expected_card)
+    assert plain.use_model_postprocess.value and not plain.augment.value
+    assert plain.postprocess_settings() == cards.tuned_postprocess(expected_card)
+    (augmented,) = by_name(bp.build(f"{kind.name}-tta"), module_name)
+    assert augmented.augment.value and augmented.model_choice.value == plain.model_choice.value
+    (segment,) = by_name(bp.build(f"{kind.name}-tta-segment"), module_name)
+    assert segment.augment.value
+
+
+def test_unknown_kinds_and_variants_that_do_not_apply_are_refused(bp):
+    with pytest.raises(ValueError, match="unknown pipeline kind 'nonesuch'.*basic"):
+        bp.build("nonesuch")
+    with pytest.raises(ValueError, match="-tta applies to network pipelines, not 'basic'"):
+        bp.build("basic-tta")
+    with pytest.raises(ValueError, match="unknown pipeline kind 'unet-segment'"):
+        bp.build("unet-segment-tta")  # suffixes go in the registry's order
+    with pytest.raises(ValueError, match="already registered"):
+        kinds.register(kinds.get("basic"))
+    with pytest.raises(ValueError, match="variant's suffix"):
+        kinds.register(kinds.PipelineKind("basic2-segment", kinds.get("basic").processing))
+    assert kinds.get("basic").name == "basic" and "basic2-segment" not in kinds.buildable()
 
 
 def test_deepcell_pipelines_can_run_part_of_the_ensemble(bp):
@@ -195,8 +232,21 @@ def test_deepcell_pipelines_can_run_part_of_the_ensemble(bp):
     assert two.ensemble_size() == 2 and two.augment.value
     with pytest.raises(ValueError, match="network"):
         bp.build("deepcell", ensemble=networks + 1)
-    with pytest.raises(ValueError, match="DeepCell"):
+    with pytest.raises(ValueError, match="ClassifyBoundariesUNet.*no 'Ensemble size' setting"):
         bp.build("unet", ensemble=2)
+    with pytest.raises(ValueError, match="network pipelines, not 'basic'"):
+        bp.build("basic", ensemble=2)
+
+
+def test_the_command_line_writes_the_pipelines_asked_for(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "nucleiseg_cellprofiler.pipelines", "basic-segment", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["basic-segment.cppipe"]
+    assert "MeasureObjectIntensity" in (tmp_path / "basic-segment.cppipe").read_text()
+    done = subprocess.run([sys.executable, "-m", "nucleiseg_cellprofiler.pipelines", "basic-tta", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "basic-tta: basic-tta: -tta applies to network pipelines" in done.stderr
 
 
 # ----------------------------------------------------------------------- headless runs

@@ -23,10 +23,13 @@ from cellprofiler_core.constants.measurement import COLTYPE_FLOAT, COLTYPE_INTEG
 from cellprofiler_core.pipeline import Pipeline  # noqa: E402
 from cellprofiler_core.setting import ValidationError  # noqa: E402
 
-from classifyboundariesunet import ClassifyBoundariesUNet  # noqa: E402
+from plugin_files import load_plugin  # noqa: E402
+
 from nucleiseg import cards, devices, model_types  # noqa: E402
 from nucleiseg.postprocess import PostprocessSettings  # noqa: E402
+from nucleiseg_cellprofiler import names  # noqa: E402
 
+ClassifyBoundariesUNet = load_plugin("classifyboundariesunet").ClassifyBoundariesUNet
 PROBABILITY_IMAGES = ("BackgroundProbability", "InteriorProbability", "BoundaryProbability")
 
 
@@ -59,7 +62,7 @@ def test_module_metadata_and_help():
     assert module.__doc__.lstrip().startswith("ClassifyBoundariesUNet") and "Ronneberger" in module.__doc__
     for setting in module.settings():
         assert setting.doc and len(setting.doc.strip()) > 40, setting.text
-    assert module.x_name.value == "DNA" and module.y_name.value == "Nuclei"
+    assert (module.x_name.value, module.y_name.value) == (names.IMAGE, names.NUCLEI) == ("DNA", "Nuclei")
     assert [module.background_name.value, module.interior_name.value, module.boundary_name.value] == list(PROBABILITY_IMAGES)
     assert module.model_choice.value == "Shipped default" and module.device.value == "Automatic"
     assert not module.volumetric()
@@ -73,20 +76,22 @@ def test_cellprofiler_plugin_loader_accepts_the_module():
     assert "classifyboundariesunet" in plugin_list(str(helpers.PLUGINS))
 
 
-def test_flip_and_rotation_averaging_matches_the_core(card, monkeypatch):
+def test_flip_and_rotation_averaging_is_the_cores(card, monkeypatch):
     from nucleiseg.inference import predict_probabilities
 
     image = helpers.synthetic_image()[:, :50]  # not square: views of two shapes
+    unet = model_types.get("unet")
     shapes = []
-    original = ClassifyBoundariesUNet.predict
+    original = unet.predict
 
-    def counted(self, view, model):
-        shapes.append(view.shape)
-        return original(self, view, model)
+    def counted(model, normalized, **options):
+        shapes.append(normalized.shape)
+        return original(model, normalized, **options)
 
-    monkeypatch.setattr(ClassifyBoundariesUNet, "predict", counted)
+    monkeypatch.setattr(unet, "predict", counted)
     module, pipeline = module_for(card, augment=True)
     _, (workspace,) = helpers.run_images(module, pipeline, [image])
+    # The network saw the 8 flips and rotations, not the image once.
     assert sorted(shapes) == sorted([image.shape] * 4 + [image.shape[::-1]] * 4)
     found = np.stack([workspace.image_set.get_image(name).pixel_data for name in PROBABILITY_IMAGES], axis=-1)
     expected = predict_probabilities(image, cards.load(card), normalization=module.normalization(), augment=True)
@@ -107,14 +112,14 @@ def test_finds_the_bright_nuclei_and_measures_them(card):
     module.validate_module(pipeline)
     image = helpers.synthetic_image()
     measurements, (workspace,) = helpers.run_images(module, pipeline, [image])
-    labels = workspace.object_set.get_objects("Nuclei").segmented
+    labels = workspace.object_set.get_objects(names.NUCLEI).segmented
     assert labels.shape == image.shape and labels.max() == len(helpers.DISCS)
     assert measurements.get_current_image_measurement("Count_Nuclei") == len(helpers.DISCS)
-    centres_x = measurements.get_current_measurement("Nuclei", "Location_Center_X")
-    centres_y = measurements.get_current_measurement("Nuclei", "Location_Center_Y")
+    centres_x = measurements.get_current_measurement(names.NUCLEI, "Location_Center_X")
+    centres_y = measurements.get_current_measurement(names.NUCLEI, "Location_Center_Y")
     found = sorted(zip(np.round(centres_y), np.round(centres_x)))
     assert found == sorted((float(r), float(c)) for r, c, _ in helpers.DISCS)
-    assert list(measurements.get_current_measurement("Nuclei", "Number_Object_Number")) == [1, 2, 3]
+    assert list(measurements.get_current_measurement(names.NUCLEI, "Number_Object_Number")) == [1, 2, 3]
     # Each disc is one object that covers it.
     for r, c, radius in helpers.DISCS:
         assert labels[r, c] > 0 and labels[r - radius + 1, c] == labels[r, c]
@@ -130,16 +135,16 @@ def test_declared_measurements_match_what_run_writes(card):
     columns = module.get_measurement_columns(pipeline)
     assert (IMAGE, "Count_Nuclei", COLTYPE_INTEGER) in columns
     for feature in ("Location_Center_X", "Location_Center_Y", "Number_Object_Number"):
-        assert any(c[:2] == ("Nuclei", feature) for c in columns)
-        assert measurements.has_feature("Nuclei", feature)
-    assert ("Nuclei", "Location_Center_X", COLTYPE_FLOAT) in columns
-    written = set(measurements.get_feature_names("Nuclei"))
-    assert {c[1] for c in columns if c[0] == "Nuclei"} == written
+        assert any(c[:2] == (names.NUCLEI, feature) for c in columns)
+        assert measurements.has_feature(names.NUCLEI, feature)
+    assert (names.NUCLEI, "Location_Center_X", COLTYPE_FLOAT) in columns
+    written = set(measurements.get_feature_names(names.NUCLEI))
+    assert {c[1] for c in columns if c[0] == names.NUCLEI} == written
     assert module.get_categories(pipeline, IMAGE) == ["Count"]
-    assert set(module.get_categories(pipeline, "Nuclei")) == {"Location", "Number"}
-    assert module.get_measurements(pipeline, IMAGE, "Count") == ["Nuclei"]
-    assert "Center_X" in module.get_measurements(pipeline, "Nuclei", "Location")
-    assert module.get_measurements(pipeline, "Nuclei", "Number") == ["Object_Number"]
+    assert set(module.get_categories(pipeline, names.NUCLEI)) == {"Location", "Number"}
+    assert module.get_measurements(pipeline, IMAGE, "Count") == [names.NUCLEI]
+    assert "Center_X" in module.get_measurements(pipeline, names.NUCLEI, "Location")
+    assert module.get_measurements(pipeline, names.NUCLEI, "Number") == ["Object_Number"]
     # The names follow the output objects setting.
     module.y_name.value = "Blobs"
     assert (IMAGE, "Count_Blobs", COLTYPE_INTEGER) in module.get_measurement_columns(pipeline)
@@ -160,8 +165,8 @@ def test_constant_image_gives_no_objects(card, value):
     module, pipeline = module_for(card)
     measurements, (workspace,) = helpers.run_images(module, pipeline, [np.full(helpers.SHAPE, value, np.float32)])
     assert measurements.get_current_image_measurement("Count_Nuclei") == 0
-    assert workspace.object_set.get_objects("Nuclei").count == 0
-    assert len(measurements.get_current_measurement("Nuclei", "Location_Center_X")) == 0
+    assert workspace.object_set.get_objects(names.NUCLEI).count == 0
+    assert len(measurements.get_current_measurement(names.NUCLEI, "Location_Center_X")) == 0
     assert np.all(workspace.image_set.get_image("BackgroundProbability").pixel_data == 1.0)
 
 
@@ -184,7 +189,7 @@ def test_masked_image_is_used_inside_its_mask_only(card, augment):
 
     def nuclei(pixels, **image_kwargs):
         _, (workspace,) = helpers.run_images(module, pipeline, [pixels], image_kwargs=image_kwargs)
-        return workspace, workspace.object_set.get_objects("Nuclei").segmented
+        return workspace, workspace.object_set.get_objects(names.NUCLEI).segmented
 
     _, unmasked = nuclei(image)
     workspace, labels = nuclei(image, mask=mask)
@@ -468,7 +473,8 @@ def test_display_shows_image_boundary_probability_and_outlines(card, tmp_path):
 def test_importing_the_plugin_does_not_load_tensorflow():
     # CellProfiler imports every plugin at start-up; TensorFlow must wait until a network runs.
     code = (
-        "import sys; sys.path.insert(0, 'plugins'); import classifyboundariesunet, classifypixelsdeepcell; "
+        "import sys; from nucleiseg_cellprofiler.headless import init_cellprofiler, plugin_available; init_cellprofiler(); "
+        "assert plugin_available('ClassifyBoundariesUNet') and plugin_available('ClassifyPixelsDeepCell'), 'plugins not loaded'; "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow imported'"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=helpers.ROOT, capture_output=True, text=True, timeout=300)
