@@ -1,36 +1,35 @@
-"""Command line of the benchmark runner.
+"""Command line of the benchmark.
 
     python -m benchmark run --data DIR|synthetic [--split val] --pipelines basic,advanced
                             --out OUT [--workers N] [--limit K] [--scheduler ADDRESS] [--resume]
     python -m benchmark report OUT [--data DIR --split S]   # write report.md again
-    python -m benchmark throughput --data DIR --pipelines basic --workers 1,2 --out OUT
     python -m benchmark compare OUT [OUT ...]   # paired per-image differences with bootstrap intervals
     python -m benchmark pipelines        # list the pipelines that exist
     python -m benchmark learning-curve ...   # paper Figure 4, see benchmark/learning_curve.py
     python -m benchmark transfer ...         # paper Figure 5, see benchmark/transfer.py
+    python -m benchmark speed metric|unet|deepcell-modes|throughput ...   # see benchmark/speed/
 
 Exit status: 0 on success, 1 when a pipeline fails, 2 for bad data, arguments, missing
-pipeline files or a missing CellProfiler.
+pipeline files or a missing CellProfiler, 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from nucleiseg.layouts import LAYOUTS, DataError
 
+from . import compare, learning_curve, speed, transfer
+from .errors import BenchmarkError, PipelineError
+from .pipeline_files import PIPELINES_DIR, available_pipelines
 from .report import regenerate
-from .runner import PIPELINES_DIR, BenchmarkError, PipelineError, available_pipelines, run_benchmark
-from . import compare, learning_curve, transfer
-from .throughput import measure_throughput, parse_workers
-from .throughput import render as render_throughput
+from .runner import run_benchmark
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (sub-commands ``run`` and ``pipelines``)."""
+    """The argument parser; every sub-command sets ``handler``, the function that runs it."""
     parser = argparse.ArgumentParser(prog="python -m benchmark", description="Benchmark CellProfiler nucleus segmentation pipelines.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
@@ -62,40 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
         ".cppipe file, code and shipped models on the same images: their labels and timings are reused and "
         "scored again (custom model files are not checked)",
     )
+    run.set_defaults(handler=run_command)
     report = sub.add_parser("report", help="write report.md and plots/ again from a finished benchmark folder")
     report.add_argument("out", type=Path, help="benchmark output folder (holds summary.csv and per_image.csv)")
     report.add_argument("--data", type=Path, default=None, help="data folder of the run (default: from run.json)")
     report.add_argument("--split", default=None, help="split of the run (default: from run.json)")
-    throughput = sub.add_parser(
-        "throughput", help="images per minute, warm/cold seconds and peak memory with 1, 2, ... processes",
-        description="Run the benchmark once per worker count on the same images (into OUT/workers-N) and "
-        "write OUT/throughput.csv and OUT/throughput.md.",
-    )
-    throughput.add_argument("--data", required=True, help="data folder, or 'synthetic'")
-    throughput.add_argument("--split", default="val", help="split (default val)")
-    throughput.add_argument("--pipelines", required=True, help="comma-separated pipeline names")
-    throughput.add_argument("--workers", default="1,2", help="comma-separated process counts (default 1,2)")
-    throughput.add_argument("--limit", type=int, default=None, help="only the first K images of the split")
-    throughput.add_argument("--out", required=True, type=Path, help="output folder")
-    throughput.add_argument("--quiet", action="store_true", help="no progress bars")
+    report.set_defaults(handler=report_command)
     compare.add_parser(sub)
-    sub.add_parser("pipelines", help="list the pipelines in pipelines/")
+    sub.add_parser("pipelines", help="list the pipelines in pipelines/").set_defaults(handler=pipelines_command)
     learning_curve.add_parser(sub)  # the paper's experiments: Figures 4 and 5
     transfer.add_parser(sub)
+    speed.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "experiment", None):
-        return args.experiment(args)
-    if args.command == "pipelines":
-        for name in available_pipelines(PIPELINES_DIR):
-            print(name)
-        return 0
     try:
-        return _dispatch(args)
+        return args.handler(args)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -103,27 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; no summary.csv written", file=sys.stderr)
+        print("interrupted" + ("; no summary.csv written" if args.command == "run" else ""), file=sys.stderr)
         return 130
 
 
-def _dispatch(args) -> int:
-    """Run the ``report``, ``throughput`` or ``run`` sub-command."""
-    if args.command == "report":
-        try:
-            path = regenerate(args.out, data=args.data, split=args.split)
-        except (OSError, ValueError) as error:
-            raise BenchmarkError(str(error)) from error
-        print(f"wrote {path}", file=sys.stderr)
-        return 0
+def run_command(args) -> int:
+    """``run``: the whole benchmark (:func:`benchmark.runner.run_benchmark`)."""
     names = [n.strip() for n in args.pipelines.split(",") if n.strip()]
     split = None if args.split in ("", "all") else args.split
-    if args.command == "throughput":
-        rows = measure_throughput(
-            args.data, names, args.out, parse_workers(args.workers), split=split, limit=args.limit, quiet=args.quiet
-        )
-        print(render_throughput(rows, os.cpu_count()))
-        return 0
     result = run_benchmark(
         args.data,
         names,
@@ -141,6 +112,24 @@ def _dispatch(args) -> int:
     )
     print(f"wrote {result.out / 'summary.csv'} and {result.out / 'report.md'}", file=sys.stderr)
     return 0
+
+
+def report_command(args) -> int:
+    """``report``: ``report.md`` and the plots again from a finished folder."""
+    try:
+        path = regenerate(args.out, data=args.data, split=args.split)
+    except (OSError, ValueError) as error:
+        raise BenchmarkError(str(error)) from error
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def pipelines_command(args) -> int:
+    """``pipelines``: the names of the shipped pipelines."""
+    for name in available_pipelines(PIPELINES_DIR):
+        print(name)
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

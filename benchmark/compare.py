@@ -20,8 +20,8 @@ from pathlib import Path
 
 from nucleiseg.comparison import bootstrap_interval, paired_comparison
 
-from .outputs import write_csv_atomic
-from .subset import read_per_image
+from .aggregate import by_pipeline
+from .tables import read_results, write_csv
 
 #: Below this many images, bootstrap intervals are flagged as rough.
 FEW_IMAGES = 20
@@ -31,12 +31,9 @@ COLUMNS = ["pipeline", "images", "metric", "mean", "low", "high", "baseline",
 
 def scores_by_pipeline(per_image: list[dict], metric: str) -> dict[str, dict[str, float]]:
     """``{pipeline: {image: score}}`` from ``per_image.csv`` rows, in order of appearance."""
-    scores: dict[str, dict[str, float]] = {}
-    for row in per_image:
-        if metric not in row:
-            raise ValueError(f"per_image.csv has no column {metric!r}")
-        scores.setdefault(row["pipeline"], {})[row["image"]] = row[metric]
-    return scores
+    if any(metric not in row for row in per_image):
+        raise ValueError(f"per_image.csv has no column {metric!r}")
+    return {name: {row["image"]: row[metric] for row in rows} for name, rows in by_pipeline(per_image).items()}
 
 
 def select(scores: dict[str, dict[str, float]], names: str | None) -> dict[str, dict[str, float]]:
@@ -146,7 +143,7 @@ def read_folders(folders: list[Path]) -> list[dict]:
         path = Path(folder) / "per_image.csv"
         if not path.is_file():
             raise ValueError(f"{path}: not found (is {folder} a finished benchmark folder?)")
-        by_folder.append((folder, read_per_image(path)))
+        by_folder.append((folder, read_results(path)))
     count: dict[str, int] = {}
     for _, mine in by_folder:
         for name in dict.fromkeys(r["pipeline"] for r in mine):
@@ -174,7 +171,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples of the images (default 10000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", type=Path, default=None, help="also write the rows to this CSV file")
-    parser.set_defaults(experiment=main)
+    parser.set_defaults(handler=main)
 
 
 def main(args) -> int:
@@ -189,6 +186,6 @@ def main(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(render(rows, args.metric, args.level))
     if args.csv:
-        write_csv_atomic(args.csv, COLUMNS, [{**row, "metric": args.metric} for row in rows])
+        write_csv(args.csv, COLUMNS, [{**row, "metric": args.metric} for row in rows])
         print(f"wrote {args.csv}", file=sys.stderr)
     return 0

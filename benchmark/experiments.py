@@ -19,7 +19,6 @@ per-image scoring) and :mod:`nucleiseg.metric` (aggregation). Around it:
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import shlex
@@ -32,15 +31,19 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from nucleiseg import layouts
-from nucleiseg.metric import SIZE_BINS, aggregate_macro
+from nucleiseg.metric import SIZE_BINS
 from nucleiseg.postprocess import PostprocessSettings
 
-from .outputs import csv_text, write_atomic
+from . import aggregate
+from .outputs import write_json
+from .tables import read_csv, read_results, write_csv
 
 #: Figures kept per evaluated set (macro means for rates, sums for counts).
 SCORE_COLUMNS = ("images", "nuclei", "predicted", "f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "missed", "merges", "splits")
 #: Default reference pipeline of the plots.
 REFERENCE_PIPELINE = "advanced"
+#: Text columns of ``progress.csv`` and ``results.csv``; every other column holds numbers.
+LEDGER_TEXT_COLUMNS = ("model", "trained_on", "images_hash", "images_file")
 
 
 class ExperimentError(ValueError):
@@ -124,14 +127,35 @@ def summarize(rows: Iterable[Mapping[str, float]]) -> dict:
     Rates are macro means over images (the paper's aggregation), counts are
     sums; ``missed`` is the number of nuclei missed at IoU 0.7 (all size bins).
     """
-    keys = ("f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "nuclei", "predicted", "merges", "splits",
-            *(f"missed_{name}" for name in SIZE_BINS))
-    rows = [{key: float(row[key]) for key in keys} for row in rows]
+    rows = list(rows)
     if not rows:
         raise ExperimentError("no image to score")
-    macro = aggregate_macro(rows)
+    macro = aggregate.macro(rows)
     macro["missed"] = int(sum(macro[f"missed_{name}"] for name in SIZE_BINS))
     return {key: macro[key] for key in SCORE_COLUMNS}
+
+
+def over_repeats(rows: list[Mapping], keys: Iterable[str]) -> dict:
+    """Mean and standard deviation over the models of one setting (its repeats).
+
+    Parameters
+    ----------
+    rows : list of mapping
+        One row per model.
+    keys : iterable of str
+        Figures to average.
+
+    Returns
+    -------
+    dict
+        ``key`` (mean) and ``key_sd`` (sample standard deviation; 0 for a single model) of each key.
+    """
+    out = {}
+    for key in keys:
+        values = np.array([float(r[key]) for r in rows])
+        out[key] = float(values.mean())
+        out[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return out
 
 
 def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: Mapping[str, list], schedule: Schedule,
@@ -264,12 +288,12 @@ class Ledger:
                     f"{self.settings_path}); use another --out folder or delete that one"
                 )
         else:
-            write_atomic(self.settings_path, json.dumps(settings, indent=1) + "\n")
+            write_json(self.settings_path, settings)
         self.rows: dict[str, dict] = {}
         if self.progress_path.is_file():
-            with open(self.progress_path, newline="") as handle:
-                for row in csv.DictReader(handle):
-                    self.rows[row["model"]] = {k: _number(v) for k, v in row.items()}
+            # Whole numbers read back as int, so seeds and counts are written again unchanged.
+            for row in read_csv(self.progress_path, LEDGER_TEXT_COLUMNS, lambda key: True):
+                self.rows[row["model"]] = row
 
     def done(self, model: str) -> bool:
         return model in self.rows
@@ -277,19 +301,7 @@ class Ledger:
     def add(self, row: dict) -> None:
         """Record a finished model (the whole file is rewritten atomically)."""
         self.rows[row["model"]] = row
-        write_atomic(self.progress_path, csv_text(list(self.rows.values()), self.columns))
-
-
-def _number(text: str):
-    """A CSV cell as int or float where it is one; empty (NaN, as csv_text writes it) as NaN."""
-    if text == "":
-        return float("nan")
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+        write_csv(self.progress_path, self.columns, list(self.rows.values()))
 
 
 def clear_outputs(out: Path, names: Iterable[str]) -> None:
@@ -333,8 +345,10 @@ def reference_scores(path: Path | None, pipeline: str, sets: Mapping[str, list[s
     path = Path(path)
     if not path.is_file():
         raise ExperimentError(f"--reference: file not found: {path}")
-    with open(path, newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get("pipeline") == pipeline]
+    try:
+        rows = [row for row in read_results(path) if row.get("pipeline") == pipeline]
+    except ValueError as error:
+        raise ExperimentError(f"--reference: {path} is not a benchmark CSV: {error}") from None
     if not rows:
         raise ExperimentError(f"--reference: {path} has no row of pipeline {pipeline!r}")
     if "image" in rows[0]:
@@ -350,8 +364,8 @@ def reference_scores(path: Path | None, pipeline: str, sets: Mapping[str, list[s
     if len(sets) != 1:
         raise ExperimentError(f"--reference: {path} is a summary.csv; give the benchmark's per_image.csv to get figures per image set")
     (name, stems), = sets.items()
-    figures = {key: _number(row[key]) for key in ("images", "nuclei", "predicted", "f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "merges", "splits")}
-    figures["missed"] = int(sum(int(float(row[f"missed_{b}"])) for b in SIZE_BINS))
+    figures = {key: row[key] for key in ("images", "nuclei", "predicted", "f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "merges", "splits")}
+    figures["missed"] = int(sum(row[f"missed_{b}"] for b in SIZE_BINS))
     note = "" if int(figures["images"]) == len(stems) else f" (WARNING: over its {figures['images']} images, not the {len(stems)} evaluated here)"
     return {name: figures}, f"pipeline `{pipeline}`, row of `{path}`{note}"
 
@@ -388,7 +402,7 @@ def canonical_command(name: str, args) -> str:
     """The sub-command with every option spelled out (reproduces the run whatever the defaults become)."""
     parts = ["python", "-m", "benchmark", name]
     for key, value in vars(args).items():
-        if key in ("command", "experiment") or value is None:
+        if key in ("command", "handler") or value is None:
             continue
         parts += [f"--{key.replace('_', '-')}", str(value)]
     return shlex.join(parts)

@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from . import experiments as ex
-from .outputs import csv_text, save_figure, write_atomic
+from .figures import pyplot, save_figure
+from .outputs import write_atomic
+from .tables import write_csv
 
 COLUMNS = ["model", "n", "repeat", "seed", "images_hash", "images_file", "steps", "train_seconds", "eval_seconds",
            "loss_first", "loss_last", *ex.SCORE_COLUMNS]
@@ -161,7 +163,7 @@ def run(data: Path, out: Path, sizes: list[int], repeats: int, schedule: ex.Sche
     save_figure(plot(rows, references.get(EVAL), reference_pipeline), out / "plots" / "learning_curve.png")
     write_atomic(out / "report.md", report(rows, references.get(EVAL), reference_pipeline, reference_note, schedule, command, data,
                                                train_split, len(train_names), val_split, val_names, seed))
-    write_atomic(out / "results.csv", csv_text(rows, COLUMNS))  # last: its presence means complete
+    write_csv(out / "results.csv", COLUMNS, rows)  # last: its presence means complete
     log(f"wrote {out / 'results.csv'}, {out / 'report.md'} and {out / 'plots' / 'learning_curve.png'}")
     return rows
 
@@ -171,23 +173,17 @@ def by_size(rows: list[dict]) -> list[dict]:
     out = []
     for n in sorted({int(r["n"]) for r in rows}):
         group = [r for r in rows if int(r["n"]) == n]
-        item = {"n": n, "models": len(group)}
-        for key in ("f1_mean", "error_rate_070", "missed", "merges", "splits"):
-            values = np.array([float(r[key]) for r in group])
-            item[key] = float(values.mean())
-            item[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        item["train_seconds"] = float(np.mean([float(r["train_seconds"]) for r in group]))
+        item = {"n": n, "models": len(group), **ex.over_repeats(group, ("f1_mean", "error_rate_070", "missed", "merges", "splits"))}
+        item["train_seconds"] = ex.over_repeats(group, ("train_seconds",))["train_seconds"]
         out.append(item)
     return out
 
 
 def plot(rows: list[dict], reference: dict | None, reference_pipeline: str):
     """Figure: mean F1 (left) and error counts (right) against the number of training images."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import matplotlib.ticker
+
+    plt = pyplot()
 
     table = by_size(rows)
     sizes = [t["n"] for t in table]
@@ -254,7 +250,7 @@ def add_parser(sub) -> None:
                             description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", required=True, help="comma-separated training-set sizes, e.g. 2,8,32,128")
     ex.add_schedule_arguments(parser, steps=120)
-    parser.set_defaults(experiment=main)
+    parser.set_defaults(handler=main)
 
 
 def main(args) -> int:

@@ -1,4 +1,7 @@
-"""``report.md`` and its plots (matplotlib, Agg backend) from the benchmark's rows."""
+"""The text of ``report.md`` from the benchmark's rows, and writing the report with its plots.
+
+The figures themselves are drawn by :mod:`benchmark.report_plots`.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +14,9 @@ import numpy as np
 
 from nucleiseg import metric
 
-from .outputs import read_csv_figures, save_figure, write_atomic
-
-PLOTS_DIR = "plots"
-SIZE_BINS = metric.SIZE_BINS
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
-
+from .outputs import write_atomic
+from .report_plots import EXAMPLE_CROP, EXAMPLE_IOU, write_plots
+from .tables import read_results
 
 #: Caicedo et al. (2019), BBBC039 test images: mean F1 over IoU 0.50-0.95 and error rate at IoU 0.7.
 PAPER_FIGURES = {
@@ -33,218 +25,6 @@ PAPER_FIGURES = {
     "advanced": (0.74, 0.155),
     "basic": (0.72, 0.201),
 }
-#: Outline colours of the example crops, by outcome: the same as EvaluateObjectF1's display.
-OUTCOME_COLOURS = metric.OUTCOME_COLOURS
-EXAMPLE_CROP = 256
-EXAMPLE_IOU = 0.7
-
-
-def gpu_description() -> str:
-    """The GPUs ``nvidia-smi`` lists, or a note that there is none (no framework import)."""
-    import shutil
-    import subprocess
-
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return "none (CPU only)"
-    try:
-        done = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown (nvidia-smi did not answer)"
-    names = [line.strip() for line in done.stdout.splitlines() if line.strip()]
-    return ", ".join(names) if done.returncode == 0 and names else "none (CPU only)"
-
-
-def plot_f1_vs_iou(summary: list[dict], path: Path) -> None:
-    """Macro F1 against the IoU threshold, one line per pipeline."""
-    plt = _pyplot()
-    thresholds = metric.DEFAULT_THRESHOLDS
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for row in summary:
-        values = [row[f"f1_{metric.threshold_key(t)}"] for t in thresholds]
-        ax.plot(thresholds, values, marker="o", label=f"{row['pipeline']} (mean {row['f1_mean']:.3f})")
-    ax.set_xlabel("IoU threshold")
-    ax.set_ylabel("F1 (mean over images)")
-    ax.set_ylim(0, 1)
-    ax.set_xticks(thresholds)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title("F1 vs IoU threshold")
-    save_figure(fig, path, dpi=110)
-
-
-def _grouped_bars(ax, groups: list[str], series: dict[str, list[float]]):
-    width = 0.8 / max(1, len(series))
-    x = np.arange(len(groups))
-    for i, (name, values) in enumerate(series.items()):
-        bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name)
-        ax.bar_label(bars, fmt="%g", fontsize=7)
-    ax.set_xticks(x, groups)
-    ax.legend()
-    ax.grid(axis="y", alpha=0.3)
-
-
-def plot_missed_by_size(summary: list[dict], path: Path) -> None:
-    """Ground-truth nuclei missed at IoU 0.7, per size bin and pipeline."""
-    plt = _pyplot()
-    edges = metric.DEFAULT_SIZE_EDGES
-    groups = [
-        f"tiny\n< {edges[0]:g} px",
-        f"small\n{edges[0]:g}-{edges[1]:g}",
-        f"normal\n{edges[1]:g}-{edges[2]:g}",
-        f"large\n> {edges[2]:g} px",
-    ]
-    series = {row["pipeline"]: [row[f"missed_{b}"] for b in SIZE_BINS] for row in summary}
-    fig, ax = plt.subplots(figsize=(6, 4))
-    _grouped_bars(ax, groups, series)
-    ax.set_ylabel("missed nuclei (IoU 0.7)")
-    ax.set_title("Missed nuclei by size")
-    save_figure(fig, path, dpi=110)
-
-
-def plot_merges_splits(summary: list[dict], path: Path) -> None:
-    """Merges and splits per pipeline."""
-    plt = _pyplot()
-    series = {row["pipeline"]: [row["merges"], row["splits"]] for row in summary}
-    fig, ax = plt.subplots(figsize=(5, 4))
-    _grouped_bars(ax, ["merges", "splits"], series)
-    ax.set_ylabel("count")
-    ax.set_title("Merged and split nuclei")
-    save_figure(fig, path, dpi=110)
-
-
-def plot_seconds(summary: list[dict], per_image: list[dict], path: Path) -> None:
-    """Seconds per image (bars: mean; dots: images) and start-up per CellProfiler process."""
-    plt = _pyplot()
-    names = [row["pipeline"] for row in summary]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.5))
-    x = np.arange(len(names))
-    ax1.bar(x, [row["sec_per_image"] for row in summary], color="tab:blue", alpha=0.6)
-    for i, name in enumerate(names):
-        values = [r["sec"] for r in per_image if r["pipeline"] == name and math.isfinite(r["sec"])]
-        ax1.scatter(np.full(len(values), i) + np.linspace(-0.2, 0.2, len(values)), values, s=8, color="k")
-    ax1.set_xticks(x, names)
-    ax1.set_ylabel("seconds per image")
-    ax1.set_title("Processing time per image")
-    ax2.bar(x, [row["startup_sec"] for row in summary], color="tab:orange", alpha=0.7)
-    ax2.set_xticks(x, names)
-    ax2.set_ylabel("seconds")
-    ax2.set_title("CellProfiler start-up per process")
-    for ax in (ax1, ax2):
-        ax.grid(axis="y", alpha=0.3)
-    save_figure(fig, path, dpi=110)
-
-
-def crop_window(gt: np.ndarray, size: int = EXAMPLE_CROP) -> tuple[slice, slice]:
-    """The ``size`` x ``size`` window (or the whole image when smaller) with most nucleus pixels."""
-    h, w = gt.shape
-    sh, sw = min(size, h), min(size, w)
-    summed = np.pad((gt > 0).astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    counts = summed[sh:, sw:] - summed[:-sh, sw:] - summed[sh:, :-sw] + summed[:-sh, :-sw]
-    i, j = np.unravel_index(int(np.argmax(counts)), counts.shape)
-    return slice(i, i + sh), slice(j, j + sw)
-
-
-def _grey_rgb(image: np.ndarray) -> np.ndarray:
-    """A display RGB of a greyscale image, stretched between its 1st and 99.5th percentiles."""
-    image = image.astype(np.float64)
-    low, high = np.percentile(image, [1, 99.5])
-    grey = np.clip((image - low) / (high - low), 0, 1) if high > low else np.zeros_like(image)
-    return np.repeat(grey[..., None], 3, axis=2)
-
-
-def outcome_overlay(
-    image: np.ndarray, gt: np.ndarray, pred: np.ndarray, window=None, threshold: float = EXAMPLE_IOU
-) -> np.ndarray:
-    """RGB of ``image[window]`` with outlines coloured by outcome at IoU ``threshold``.
-
-    Objects are matched on the whole image, then cropped. Predicted objects are
-    outlined as matched, false positive or merged; ground-truth nuclei that were
-    missed or split are outlined too (:data:`OUTCOME_COLOURS`).
-    """
-    from skimage.segmentation import find_boundaries
-
-    window = window if window is not None else (slice(None), slice(None))
-    matches = metric.score_image(gt, pred, thresholds=[threshold]).matches(threshold)
-    rgb = _grey_rgb(image[window])
-    codes = {code: name for name, code in metric.OUTCOME_CODES.items()}
-    for labels, role in ((gt, "gt"), (pred, "pred")):
-        outcome = metric.outcome_image(labels, matches, role)[window]
-        edges = find_boundaries(labels[window], mode="inner")
-        for code in np.unique(outcome[edges]):
-            name = codes[int(code)]
-            if role == "gt" and name == "matched":
-                continue  # the matching prediction's outline already shows it
-            if name in OUTCOME_COLOURS:
-                rgb[edges & (outcome == code)] = OUTCOME_COLOURS[name][1]
-    return rgb
-
-
-def choose_examples(per_image: list[dict], pipelines: list[str]) -> list[tuple[str, str]]:
-    """A typical image (median F1 over pipelines) and a hard one (lowest), as (title, stem)."""
-    by_image: dict[str, list[float]] = {}
-    nuclei: dict[str, int] = {}
-    for row in per_image:
-        if row["pipeline"] in pipelines:
-            by_image.setdefault(row["image"], []).append(float(row["f1_mean"]))
-            nuclei[row["image"]] = int(row["nuclei"])
-    complete = {k: float(np.mean(v)) for k, v in by_image.items() if len(v) == len(pipelines)}
-    # Images with a handful of nuclei show the errors; fall back to any image.
-    candidates = {k: v for k, v in complete.items() if nuclei[k] >= 5} or complete
-    if not candidates:
-        return []
-    ranked = sorted(candidates, key=lambda k: (candidates[k], k))
-    typical, hard = ranked[len(ranked) // 2], ranked[0]
-    examples = [("typical image (median F1)", typical)]
-    if hard != typical:
-        examples.append(("hard image (lowest F1)", hard))
-    return examples
-
-
-def plot_examples(out: Path, summary: list[dict], per_image: list[dict], pairs: dict, path: Path) -> list[str]:
-    """Crops of example images with every pipeline's outlines; returns the stems drawn.
-
-    Parameters
-    ----------
-    out : Path
-        Benchmark folder (holds ``<pipeline>/labels/<stem>.tiff``).
-    pairs : dict
-        Stem to an object with ``image`` and ``mask`` paths.
-    """
-    from matplotlib.patches import Patch
-    from skimage.segmentation import find_boundaries
-
-    from nucleiseg import layouts
-
-    names = [row["pipeline"] for row in summary]
-    examples = [(t, stem) for t, stem in choose_examples(per_image, names) if stem in pairs]
-    if not examples:
-        return []
-    plt = _pyplot()
-    fig, axes = plt.subplots(
-        len(examples), len(names) + 1, figsize=(2.8 * (len(names) + 1), 3.4 * len(examples) + 0.6),
-        squeeze=False, layout="constrained",
-    )
-    f1 = {(r["pipeline"], r["image"]): float(r["f1_mean"]) for r in per_image}
-    for row_axes, (title, stem) in zip(axes, examples):
-        image = layouts.read_image(pairs[stem].image)
-        gt = layouts.read_labels(pairs[stem].mask)
-        window = crop_window(gt)
-        truth = _grey_rgb(image[window])
-        truth[find_boundaries(gt[window], mode="inner")] = (1.0, 1.0, 1.0)
-        row_axes[0].imshow(truth)
-        row_axes[0].set_title(f"{stem[:12]}: ground truth\n{title}", fontsize=8)
-        for ax, name in zip(row_axes[1:], names):
-            pred = layouts.read_labels(out / name / "labels" / f"{stem}.tiff")
-            ax.imshow(outcome_overlay(image, gt, pred, window))
-            ax.set_title(f"{name}: F1 {f1[(name, stem)]:.2f} (whole image)", fontsize=8)
-        for ax in row_axes:
-            ax.set_axis_off()
-    handles = [Patch(color=rgb, label=n.replace("_", " ")) for n, (_, rgb) in OUTCOME_COLOURS.items()]
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
-    fig.suptitle(f"Outlines by outcome at IoU {EXAMPLE_IOU:g}", fontsize=9)
-    save_figure(fig, path, dpi=110)
-    return [stem for _, stem in examples]
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -304,32 +84,6 @@ def paper_section(summary: list[dict], info: dict, subset: list[dict] | None) ->
         "",
     ]
     return lines
-
-
-def plot_paired(per_image: list[dict], path: Path) -> bool:
-    """Each pipeline's per-image mean F1 against the baseline's; False (nothing written) with one pipeline."""
-    from .compare import default_baseline, scores_by_pipeline
-
-    scores = scores_by_pipeline(per_image, "f1_mean")
-    if len(scores) < 2:
-        return False
-    baseline = default_baseline(scores)
-    others = [name for name in scores if name != baseline]
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(others), figsize=(3.2 * len(others), 3.4), squeeze=False)
-    for ax, name in zip(axes[0], others):
-        images = [i for i in scores[name] if i in scores[baseline]]
-        x = np.array([scores[baseline][i] for i in images], dtype=float)
-        y = np.array([scores[name][i] for i in images], dtype=float)
-        colours = np.where(y > x, "tab:green", np.where(y < x, "tab:red", "tab:gray"))
-        ax.scatter(x, y, s=10, c=colours)
-        ax.plot([0, 1], [0, 1], color="k", lw=0.8)
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"{baseline} (F1 mean per image)", ylabel=name, aspect="equal")
-        ax.set_title(f"{name}: {int(np.sum(y > x))} better, {int(np.sum(y < x))} worse", fontsize=9)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
-    return True
 
 
 def comparison_section(per_image: list[dict]) -> list[str]:
@@ -425,8 +179,8 @@ def render_markdown(
         f"overlapping several nuclei, a split a nucleus overlapped by several predictions (IoU >= {metric.DEFAULT_MERGE_IOU:g}).",
         "",
         _table(
-            ["pipeline"] + [f"missed {b}" for b in SIZE_BINS] + ["merges", "splits"],
-            [[r["pipeline"]] + [_fmt(r[f"missed_{b}"]) for b in SIZE_BINS] + [_fmt(r["merges"]), _fmt(r["splits"])]
+            ["pipeline"] + [f"missed {b}" for b in metric.SIZE_BINS] + ["merges", "splits"],
+            [[r["pipeline"]] + [_fmt(r[f"missed_{b}"]) for b in metric.SIZE_BINS] + [_fmt(r["merges"]), _fmt(r["splits"])]
              for r in summary],
         ),
         "",
@@ -463,7 +217,7 @@ def render_markdown(
             "",
             f"A {EXAMPLE_CROP} x {EXAMPLE_CROP} crop (the window with most nuclei) of a typical and of a hard image"
             f" ({', '.join(examples)}). Outlines at IoU {EXAMPLE_IOU:g}: "
-            + ", ".join(f"{n.replace('_', ' ')} {word}" for n, (word, _) in OUTCOME_COLOURS.items())
+            + ", ".join(f"{n.replace('_', ' ')} {word}" for n, (word, _) in metric.OUTCOME_COLOURS.items())
             + " (missed and split outlines are the ground truth's).",
             "",
             "![Example crops](plots/examples.png)",
@@ -489,7 +243,9 @@ def render_markdown(
 
 def bbbc039_subset(per_image: list[dict], info: dict) -> list[dict] | None:
     """Macro figures over the BBBC039 fields, when the data folder's manifest marks them."""
-    from .subset import BBBC039_COLUMN, manifest_stems, subset_summary
+    from nucleiseg.layouts import manifest_stems
+
+    from .subset import BBBC039_COLUMN, subset_summary
 
     manifest = Path(str(info.get("data", ""))) / "manifest.csv"
     if not manifest.is_file():
@@ -506,36 +262,17 @@ def write_report(out: Path, summary: list[dict], per_image: list[dict], info: di
 
     Parameters
     ----------
-    out : Path
-        Benchmark folder.
-    summary, per_image : list of dict
-        Rows of ``summary.csv`` and ``per_image.csv``.
+    out, summary, per_image, pairs
+        As for :func:`benchmark.report_plots.write_plots`.
     info : dict
         What was run (``run.json``): data, layout, split, images, workers, ...
-    pairs : dict, optional
-        Stem to image and mask paths; without it there are no example crops.
     """
     out = Path(out)
-    plots = out / PLOTS_DIR
-    plots.mkdir(parents=True, exist_ok=True)
-    plot_f1_vs_iou(summary, plots / "f1_vs_iou.png")
-    plot_missed_by_size(summary, plots / "missed_by_size.png")
-    plot_merges_splits(summary, plots / "merges_splits.png")
-    plot_seconds(summary, per_image, plots / "seconds_per_image.png")
-    plot_paired(per_image, plots / "paired_f1.png")
-    examples = plot_examples(out, summary, per_image, pairs, plots / "examples.png") if pairs else []
+    examples = write_plots(out, summary, per_image, pairs)
     subset = bbbc039_subset(per_image, info)
     path = out / "report.md"
     write_atomic(path, render_markdown(summary, per_image, info, subset=subset, examples=examples))
     return path
-
-
-_INTEGER_COLUMNS = ("images", "shards", "retried_shards")
-
-
-def _read_summary(path: Path) -> list[dict]:
-    """Rows of a ``summary.csv`` with counts as integers and empty cells as NaN."""
-    return read_csv_figures(path, ("pipeline",), lambda key: metric.is_count_key(key) or key in _INTEGER_COLUMNS)
 
 
 def regenerate(out: Path, data: Path | None = None, split: str | None = None) -> Path:
@@ -561,14 +298,12 @@ def regenerate(out: Path, data: Path | None = None, split: str | None = None) ->
 
     from nucleiseg import layouts
 
-    from .subset import read_per_image
-
     out = Path(out)
     for name in ("summary.csv", "per_image.csv"):
         if not (out / name).is_file():
             raise FileNotFoundError(f"{out / name} not found: {out} holds no finished benchmark")
-    summary = _read_summary(out / "summary.csv")
-    per_image = read_per_image(out / "per_image.csv")
+    summary = read_results(out / "summary.csv")
+    per_image = read_results(out / "per_image.csv")
     for row in summary:  # folders written before these columns existed
         if not math.isfinite(row.get("images_per_minute", math.nan)) and row.get("wall_sec", 0) > 0:
             row["images_per_minute"] = 60.0 * row["images"] / row["wall_sec"]

@@ -11,30 +11,27 @@ benchmark report uses the same functions for its BBBC039 table.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
-from benchmark.outputs import read_csv_figures
-from nucleiseg.layouts import manifest_marks, manifest_stems  # noqa: F401 (re-exported for the benchmark)
-from nucleiseg.metric import aggregate_macro
+from nucleiseg.layouts import manifest_marks
+
+from . import aggregate
+from .tables import csv_text, read_results
 
 COLUMNS = ("f1_mean", "f1_050", "f1_070", "f1_090", "error_rate_070", "merges", "splits")
-LEAD = ("pipeline", "image", "shard")
 BBBC039_COLUMN = "bbbc039_field"
-
-
-def read_per_image(path: Path) -> list[dict]:
-    """Rows of a ``per_image.csv``: lead columns as text, figures as floats.
-
-    Empty cells (e.g. ``mean_iou_050`` of an image without a match) read as NaN, so every
-    row keeps the same keys and the macro aggregation can skip them where it should.
-    """
-    return read_csv_figures(path, LEAD)
 
 
 def subset_summary(per_image: list[dict], stems: set[str]) -> list[dict]:
     """Per pipeline (in order of appearance), macro figures over the images in ``stems``.
+
+    Parameters
+    ----------
+    per_image : list of dict
+        Rows of ``per_image.csv``.
+    stems : set of str
+        The images of the subset.
 
     Returns
     -------
@@ -42,14 +39,12 @@ def subset_summary(per_image: list[dict], stems: set[str]) -> list[dict]:
         ``{"pipeline", "images", **aggregate_macro(...)}``; pipelines without any
         image in the subset are left out.
     """
-    grouped: dict[str, list[dict]] = {}
-    for row in per_image:
-        if row["image"] in stems:
-            grouped.setdefault(row["pipeline"], []).append({k: v for k, v in row.items() if k not in LEAD and k != "sec"})
-    return [{"pipeline": name, "images": len(rows), **aggregate_macro(rows)} for name, rows in grouped.items()]
+    chosen = aggregate.by_pipeline(row for row in per_image if row["image"] in stems)
+    return [{"pipeline": name, "images": len(rows), **aggregate.macro(rows)} for name, rows in chosen.items()]
 
 
 def main(argv=None) -> int:
+    """Print the subset's figures as CSV; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m benchmark.subset", description=__doc__)
     parser.add_argument("out", type=Path, help="benchmark output folder (holds per_image.csv)")
     parser.add_argument("--manifest", type=Path, required=True)
@@ -62,14 +57,14 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    rows = subset_summary(read_per_image(args.out / "per_image.csv"), stems)
+    rows = subset_summary(read_results(args.out / "per_image.csv"), stems)
     if not rows:
         print(f"no image of {args.out / 'per_image.csv'} is in the subset {args.column!r} of {args.manifest}", file=sys.stderr)
         return 1
-    writer = csv.writer(sys.stdout)
-    writer.writerow(["pipeline", "subset", "images", *COLUMNS])
-    for row in rows:
-        writer.writerow([row["pipeline"], f"not {args.column}" if args.others else args.column, row["images"], *(f"{row[c]:.4f}" for c in COLUMNS)])
+    subset = f"not {args.column}" if args.others else args.column
+    printed = [{"pipeline": row["pipeline"], "subset": subset, "images": row["images"],
+                **{c: f"{row[c]:.4f}" for c in COLUMNS}} for row in rows]
+    sys.stdout.write(csv_text(printed, ["pipeline", "subset", "images", *COLUMNS]))
     return 0
 
 

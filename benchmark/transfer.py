@@ -20,9 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nucleiseg.layouts import manifest_marks
+
 from . import experiments as ex
-from .outputs import csv_text, save_figure, write_atomic
-from .subset import manifest_marks
+from .figures import pyplot, save_figure
+from .outputs import write_atomic
+from .tables import write_csv
 
 FINAL_OUTPUTS = ("results.csv", "report.md", "plots")
 OTHER = "other"
@@ -130,7 +133,7 @@ def run(data: Path, out: Path, schedule: ex.Schedule, column: str = "bbbc039_fie
     save_figure(plot(table, references, reference_pipeline, sets), out / "plots" / "transfer.png")
     write_atomic(out / "report.md", report(rows, table, references, reference_pipeline, reference_note, schedule, command,
                                               data, column, manifest, train_groups, val_split, val_groups, sets))
-    write_atomic(out / "results.csv", csv_text(rows, cols))  # last: its presence means complete
+    write_csv(out / "results.csv", cols, rows)  # last: its presence means complete
     log(f"wrote {out / 'results.csv'}, {out / 'report.md'} and {out / 'plots' / 'transfer.png'}")
     return rows
 
@@ -145,19 +148,15 @@ def matrix(rows: list[dict], sets: list[str]) -> dict:
     for trained in sets:
         group = [r for r in rows if r["trained_on"] == trained]
         for evaluated in sets:
-            table[(trained, evaluated)] = {c: float(np.mean([float(r[f"{evaluated}_{c}"]) for r in group]))
-                                           for c in ("f1_mean", "error_rate_070", "missed", "merges", "splits", "images")}
-            table[(trained, evaluated)]["models"] = len(group)
+            figures = ("f1_mean", "error_rate_070", "missed", "merges", "splits", "images")
+            means = ex.over_repeats([{c: r[f"{evaluated}_{c}"] for c in figures} for r in group], figures)
+            table[(trained, evaluated)] = {**{c: means[c] for c in figures}, "models": len(group)}
     return table
 
 
 def plot(table: dict, references: dict, reference_pipeline: str, sets: list[str]):
     """Grouped bars: mean F1 and error rate on each evaluation set, per training set (and the reference)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     bars = [(f"U-Net trained on {s}", {e: table[(s, e)] for e in sets}) for s in sets]
     if references:
         bars.append((f"{reference_pipeline} (CellProfiler)", references))
@@ -222,7 +221,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--manifest", type=Path, default=None, help="manifest CSV with columns name and --column (default DATA/manifest.csv)")
     parser.add_argument("--column", default="bbbc039_field", help="manifest column; non-empty marks the first kind (default bbbc039_field)")
     ex.add_schedule_arguments(parser, steps=120)
-    parser.set_defaults(experiment=main)
+    parser.set_defaults(handler=main)
 
 
 def main(args) -> int:

@@ -19,6 +19,7 @@ import tifffile
 
 from benchmark import runner
 from benchmark.__main__ import main as cli_main
+from benchmark.errors import BenchmarkError
 from nucleiseg.layouts import DataError
 
 
@@ -215,6 +216,6 @@ def test_cli_reports_data_error(setup, capsys):
 
 def test_output_inside_data_is_refused(setup):
     data, _, _ = setup
-    with pytest.raises(runner.BenchmarkError):
+    with pytest.raises(BenchmarkError):
         runner.run_benchmark(data, [str(data.parent / "any.cppipe")], data / "results", quiet=True, log=lambda s: None)
     assert not (data / "results").exists()

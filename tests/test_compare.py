@@ -9,8 +9,9 @@ import pytest
 
 from benchmark.__main__ import main as cli_main
 from benchmark.compare import compare, scores_by_pipeline
-from benchmark.outputs import csv_text
-from benchmark.report import comparison_section, plot_paired
+from benchmark.report import comparison_section
+from benchmark.report_plots import paired_figure
+from benchmark.tables import csv_text
 from nucleiseg.comparison import bootstrap_interval, paired_comparison
 
 
@@ -130,12 +131,16 @@ def test_compare_command_refuses_bad_folders(tmp_path, capsys):
     assert "pipeline(s) not found: deepcell; found: unet" in capsys.readouterr().err
 
 
-def test_report_section_and_plot_only_with_two_pipelines(tmp_path):
-    one = per_image_rows("basic", {"a": 0.5, "b": 0.6})
-    assert comparison_section(one) == [] and not plot_paired(one, tmp_path / "one.png")
-    assert not (tmp_path / "one.png").exists()
-    two = one + per_image_rows("unet", {"a": 0.7, "b": 0.9})
+def test_report_section_and_plot_only_with_two_pipelines():
+    one = per_image_rows("basic", {"a": 0.5, "b": 0.6, "c": 0.7})
+    assert comparison_section(one) == [] and paired_figure(one) is None
+    two = one + per_image_rows("unet", {"a": 0.7, "b": 0.6, "c": 0.4})
     text = "\n".join(comparison_section(two))
-    assert "## Differences between pipelines" in text and "minus basic" in text and "| unet | 2 |" in text
+    assert "## Differences between pipelines" in text and "minus basic" in text and "| unet | 3 |" in text
     assert "plots/paired_f1.png" in text
-    assert plot_paired(two, tmp_path / "two.png") and (tmp_path / "two.png").stat().st_size > 1000
+    (ax,) = paired_figure(two).axes
+    (dots,) = ax.collections
+    np.testing.assert_allclose(dots.get_offsets(), [[0.5, 0.7], [0.6, 0.6], [0.7, 0.4]])  # (baseline, unet) per image
+    green, grey, red = (tuple(c) for c in dots.get_facecolors()[:, :3].round(3))
+    assert green[1] > green[0] and red[0] > red[1] and grey[0] == grey[1] == grey[2]
+    assert ax.get_title() == "unet: 1 better, 1 worse" and ax.get_xlabel().startswith("basic")

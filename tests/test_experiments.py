@@ -11,6 +11,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmark import experiments as ex
@@ -145,7 +146,12 @@ def test_learning_curve_rows_outputs_and_resume(data, tmp_path):
     assert len(rows) == 6
     report = (out / "report.md").read_text()
     assert "cmd" in report and "| steps | 2" in report and "first 3 images of split `val`" in report
-    assert (out / "plots" / "learning_curve.png").stat().st_size > 1000
+    assert (out / "plots" / "learning_curve.png").is_file()
+    accuracy, errors = learning_curve.plot(rows, None, "advanced").axes
+    (mean_line,) = accuracy.get_lines()
+    assert list(mean_line.get_xdata()) == [1, 2, 4] and list(mean_line.get_ydata()) == pytest.approx([0.1, 0.2, 0.4])
+    assert accuracy.collections[0].get_offsets()[:, 1].tolist() == pytest.approx([0.1, 0.1, 0.2, 0.2, 0.4, 0.4])
+    assert [list(line.get_ydata()) for line in errors.get_lines()] == [[3, 3, 3], [1, 1, 1], [2, 2, 2]]
 
     # Same settings: nothing is retrained; one more size trains only that size.
     again = FakeTrainer()
@@ -193,11 +199,41 @@ def test_reference_is_averaged_over_the_evaluated_images(data, tmp_path):
     report = (out / "report.md").read_text()
     # Advanced on the first two val images only: F1 (0.0 + 0.1) / 2, missed 2 + 2, merges 1 + 1.
     assert "| advanced (reference) | | 0.050 | 0.500 | 4 | 2 | 4 | |" in report
+    references, _ = ex.reference_scores(per_image, "advanced", {"val": ["synth_001", "synth_004"]})
+    rows = [{"n": 2, "f1_mean": 0.3, "error_rate_070": 0.5, "missed": 3, "merges": 1, "splits": 2, "images": 2, "train_seconds": 1}]
+    accuracy, errors = learning_curve.plot(rows, references["val"], "advanced").axes
+    assert accuracy.get_lines()[1].get_ydata()[0] == pytest.approx(0.05)  # the reference line
+    assert [line.get_ydata()[0] for line in errors.get_lines()[1::2]] == [4, 2, 4]  # its missed, merges, splits
     assert f"`{per_image}`" in report
     with pytest.raises(ex.ExperimentError, match="--reference: .* has no row of pipeline 'unet'"):
         ex.reference_scores(per_image, "unet", {"val": ["synth_001"]})
     with pytest.raises(ex.ExperimentError, match="--reference: .* lacks 1 of the 2"):
         ex.reference_scores(per_image, "advanced", {"val": ["synth_001", "synth_002"]})
+
+
+def test_figures_over_repeats_are_their_mean_and_spread():
+    rows = [{"n": 8, "f1_mean": f1, "error_rate_070": 0.5, "missed": missed, "merges": 1, "splits": 0, "train_seconds": 10.0 * r}
+            for r, (f1, missed) in enumerate(((0.2, 10), (0.4, 20), (0.6, 30)), start=1)]
+    (size,) = learning_curve.by_size(rows)
+    assert (size["n"], size["models"]) == (8, 3)
+    assert size["f1_mean"] == pytest.approx(0.4) and size["f1_mean_sd"] == pytest.approx(0.2)
+    assert size["missed"] == pytest.approx(20) and size["missed_sd"] == pytest.approx(10)
+    assert size["train_seconds"] == pytest.approx(20)
+    assert learning_curve.by_size(rows[:1])[0]["f1_mean_sd"] == 0.0
+
+
+def test_progress_rows_read_back_as_written(tmp_path):
+    columns = learning_curve.COLUMNS
+    row = {c: 0 for c in columns} | {"model": "n0002-r1", "images_hash": "123456789012", "images_file": "subsets/n0002-r1.txt",
+                                     "seed": 1234567890, "f1_mean": 0.25, "loss_first": float("nan")}
+    ex.Ledger(tmp_path, {"a": 1}, columns).add(row)
+    back = ex.Ledger(tmp_path, {"a": 1}, columns).rows["n0002-r1"]
+    assert back["images_hash"] == "123456789012"  # a hash of digits stays text
+    assert back["seed"] == 1234567890 and isinstance(back["seed"], int)  # whole numbers come back whole
+    assert back["f1_mean"] == 0.25
+    before = (tmp_path / "progress.csv").read_text()
+    ex.Ledger(tmp_path, {"a": 1}, columns).add(back)
+    assert (tmp_path / "progress.csv").read_text() == before
 
 
 # --- transfer ------------------------------------------------------------------------------
@@ -232,6 +268,28 @@ def test_transfer_trains_on_each_kind_and_scores_both(data, tmp_path):
     assert again.calls == []
     with pytest.raises(ex.ExperimentError, match="seed differ"):
         transfer.run(data, out, SCHEDULE, seed=1, trainer=again)
+
+
+def test_transfer_matrix_and_plot_keep_trained_on_apart_from_evaluated_on():
+    sets = ["bbbc039", "other"]
+
+    def model(trained_on, repeat, f1):
+        figures = {f"{e}_{c}": 0 for e in sets for c in ex.SCORE_COLUMNS}
+        figures.update({f"{e}_f1_mean": f1[e] for e in sets} | {f"{e}_error_rate_070": 1 - f1[e] for e in sets})
+        return {"trained_on": trained_on, "repeat": repeat, **figures}
+
+    rows = [model("bbbc039", 1, {"bbbc039": 0.9, "other": 0.5}), model("bbbc039", 2, {"bbbc039": 0.7, "other": 0.3}),
+            model("other", 1, {"bbbc039": 0.6, "other": 0.8})]
+    table = transfer.matrix(rows, sets)
+    assert table[("bbbc039", "other")]["f1_mean"] == pytest.approx(0.4) and table[("bbbc039", "other")]["models"] == 2
+    assert table[("other", "bbbc039")]["f1_mean"] == pytest.approx(0.6)
+    references = {e: {"f1_mean": 0.75, "error_rate_070": 0.1} for e in sets}
+    f1_axis, error_axis = transfer.plot(table, references, "advanced", sets).axes[:2]
+    # One series of bars per training set (and the reference), one bar per evaluation set.
+    heights = [[bar.get_height() for bar in series] for series in f1_axis.containers]
+    np.testing.assert_allclose(heights, [[0.8, 0.4], [0.6, 0.8], [0.75, 0.75]])
+    np.testing.assert_allclose([[bar.get_height() for bar in series] for series in error_axis.containers],
+                               [[0.2, 0.6], [0.4, 0.2], [0.1, 0.1]])
 
 
 # --- one real model ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 from benchmark import subset
+from benchmark.tables import read_results
 
 
 def _write(tmp_path):
@@ -28,7 +29,7 @@ def test_subset_and_its_complement(tmp_path, capsys):
 
 def test_an_image_without_a_match_is_averaged_with_the_others(tmp_path):
     _write(tmp_path)
-    rows = subset.read_per_image(tmp_path / "per_image.csv")
+    rows = read_results(tmp_path / "per_image.csv")
     [summary] = subset.subset_summary(rows, {"b", "c"})
     assert summary["images"] == 2 and summary["f1_mean"] == 0.6 and summary["mean_iou_050"] == 0.7
 
@@ -37,18 +38,3 @@ def test_unknown_column_is_an_error_naming_it(tmp_path, capsys):
     _write(tmp_path)
     assert subset.main([str(tmp_path), "--manifest", str(tmp_path / "manifest.csv"), "--column", "plate"]) == 2
     assert "'plate'" in capsys.readouterr().err
-
-
-def test_benchmark_csvs_read_back_as_written(tmp_path):
-    """One reader for the runner's CSVs: text stays text, counts come back as integers, NaN as NaN."""
-    import math
-
-    from benchmark.outputs import read_csv_figures, write_csv_atomic
-
-    columns = ["pipeline", "tp_050", "f1_mean", "mean_iou_050"]
-    write_csv_atomic(tmp_path / "t.csv", columns, [{"pipeline": "unet", "tp_050": 12, "f1_mean": 0.75, "mean_iou_050": math.nan}])
-    [row] = read_csv_figures(tmp_path / "t.csv", ("pipeline",), lambda key: key.startswith("tp_"))
-    assert row["pipeline"] == "unet" and row["tp_050"] == 12 and isinstance(row["tp_050"], int)
-    assert row["f1_mean"] == 0.75 and math.isnan(row["mean_iou_050"])
-    [as_floats] = read_csv_figures(tmp_path / "t.csv", ("pipeline",))
-    assert isinstance(as_floats["tp_050"], float)

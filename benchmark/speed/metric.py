@@ -1,25 +1,25 @@
 """Speed of the object-level metric on a realistic synthetic image pair.
 
+``python -m benchmark speed metric [--repeats 300] [--seed 0]``
+
 Builds a 520 x 696 ground-truth label image with about 150 elliptical nuclei and a prediction
 made by perturbing it (some nuclei dilated, some eroded, some dropped, some neighbours merged,
-some shifted, a few spurious objects added), then prints the median time of
-``nucleiseg.metric.score_image`` (all ten IoU thresholds) over many repeats.
-
-Run as ``python benchmark/metric_speed.py [--repeats N] [--seed S]`` (or with ``-m`` once the
-``benchmark`` package exists).
+some shifted, a few spurious objects added), then prints the warm time of
+``nucleiseg.metric.score_image`` (all ten IoU thresholds): the median of ``--repeats`` calls
+on that pair after a first, cold one (:mod:`benchmark.speed.timing`).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from nucleiseg.metric import score_image
 
-SHAPE = (520, 696)
+from .images import SHAPE
+from .timing import cold_and_warm
 
 
 def synthetic_ground_truth(rng: np.random.Generator, shape=SHAPE, n_nuclei: int = 150) -> np.ndarray:
@@ -93,34 +93,25 @@ def perturbed_prediction(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return relabel[pred]
 
 
-def median_time(gt: np.ndarray, pred: np.ndarray, repeats: int) -> float:
-    """Median wall time in seconds of one ``score_image`` call over ``repeats`` runs."""
-    score_image(gt, pred)  # warm-up: first calls pay for imports and allocator growth
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        score_image(gt, pred)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Build the synthetic pair, time the metric and print the median per pair."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=300, help="timed calls (default 300)")
+def add_parser(tools) -> None:
+    """Register ``speed metric`` on the speed tools' sub-parser collection."""
+    parser = tools.add_parser("metric", help="ms per 520 x 696 pair of the object-level metric",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=300, help="warm calls, median reported (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the synthetic pair")
-    args = parser.parse_args(argv)
+    parser.set_defaults(handler=main)
+
+
+def main(args) -> int:
+    """Build the synthetic pair, time the metric and print the warm time per pair."""
     rng = np.random.default_rng(args.seed)
     gt = synthetic_ground_truth(rng)
     pred = perturbed_prediction(gt, rng)
-    scores = score_image(gt, pred)
-    seconds = median_time(gt, pred, args.repeats)
+    timing = cold_and_warm(lambda _: score_image(gt, pred), args.repeats)
+    scores = timing.result
     print(
         f"pair {gt.shape[0]}x{gt.shape[1]}: {scores.nuclei} ground-truth nuclei, {scores.predicted} predicted, "
         f"F1@0.5 {scores.f1[0]:.3f}, mean F1 {scores.f1_mean:.3f}, merges {scores.merges}, splits {scores.splits}"
     )
-    print(f"median time per pair (all {len(scores.thresholds)} thresholds, {args.repeats} repeats): {seconds * 1e3:.3f} ms")
-
-
-if __name__ == "__main__":
-    main()
+    print(f"median time per pair (all {len(scores.thresholds)} thresholds, {args.repeats} repeats): {timing.warm * 1e3:.3f} ms")
+    return 0

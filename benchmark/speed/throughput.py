@@ -1,10 +1,14 @@
 """Throughput of each pipeline with 1, 2, ... CellProfiler processes.
 
-``python -m benchmark throughput --data DIR --split val --limit 16 --pipelines basic,unet --workers 1,2 --out OUT``
+``python -m benchmark speed throughput --data DIR --split val --limit 16 --pipelines basic,unet --workers 1,2 --out OUT``
 
 Runs the benchmark once per worker count (into ``OUT/workers-<n>/``) on the same
 images and writes ``OUT/throughput.csv`` and ``OUT/throughput.md``: images per
-minute, warm and cold seconds per image and the peak memory of one process.
+minute, speed-up over the first count, warm and cold seconds per image and the
+peak memory of one process. Warm and cold are the benchmark's own figures from
+CellProfiler's logs (:mod:`benchmark.log_timing`): a CellProfiler process sees
+each image once, so warm is the mean over the images after each process's
+first, not repeated calls on one image as in the in-process tools.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .outputs import write_atomic
-from .runner import BenchmarkError, run_benchmark, write_csv_atomic
+from ..errors import BenchmarkError
+from ..outputs import write_atomic
+from ..runner import run_benchmark
+from ..tables import write_csv
 
 COLUMNS = [
     "pipeline", "workers", "images", "wall_sec", "images_per_minute", "speedup",
@@ -46,7 +52,8 @@ def parse_workers(text: str) -> list[int]:
     return sorted(set(counts))
 
 
-def measure_throughput(data, pipelines: list[str], out: Path, worker_counts: list[int], **options) -> list[dict]:
+def measure_throughput(data, pipelines: list[str], out: Path, worker_counts: list[int], run=run_benchmark,
+                       **options) -> list[dict]:
     """Run the benchmark once per worker count and tabulate throughput.
 
     Parameters
@@ -59,6 +66,8 @@ def measure_throughput(data, pipelines: list[str], out: Path, worker_counts: lis
         Output folder; each run goes to ``out/workers-<n>``.
     worker_counts : list of int
         Process counts to try.
+    run : callable
+        :func:`~benchmark.runner.run_benchmark`, or a stand-in with its signature (tests).
     **options
         Passed to :func:`~benchmark.runner.run_benchmark` (split, limit, seed, quiet, ...).
 
@@ -72,7 +81,7 @@ def measure_throughput(data, pipelines: list[str], out: Path, worker_counts: lis
         (out / name).unlink(missing_ok=True)
     rows = []
     for workers in worker_counts:
-        result = run_benchmark(data, pipelines, out / f"workers-{workers}", workers=workers, **options)
+        result = run(data, pipelines, out / f"workers-{workers}", workers=workers, **options)
         for summary in result.summary:
             row = {key: summary.get(key) for key in COLUMNS if key in summary}
             row.update(workers=summary["shards"], images=summary["images"])
@@ -81,7 +90,7 @@ def measure_throughput(data, pipelines: list[str], out: Path, worker_counts: lis
         base = next(r for r in rows if r["pipeline"] == row["pipeline"])
         row["speedup"] = row["images_per_minute"] / base["images_per_minute"] if base["images_per_minute"] else float("nan")
     out.mkdir(parents=True, exist_ok=True)
-    write_csv_atomic(out / "throughput.csv", COLUMNS, rows)
+    write_csv(out / "throughput.csv", COLUMNS, rows)
     write_atomic(out / "throughput.md", render(rows, os.cpu_count()))
     return rows
 
@@ -104,3 +113,30 @@ def render(rows: list[dict], cpu_count: int | None) -> str:
             f"{r['peak_rss_mb_per_process']:.0f} | {r['f1_mean']:.3f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def add_parser(tools) -> None:
+    """Register ``speed throughput`` on the speed tools' sub-parser collection."""
+    parser = tools.add_parser(
+        "throughput", help="images per minute, warm/cold seconds and peak memory with 1, 2, ... processes",
+        description="Run the benchmark once per worker count on the same images (into OUT/workers-N) and "
+        "write OUT/throughput.csv and OUT/throughput.md.",
+    )
+    parser.add_argument("--data", required=True, help="data folder, or 'synthetic'")
+    parser.add_argument("--split", default="val", help="split (default val)")
+    parser.add_argument("--pipelines", required=True, help="comma-separated pipeline names")
+    parser.add_argument("--workers", default="1,2", help="comma-separated process counts (default 1,2)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first K images of the split")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=main)
+
+
+def main(args) -> int:
+    """Measure and print the throughput table; returns the exit status."""
+    names = [n.strip() for n in args.pipelines.split(",") if n.strip()]
+    split = None if args.split in ("", "all") else args.split
+    rows = measure_throughput(args.data, names, args.out, parse_workers(args.workers), split=split, limit=args.limit,
+                              quiet=args.quiet)
+    print(render(rows, os.cpu_count()))
+    return 0
