@@ -4,7 +4,8 @@
 
 Probabilities are predicted once per image; settings
 (:class:`~nucleiseg.postprocess.PostprocessSettings`) are then searched one
-field at a time over a grid and scored by macro mean F1. The best settings
+field at a time over a grid (:func:`nucleiseg.search.coordinate_search`, from
+the defaults) and scored by macro mean F1. The best settings
 are written into the card's ``postprocess`` field (the weights, and so the
 checksum, are untouched). Tune on the
 training split: validation figures stay honest only if nothing was chosen
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import numpy as np
 from . import layouts, metric, cards
 from .inference import predict_probabilities
 from .postprocess import PostprocessSettings
+from .search import coordinate_search
 
 GRID = {
     "interior_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
@@ -42,31 +43,6 @@ def sample_pairs(data_dir: Path, split: str, images: int, seed: int = 0, subset_
     pairs = layouts.marked_pairs(data_dir, split, subset_column) if subset_column else layouts.list_pairs(data_dir, split)
     order = np.random.default_rng(seed).permutation(len(pairs))
     return [pairs[i] for i in sorted(order[:images])] if images else pairs
-
-
-def coordinate_search(score, grid: dict, start: PostprocessSettings, rounds: int = 3) -> tuple[PostprocessSettings, float]:
-    """Best settings found by changing one field at a time over its grid values.
-
-    Each round tries every value of every field with the others held; it stops
-    when a round changes nothing. Far fewer scorings than the full product
-    (which grows with every field added) and, since the fields interact
-    mostly in pairs (dilation with the foreground threshold), a second round
-    catches those.
-    """
-    best, best_f1 = start, score(start)
-    scored = {start: best_f1}
-    for _ in range(rounds):
-        changed = False
-        for name, values in grid.items():
-            for value in values:
-                candidate = replace(best, **{name: value})
-                if candidate not in scored:
-                    scored[candidate] = score(candidate)
-                if scored[candidate] > best_f1:
-                    best, best_f1, changed = candidate, scored[candidate], True
-        if not changed:
-            break
-    return best, best_f1
 
 
 def tune(card: Path, data_dir: Path, split: str = "train", images: int = 60, grid: dict = GRID,
@@ -89,8 +65,8 @@ def tune(card: Path, data_dir: Path, split: str = "train", images: int = 60, gri
     def score(settings: PostprocessSettings) -> float:
         return float(np.mean([metric.score_image(gt, model.model_type.to_labels(p, settings)).f1_mean for p, gt in cases]))
 
-    best, best_f1 = coordinate_search(score, grid, PostprocessSettings())
-    return {"best": best.to_dict(), "f1_mean": best_f1, "default_settings_f1_mean": score(PostprocessSettings()),
+    best, best_f1 = coordinate_search(lambda point: score(PostprocessSettings(**point)), PostprocessSettings().to_dict(), grid)
+    return {"best": best, "f1_mean": best_f1, "default_settings_f1_mean": score(PostprocessSettings()),
             "images": len(cases), "grid": {name: list(values) for name, values in grid.items()}}
 
 

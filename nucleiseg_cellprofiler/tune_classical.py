@@ -1,128 +1,99 @@
 """Tune the classical CellProfiler pipelines (basic, advanced) on the train split.
 
-    nice -n 10 .venv/bin/python pipelines/tune_classical.py basic    --out out/tuning
-    nice -n 10 .venv/bin/python pipelines/tune_classical.py advanced --out out/tuning
-    nice -n 10 .venv/bin/python pipelines/tune_classical.py evaluate pipelines/basic.cppipe \
-        --split val --out out/eval/basic-val        # headless CellProfiler, then scored
+    nice -n 10 .venv/bin/python -m nucleiseg_cellprofiler.tune_classical basic    --data DIR --out out/tuning
+    nice -n 10 .venv/bin/python -m nucleiseg_cellprofiler.tune_classical advanced --data DIR --out out/tuning
+    nice -n 10 .venv/bin/python -m nucleiseg_cellprofiler.tune_classical evaluate pipelines/basic.cppipe \
+        --data DIR --split val --out out/eval/basic-val        # headless CellProfiler, then scored
 
-The modules are the very ones pipelines/build_pipelines.py writes (same builder functions),
-run in-process on a workspace per image, so a tuned setting is exactly what the .cppipe
-contains.  Search: coordinate descent over a coarse grid, one parameter at a time, repeated
-until a full round changes nothing.  Score: mean over images of the object F1 averaged over
-IoU thresholds 0.50 ... 0.95 (match when IoU > t), as in nucleiseg.metric.
+The modules are the very ones the pipeline generator writes (the same builder functions
+of :mod:`nucleiseg_cellprofiler.pipelines.classical`), run in-process on a workspace per
+image, so a tuned setting is exactly what the .cppipe contains. Search:
+:func:`nucleiseg.search.coordinate_search` over a coarse grid, one parameter at a time,
+repeated until a full round changes nothing; a value replaces the current one only when it
+scores more than 1e-4 higher. Score: mean over images of the object F1 averaged over IoU
+thresholds 0.50 ... 0.95 (:func:`nucleiseg.metric.score_image`).
 
-Only the train split is read (the tuning set is drawn from train.txt); val is never touched.
+Only the train split is read (the tuning set is drawn from it); val is never touched. The
+data folder is read through :mod:`nucleiseg.layouts` (either layout); a ``manifest.csv``
+whose ``bbbc039_field`` column marks BBBC039 fields lets their mean be logged (and chosen
+as the objective) apart from the others'.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import build_pipelines as bp  # noqa: E402
+from nucleiseg import layouts, metric
+from nucleiseg.search import coordinate_search
 
-DATA = os.environ.get("NUCLEISEG_DATA", "/work/shared/data/dsb2018-fluo")
-THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
+from . import PLUGINS_DIR
+from .headless import init_cellprofiler, run_modules
+from .names import IMAGE, LABELS_FOLDER, NUCLEI
+from .pipelines import kinds
+from .pipelines.kinds import BuildOptions
 
-
-# ------------------------------------------------------------------------------- scoring
-
-
-def f1_mean(gt: np.ndarray, pred: np.ndarray) -> float:
-    """Object F1 averaged over IoU thresholds (IoU > t >= 0.5 makes matches unique)."""
-    g = gt.ravel().astype(np.int64)
-    p = pred.ravel().astype(np.int64)
-    n_gt = len(np.unique(g[g > 0]))
-    n_pr = len(np.unique(p[p > 0]))
-    if n_gt == 0 and n_pr == 0:
-        return 1.0
-    if n_gt == 0 or n_pr == 0:
-        return 0.0
-    area_g = np.bincount(g)
-    area_p = np.bincount(p)
-    both = (g > 0) & (p > 0)
-    key = g[both] * (p.max() + 1) + p[both]
-    pairs, inter = np.unique(key, return_counts=True)
-    gi, pi = np.divmod(pairs, p.max() + 1)
-    iou = inter / (area_g[gi] + area_p[pi] - inter)
-    tp = (iou[None, :] > THRESHOLDS[:, None]).sum(1)
-    return float(np.mean(2 * tp / (n_gt + n_pr)))
+DEFAULT_DATA = Path(os.environ.get("NUCLEISEG_DATA", "/work/shared/data/dsb2018-fluo"))
+#: manifest.csv column marking the BBBC039 fields, logged (and optionally optimised) apart.
+FIELD_COLUMN = "bbbc039_field"
+#: How much a value must beat the current one by to replace it (ties keep the simpler current setting).
+MIN_GAIN = 1e-4
 
 
 # ---------------------------------------------------------------------------------- data
 
 
-def read_split(split: str) -> list[str]:
-    with open(os.path.join(DATA, f"{split}.txt")) as fd:
-        return [line.strip() for line in fd if line.strip()]
+def field_stems(data_dir: Path) -> set[str]:
+    """Stems the data folder's ``manifest.csv`` marks as BBBC039 fields (none without a manifest)."""
+    manifest = Path(data_dir) / "manifest.csv"
+    return layouts.manifest_stems(manifest, FIELD_COLUMN) if manifest.is_file() else set()
 
 
-def bbbc039_names() -> set[str]:
-    with open(os.path.join(DATA, "manifest.csv")) as fd:
-        return {r["name"] for r in csv.DictReader(fd) if r["bbbc039_field"].strip()}
-
-
-def tuning_set(n_other: int = 40, seed: int = 0) -> tuple[list[str], list[str]]:
-    """All BBBC039 fields of train plus a fixed random sample of the other train images."""
-    train = read_split("train")
-    b = bbbc039_names()
-    fields = [n for n in train if n in b]
-    others = [n for n in train if n not in b]
+def tuning_set(data_dir: Path, n_other: int = 40, seed: int = 0) -> tuple[list[layouts.Pair], list[layouts.Pair]]:
+    """All BBBC039 fields of train, and a fixed random sample of ``n_other`` other train images."""
+    train = layouts.list_pairs(data_dir, "train")
+    marked = field_stems(data_dir)
+    fields = [pair for pair in train if pair.stem in marked]
+    others = [pair for pair in train if pair.stem not in marked]
     rng = np.random.default_rng(seed)
-    picked = sorted(rng.choice(others, size=min(n_other, len(others)), replace=False))
-    return fields, list(picked)
+    picked = sorted(rng.choice([pair.stem for pair in others], size=min(n_other, len(others)), replace=False))
+    by_stem = {pair.stem: pair for pair in others}
+    return fields, [by_stem[stem] for stem in picked]
 
 
-def load(name: str):
-    import imageio.v3 as iio
+def load(pair: layouts.Pair) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels as CellProfiler sees them, ground-truth labels) of one pair."""
+    image = layouts.read_image(pair.image)
+    pixels = image.astype(np.float32)
+    if np.issubdtype(image.dtype, np.integer):
+        # NamesAndTypes "Image bit-depth": integer images are divided by their dtype's maximum.
+        pixels /= np.iinfo(image.dtype).max
+    return pixels, layouts.read_labels(pair.mask)
 
-    img = iio.imread(os.path.join(DATA, "images", f"{name}.png"))
-    if img.ndim == 3:  # never expected here, but keep the reader's grey conversion honest
-        img = img[..., :3].mean(-1).astype(img.dtype)
-    # NamesAndTypes "Image bit-depth": integer images are divided by their dtype's max
-    pix = img.astype(np.float32) / np.iinfo(img.dtype).max
-    gt = iio.imread(os.path.join(DATA, "masks", f"{name}.png"))
-    return pix, gt
+
+def f1_mean(gt: np.ndarray, pred: np.ndarray) -> float:
+    """The image's object F1 averaged over the IoU thresholds 0.50 ... 0.95."""
+    return float(metric.score_image(gt, pred).f1_mean)
 
 
 # ------------------------------------------------------------------------ running modules
 
-
-def run_modules(mods, images: dict) -> "object":
-    """Run processing modules on one image set in-process; returns the workspace."""
-    from cellprofiler_core.image import Image, ImageSetList
-    from cellprofiler_core.measurement import Measurements
-    from cellprofiler_core.object import ObjectSet
-    from cellprofiler_core.pipeline import Pipeline
-    from cellprofiler_core.workspace import Workspace
-
-    pipe = Pipeline()
-    for i, m in enumerate(mods, 1):
-        m.set_module_num(i)
-        pipe.add_module(m)
-    isl = ImageSetList()
-    iset = isl.get_image_set(0)
-    for name, pix in images.items():
-        iset.add(name, Image(pix))
-    objs = ObjectSet()
-    meas = Measurements()
-    ws = None
-    for m in mods:
-        ws = Workspace(pipe, m, iset, objs, meas, isl)
-        m.run(ws)
-    return ws
-
-
 PREPROCESSING = ("CorrectIlluminationCalculate", "CorrectIlluminationApply", "Smooth", "Opening")
+
+
+def processing(kind: str, params: dict) -> list:
+    """The processing modules of classical kind ``kind`` with ``params``."""
+    init_cellprofiler()
+    return kinds.get(kind).processing(BuildOptions(params=params))
 
 
 def split_modules(mods):
@@ -135,24 +106,22 @@ def split_modules(mods):
 
 def preprocess(kind: str, params: dict, pix: np.ndarray) -> tuple[str, np.ndarray]:
     """Run the image-only modules; returns (name, pixels) of the image IPO segments."""
-    mods = bp.basic_processing(params) if kind == "basic" else bp.advanced_processing(params)
-    pre, rest = split_modules(mods)
+    pre, rest = split_modules(processing(kind, params))
     name = rest[0].x_name.value
     if not pre:
         return name, pix
-    ws = run_modules(pre, {bp.IMAGE_NAME: pix})
+    ws = run_modules(pre, {IMAGE: pix})
     return name, ws.image_set.get_image(name).pixel_data
 
 
 def segment(kind: str, params: dict, pix: np.ndarray, pre=None, fast=False) -> np.ndarray:
-    """Labels of the final Nuclei; `pre` = preprocess(...) output to skip that part."""
-    mods = bp.basic_processing(params) if kind == "basic" else bp.advanced_processing(params)
-    _, rest = split_modules(mods)
+    """Labels of the final Nuclei; ``pre`` = preprocess(...) output to skip that part."""
+    _, rest = split_modules(processing(kind, params))
     name, img = pre if pre is not None else preprocess(kind, params, pix)
-    if kind == "advanced" and fast:
+    if fast and any(m.module_name == "FilterObjects" for m in rest):
         return segment_fast_filter(rest, name, img)
     ws = run_modules(rest, {name: img})
-    return ws.object_set.get_objects(bp.NUCLEI).segmented
+    return ws.object_set.get_objects(NUCLEI).segmented
 
 
 def segment_fast_filter(rest, name, img) -> np.ndarray:
@@ -163,6 +132,7 @@ def segment_fast_filter(rest, name, img) -> np.ndarray:
     the same regionprops values, so they are added directly (checked equal by
     check_fast_filter) and the real FilterObjects module does the filtering.
     """
+    from cellprofiler_core.workspace import Workspace
     from skimage.measure import regionprops_table
 
     ipo, measure, filt = rest
@@ -173,21 +143,18 @@ def segment_fast_filter(rest, name, img) -> np.ndarray:
     props = regionprops_table(lab, properties=("label", "area", "solidity"))
     ws.measurements.add_measurement(raw, "AreaShape_Area", props["area"].astype(float))
     ws.measurements.add_measurement(raw, "AreaShape_Solidity", props["solidity"].astype(float))
-    from cellprofiler_core.workspace import Workspace
-
-    filt.run(Workspace(ws.pipeline, filt, ws.image_set, ws.object_set, ws.measurements,
-                       ws.image_set_list))
-    return ws.object_set.get_objects(bp.NUCLEI).segmented
+    filt.run(Workspace(ws.pipeline, filt, ws.image_set, ws.object_set, ws.measurements, ws.image_set_list))
+    return ws.object_set.get_objects(NUCLEI).segmented
 
 
-def check_fast_filter(names: list[str], params: dict) -> None:
+def check_fast_filter(pairs: list[layouts.Pair], params: dict) -> None:
     """The shortcut above gives exactly the labels of the full module chain."""
-    for n in names:
-        pix, _ = load(n)
+    for pair in pairs:
+        pix, _ = load(pair)
         pre = preprocess("advanced", params, pix)
         a = segment("advanced", params, pix, pre, fast=False)
         b = segment("advanced", params, pix, pre, fast=True)
-        assert np.array_equal(a, b), n
+        assert np.array_equal(a, b), pair.stem
 
 
 # ------------------------------------------------------------------------------- search
@@ -223,6 +190,8 @@ ADVANCED_GRID = {
     "filter_area_min": [0.0, 20.0, 40.0, 80.0],
     "filter_solidity_min": [0.0, 0.7, 0.8, 0.85, 0.9],
 }
+#: The grid searched for each classical kind, in search order.
+GRIDS = {"basic": IPO_GRID, "advanced": {**ADVANCED_GRID, **IPO_GRID}}
 
 
 def relevant(name: str, p: dict) -> bool:
@@ -236,33 +205,54 @@ def relevant(name: str, p: dict) -> bool:
     return True
 
 
+def skip(name: str, candidate: dict) -> bool:
+    """Candidates not worth scoring: an inert setting changed, or an empty size range."""
+    return not relevant(name, candidate) or candidate["size_min"] >= candidate["size_max"]
+
+
 class Tuner:
-    def __init__(self, kind, names, bbbc, log_path, objective="all"):
+    """Scores settings of one classical kind on a fixed set of images, with a cache and a log.
+
+    Parameters
+    ----------
+    kind : str
+        ``basic`` or ``advanced``.
+    pairs : list of Pair
+        The tuning images.
+    fields : set of str
+        Stems of the BBBC039 fields among them (scored apart too).
+    log_path : Path
+        JSON-lines log: one line per evaluation, appended as it is made.
+    objective : str
+        Which mean is the score: ``all`` images, ``bbbc039`` fields or the ``other`` images.
+    """
+
+    def __init__(self, kind, pairs, fields, log_path, objective="all"):
         self.kind = kind
         self.objective = objective
-        self.names = names
-        self.bbbc = bbbc
-        self.data = [load(n) for n in names]
-        import hashlib
-
-        self.names_hash = hashlib.sha1(",".join(names).encode()).hexdigest()[:12]
+        self.stems = [pair.stem for pair in pairs]
+        self.fields = set(fields)
+        self.data = [load(pair) for pair in pairs]
+        self.names_hash = hashlib.sha1(",".join(self.stems).encode()).hexdigest()[:12]
         self.cache: dict[str, dict] = {}
         self.pre_cache: dict[str, list] = {}
-        self.log_path = log_path
+        self.log_path = Path(log_path)
 
-    def resume(self):
-        """Reuse earlier evaluations of the same settings on the same images (log file)."""
-        if not os.path.exists(self.log_path):
-            return
+    def resume(self) -> int:
+        """Reuse earlier evaluations of the same settings on the same images (the log); returns how many."""
+        if not self.log_path.exists():
+            return 0
         with open(self.log_path) as fd:
             for line in fd:
                 r = json.loads(line)
                 if r.get("names") != self.names_hash:
                     continue
                 params = r.pop("params")
+                del r["names"]
                 r["score"] = r[self.objective]
                 self.cache[json.dumps(params, sort_keys=True)] = r
         print(f"resumed {len(self.cache)} evaluations from {self.log_path}", flush=True)
+        return len(self.cache)
 
     def preprocessed(self, params: dict) -> list:
         """Preprocessed images for these settings, cached (it is the slow part)."""
@@ -276,6 +266,7 @@ class Tuner:
         return self.pre_cache[key]
 
     def evaluate(self, params: dict) -> dict:
+        """Mean F1 of ``params`` over all tuning images, the BBBC039 fields and the others, and seconds taken."""
         key = json.dumps(params, sort_keys=True)
         if key in self.cache:
             return self.cache[key]
@@ -283,7 +274,7 @@ class Tuner:
         pres = self.preprocessed(params)
         scores = np.array([f1_mean(gt, segment(self.kind, params, pix, pre, fast=True))
                            for (pix, gt), pre in zip(self.data, pres)])
-        is_b = np.array([n in self.bbbc for n in self.names])
+        is_b = np.array([stem in self.fields for stem in self.stems])
         res = dict(
             all=float(scores.mean()),
             bbbc039=float(scores[is_b].mean()) if is_b.any() else float("nan"),
@@ -298,150 +289,154 @@ class Tuner:
               f"{res['seconds']}s) {params}", flush=True)
         return res
 
-    def coordinate_search(self, start: dict, grid: dict, rounds: int = 3) -> tuple[dict, dict]:
-        best = dict(start)
-        best_res = self.evaluate(best)
-        for r in range(rounds):
-            changed = False
-            for name, values in grid.items():
-                if not relevant(name, best):
-                    continue
-                for v in values:
-                    if v == best[name]:
-                        continue
-                    cand = dict(best, **{name: v})
-                    if cand["size_min"] >= cand["size_max"]:
-                        continue
-                    res = self.evaluate(cand)
-                    # strictly better by a margin: ties keep the simpler current setting
-                    if res["score"] > best_res["score"] + 1e-4:
-                        best, best_res, changed = cand, res, True
-            print(f"round {r + 1}: {best_res['score']:.4f} {best}", flush=True)
-            if not changed:
-                break
-        return best, best_res
+    def search(self, start: dict, grid: dict, rounds: int = 3) -> tuple[dict, dict]:
+        """The best settings from ``start`` over ``grid`` (:func:`nucleiseg.search.coordinate_search`), and their evaluation."""
+        best, _ = coordinate_search(lambda params: self.evaluate(params)["score"], start, grid,
+                                    rounds=rounds, min_gain=MIN_GAIN, skip=skip)
+        return best, self.evaluate(best)
 
 
-def prepare_input(names: list[str], folder: str) -> str:
-    """The runner's input layout (docs/CONVENTIONS.md): images/ and masks/ as TIFF + file list."""
-    import imageio.v3 as iio
-    import tifffile
-
-    os.makedirs(os.path.join(folder, "images"), exist_ok=True)
-    os.makedirs(os.path.join(folder, "masks"), exist_ok=True)
-    paths = []
-    for n in names:
-        img = iio.imread(os.path.join(DATA, "images", f"{n}.png"))
-        gt = iio.imread(os.path.join(DATA, "masks", f"{n}.png")).astype(np.uint16)
-        a = os.path.join(folder, "images", f"{n}.tiff")
-        b = os.path.join(folder, "masks", f"{n}.tiff")
-        tifffile.imwrite(a, img)  # original dtype kept
-        tifffile.imwrite(b, gt)
-        paths += [os.path.abspath(a), os.path.abspath(b)]
-    listing = os.path.join(folder, "files.txt")
-    with open(listing, "w") as fd:
-        fd.write("\n".join(paths) + "\n")
-    return listing
+# ------------------------------------------------------------------------ whole pipelines
 
 
-def evaluate_pipeline(pipeline: str, split: str, out: str, subset: str = "all") -> dict:
-    """Run the real pipeline headless on a split and score <out>/labels/*.tiff."""
+def evaluate_pipeline(pipeline: Path, data_dir: Path, split: str, out: Path, subset: str = "all") -> dict:
+    """Run the real pipeline headless on a split and score ``out/labels/*.tiff``."""
     import subprocess
     import tempfile
 
-    import imageio.v3 as iio
-    import tifffile
-
-    names = read_split(split)
-    b = bbbc039_names()
+    pairs = layouts.list_pairs(data_dir, split)
+    fields = field_stems(data_dir)
     if subset == "bbbc039":
-        names = [n for n in names if n in b]
+        pairs = [pair for pair in pairs if pair.stem in fields]
+    if not pairs:
+        raise ValueError(f"no images of split {split!r} ({subset}) in {data_dir}")
     with tempfile.TemporaryDirectory(prefix="nucleiseg-eval-") as tmp:
-        listing = prepare_input(names, tmp)
-        cp = os.path.join(os.path.dirname(sys.executable), "cellprofiler")
-        cmd = [cp, "-c", "-r", "-p", pipeline, "--plugins-directory", bp.PLUGINS_DIR,
-               "-e", "imageio_reader", "-o", out, "--file-list", listing]
+        # The runner's input layout (docs/CONVENTIONS.md): images/ and masks/ as TIFF, and a file list.
+        written = layouts.materialize(pairs, Path(tmp))
+        listing = Path(tmp) / "files.txt"
+        listing.write_text("".join(f"{p.image.resolve()}\n{p.mask.resolve()}\n" for p in written))
+        cp = Path(sys.executable).with_name("cellprofiler")
+        cmd = [str(cp), "-c", "-r", "-p", str(pipeline), "--plugins-directory", str(PLUGINS_DIR),
+               "-e", "imageio_reader", "-o", str(out), "--file-list", str(listing)]
         print(" ".join(cmd), flush=True)
         t = time.time()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         seconds = time.time() - t
     rows = []
-    for n in names:
-        pred = tifffile.imread(os.path.join(out, bp.LABELS_SUBFOLDER, f"{n}.tiff"))
-        gt = iio.imread(os.path.join(DATA, "masks", f"{n}.png"))
-        rows.append(dict(name=n, bbbc039=n in b, f1_mean=f1_mean(gt, pred),
+    for pair in pairs:
+        pred = layouts.read_labels(out / LABELS_FOLDER / f"{pair.stem}.tiff")
+        gt = layouts.read_labels(pair.mask)
+        rows.append(dict(name=pair.stem, bbbc039=pair.stem in fields, f1_mean=f1_mean(gt, pred),
                          nuclei=int(len(np.unique(gt)) - 1), predicted=int(len(np.unique(pred)) - 1)))
-    with open(os.path.join(out, "scores.csv"), "w", newline="") as fd:
+    with open(out / "scores.csv", "w", newline="") as fd:
         w = csv.DictWriter(fd, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     f = np.array([r["f1_mean"] for r in rows])
     isb = np.array([r["bbbc039"] for r in rows])
-    res = dict(pipeline=pipeline, split=split, images=len(rows), f1_mean=float(f.mean()),
+    res = dict(pipeline=str(pipeline), split=split, images=len(rows), f1_mean=float(f.mean()),
                bbbc039_images=int(isb.sum()),
                bbbc039_f1_mean=float(f[isb].mean()) if isb.any() else float("nan"),
                other_f1_mean=float(f[~isb].mean()) if (~isb).any() else float("nan"),
                seconds=round(seconds, 1))
-    with open(os.path.join(out, "summary.json"), "w") as fd:
+    with open(out / "summary.json", "w") as fd:
         json.dump(res, fd, indent=1)
     print(json.dumps(res))
     return res
 
 
-def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "evaluate":
-        ap = argparse.ArgumentParser(description="headless run of a pipeline on a split, scored")
-        ap.add_argument("pipeline")
-        ap.add_argument("--split", default="val")
-        ap.add_argument("--subset", choices=["all", "bbbc039"], default="all")
-        ap.add_argument("--out", required=True)
-        a = ap.parse_args(argv[1:])
-        evaluate_pipeline(os.path.abspath(a.pipeline), a.split, os.path.abspath(a.out), a.subset)
-        return
-    tune(argv)
+# ---------------------------------------------------------------------------- commands
 
 
-def tune(argv):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("kind", choices=["basic", "advanced"])
-    ap.add_argument("--out", default="out/tuning")
-    ap.add_argument("--n-other", type=int, default=40, help="non-BBBC039 train images")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--objective", choices=["all", "bbbc039", "other"], default="all",
-                    help="which mean F1 to maximise (all tuning images, or one group)")
-    ap.add_argument("--start", help="JSON of starting parameters (default: current shipped)")
-    ap.add_argument("--resume", action="store_true", help="reuse evaluations in the log")
-    ap.add_argument("--only", help="comma-separated parameter names to search (default all)")
-    args = ap.parse_args(argv)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nucleiseg_cellprofiler.tune_classical",
+                                     description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join([*GRIDS, "evaluate"]) + "}")
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data folder (default: %(default)s)")
+    shared.add_argument("--out", type=Path, default=Path("out/tuning"), help="folder of the log and the result")
+    for kind in GRIDS:
+        sub = commands.add_parser(kind, parents=[shared], help=f"tune {kind}.cppipe on the train split")
+        sub.add_argument("--n-other", type=int, default=40, help="non-BBBC039 train images")
+        sub.add_argument("--rounds", type=int, default=3)
+        sub.add_argument("--objective", choices=["all", "bbbc039", "other"], default="all",
+                         help="which mean F1 to maximise (all tuning images, or one group)")
+        sub.add_argument("--start", help="JSON of starting parameters (default: current shipped)")
+        sub.add_argument("--resume", action="store_true", help="reuse evaluations in the log")
+        sub.add_argument("--only", help="comma-separated parameter names to search (default all)")
+    evaluate = commands.add_parser("evaluate", parents=[shared], help="headless run of a pipeline on a split, scored")
+    evaluate.add_argument("pipeline", type=Path)
+    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--subset", choices=["all", "bbbc039"], default="all")
+    return parser
+
+
+def _tuning_arguments(parser, args) -> tuple[dict, dict]:
+    """(start, grid) from the command line; parser.error naming what is wrong otherwise."""
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
+    if args.n_other < 0:
+        parser.error(f"--n-other must be >= 0, got {args.n_other}")
+    start, grid = dict(kinds.get(args.command).params), dict(GRIDS[args.command])
+    if args.start:
+        try:
+            given = json.loads(args.start)
+        except json.JSONDecodeError as error:
+            parser.error(f"--start is not JSON: {error}")
+        if not isinstance(given, dict):
+            parser.error("--start must be a JSON object of parameter values")
+        unknown = sorted(set(given) - set(start))
+        if unknown:
+            parser.error(f"--start: unknown {args.command} parameters: {', '.join(unknown)}")
+        start.update(given)
+    if args.only:
+        names = [name.strip() for name in args.only.split(",")]
+        unknown = [name for name in names if name not in grid]
+        if unknown:
+            parser.error(f"--only: not searched for {args.command}: {', '.join(unknown)} (searched: {', '.join(grid)})")
+        grid = {name: grid[name] for name in names}
+    if start["size_min"] >= start["size_max"]:
+        parser.error(f"size_min ({start['size_min']}) must be below size_max ({start['size_max']})")
+    return start, grid
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.data.is_dir():
+        parser.error(f"--data: no such folder: {args.data}")
+    if args.command == "evaluate":
+        try:
+            evaluate_pipeline(args.pipeline.resolve(), args.data, args.split, args.out.resolve(), args.subset)
+        except (ValueError, FileNotFoundError) as error:
+            parser.error(str(error))
+        return 0
+    start, grid = _tuning_arguments(parser, args)
+    try:
+        fields, others = tuning_set(args.data, args.n_other)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(f"--data: {error}")
+    pairs = fields + others
+    if not pairs:
+        parser.error(f"--data: no train images to tune on in {args.data}")
 
     logging.disable(logging.WARNING)
-    bp.init_cellprofiler()
-    os.makedirs(args.out, exist_ok=True)
-    fields, others = tuning_set(args.n_other)
-    names = fields + others
-    print(f"tuning {args.kind} on {len(fields)} BBBC039 train fields + {len(others)} other "
+    init_cellprofiler()
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"tuning {args.command} on {len(fields)} BBBC039 train fields + {len(others)} other "
           f"train images", flush=True)
-    tuner = Tuner(args.kind, names, set(fields), os.path.join(args.out, f"{args.kind}.jsonl"),
-                  args.objective)
+    tuner = Tuner(args.command, pairs, {pair.stem for pair in fields}, args.out / f"{args.command}.jsonl", args.objective)
     if args.resume:
         tuner.resume()
-    if args.kind == "advanced":
-        check_fast_filter(names[:2] + names[-2:], dict(bp.ADVANCED_PARAMS, filter_solidity_min=0.85,
+    if args.command == "advanced":
+        check_fast_filter(pairs[:2] + pairs[-2:], dict(kinds.get("advanced").params, filter_solidity_min=0.85,
                                                        filter_area_min=40.0))
-    if args.kind == "basic":
-        start, grid = dict(bp.BASIC_PARAMS), dict(IPO_GRID)
-    else:
-        start, grid = dict(bp.ADVANCED_PARAMS), dict(ADVANCED_GRID, **IPO_GRID)
-    if args.start:
-        start.update(json.loads(args.start))
-    if args.only:
-        grid = {k: grid[k] for k in args.only.split(",")}
-    best, res = tuner.coordinate_search(start, grid, args.rounds)
-    with open(os.path.join(args.out, f"{args.kind}_{args.objective}_best.json"), "w") as fd:
+    best, res = tuner.search(start, grid, args.rounds)
+    with open(args.out / f"{args.command}_{args.objective}_best.json", "w") as fd:
         json.dump(dict(params=best, **res), fd, indent=1)
     print("BEST", json.dumps(dict(params=best, **res)))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
