@@ -67,11 +67,12 @@ def test_outcome_overlay_colours_errors_with_the_core_colours():
     gt[2:12, 2:12] = 1  # matched
     gt[20:30, 2:12] = 2  # missed
     pred = np.zeros_like(gt)
-    pred[2:12, 2:12] = 5
+    pred[2:12, 3:13] = 5  # one column to the right: IoU 0.82
     pred[20:30, 25:35] = 6  # false positive
     rgb = report_plots.outcome_overlay(np.ones(gt.shape), gt, pred)
     colours = {name: rgb for name, (_, rgb) in metric.OUTCOME_COLOURS.items()}
     assert tuple(rgb[2, 5]) == colours["matched"]
+    assert tuple(rgb[5, 2]) == (0.0, 0.0, 0.0)  # a matched nucleus is outlined by its prediction only
     assert tuple(rgb[20, 5]) == colours["missed"]
     assert tuple(rgb[20, 30]) == colours["false_positive"]
     assert tuple(rgb[5, 5]) == (0.0, 0.0, 0.0)  # inside: the image, not an outline
