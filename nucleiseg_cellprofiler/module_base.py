@@ -64,8 +64,8 @@ class NucleusSegmentationModule(ImageSegmentation):
 
     category = "Object Processing"
     architecture = ""  # a key of names.NETWORK_MODULES
-    # 2: "Use the model's tuned post-processing?", the foreground threshold and test-time
-    # augmentation added.
+    # 2: "Use the model's tuned post-processing?" and the foreground threshold added; then test-time
+    # augmentation, without a new revision (upgrade_settings tells the two by their length).
     variable_revision_number = 2
 
     # ---- settings --------------------------------------------------------------------------
@@ -350,13 +350,19 @@ share the GPU.""",
         ]
 
     def upgrade_settings(self, setting_values, variable_revision_number, module_name):
+        extra = len(self.extra_settings())
         if variable_revision_number == 1:
-            # Revision 1 always used the values it saved, so keep them ("No"), its growth limit
-            # was "more likely nucleus than background" (0.5), and it ran the network once.
-            at = 9 + len(self.extra_settings())  # after the two percentiles
+            # Revision 1 always used the values it saved, so keep them ("No"), and its growth limit
+            # was "more likely nucleus than background" (0.5).
+            at = 9 + extra  # after the two percentiles
             old = setting_values
-            setting_values = old[:at] + ["No"] + old[at:at + 5] + ["0.5"] + old[at + 5:at + 8] + ["No"] + old[at + 8:]
+            setting_values = old[:at] + ["No"] + old[at:at + 5] + ["0.5"] + old[at + 5:]
             variable_revision_number = 2
+        if variable_revision_number == 2 and len(setting_values) == len(self.settings()) - 1:
+            # Test-time augmentation came after revision 2 without a revision of its own, so the
+            # first revision-2 pipelines lack it; they ran the network once.
+            at = 19 + extra  # after the batch size
+            setting_values = setting_values[:at] + ["No"] + setting_values[at:]
         return setting_values, variable_revision_number
 
     def volumetric(self):

@@ -135,8 +135,9 @@ _SINGLE_FEATURES = {
 }
 _PREFIX_FEATURES = {"f1": "F1", "precision": "Precision", "recall": "Recall", "tp": "TP", "fp": "FP", "fn": "FN"}
 
-# Display colours (RGB in 0..1) of the outcome codes of nucleiseg.metric.outcome_image.
-_COLOURS = {OUTCOME_CODES[name]: rgb for name, (_, rgb) in OUTCOME_COLOURS.items()}
+# The outcomes each display panel colours (as nucleiseg.metric.outcome_image codes them).
+_GT_OUTCOMES = ("matched", "missed", "split")
+_PREDICTED_OUTCOMES = ("matched", "false_positive", "merged")
 
 
 def feature_for_key(key: str) -> str:
@@ -343,13 +344,13 @@ objects overlap it with at least this IoU each. Must be above 0.""",
             0,
             0,
             outcome_rgb(data.gt_labels, data.gt_outcome),
-            title=f"{self.ground_truth.value}: matched (green), missed (red), split (magenta) at IoU > {data.threshold:.2f}",
+            title=f"{self.ground_truth.value}: {legend(_GT_OUTCOMES)} at IoU > {data.threshold:.2f}",
         )
         figure.subplot_imshow_color(
             1,
             0,
             outcome_rgb(data.pred_labels, data.pred_outcome),
-            title=f"{self.predicted.value}: matched (green), false positive (yellow), merged (blue)",
+            title=f"{self.predicted.value}: {legend(_PREDICTED_OUTCOMES)}",
             sharexy=figure.subplot(0, 0),
         )
         figure.subplot_table(
@@ -390,14 +391,22 @@ objects overlap it with at least this IoU each. Must be above 0.""",
 
 
 def outcome_rgb(labels: np.ndarray, outcome: np.ndarray) -> np.ndarray:
-    """RGB picture of object outcomes: faint fill and full-colour outline per object."""
+    """RGB picture of :func:`nucleiseg.metric.outcome_image` codes in the core's :data:`OUTCOME_COLOURS`.
+
+    Each object is filled faintly (35 % of its colour) and outlined in full colour.
+    """
     from skimage.segmentation import find_boundaries
 
     rgb = np.zeros(labels.shape + (3,), np.float32)
     edges = find_boundaries(labels, mode="inner")
-    for code, colour in _COLOURS.items():
-        inside = outcome == code
+    for name, (_, colour) in OUTCOME_COLOURS.items():
+        inside = outcome == OUTCOME_CODES[name]
         rgb[inside] = np.multiply(colour, 0.35)
         rgb[inside & edges] = colour
     return rgb
+
+
+def legend(outcomes) -> str:
+    """``matched (green), missed (red), ...``: the outcomes with their colour names."""
+    return ", ".join(f"{name.replace('_', ' ')} ({OUTCOME_COLOURS[name][0]})" for name in outcomes)
 

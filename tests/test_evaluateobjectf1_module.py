@@ -33,6 +33,7 @@ from cellprofiler_core.workspace import Workspace  # noqa: E402
 
 from plugin_files import load_plugin  # noqa: E402
 
+from nucleiseg.metric import OUTCOME_COLOURS  # noqa: E402
 from nucleiseg_cellprofiler.names import GROUND_TRUTH, MASKS_FOLDER, NUCLEI  # noqa: E402
 from nucleiseg_cellprofiler.pipelines import modules as pipeline_modules  # noqa: E402
 
@@ -287,13 +288,14 @@ def test_display_colours_every_outcome_and_tabulates_f1(measurements, tmp_path):
         assert word in pred_axes.get_title()
     assert pred_axes.get_shared_x_axes().joined(gt_axes, pred_axes)
 
-    colours, codes = evaluateobjectf1._COLOURS, evaluateobjectf1.OUTCOME_CODES
+    # The core's colours (nucleiseg.metric), the ones the benchmark report uses too.
+    colours = {name: rgb for name, (_, rgb) in OUTCOME_COLOURS.items()}
     gt_rgb, pred_rgb = figure.shown[(0, 0)], figure.shown[(1, 0)]
 
     def edge_and_fill(rgb, top, left, outcome):
         # Object edges in full colour, insides faintly.
-        assert tuple(rgb[top, left]) == pytest.approx(colours[codes[outcome]]), outcome
-        assert tuple(rgb[top + 4, left + 4]) == pytest.approx(np.multiply(colours[codes[outcome]], 0.35)), outcome
+        assert tuple(rgb[top, left]) == pytest.approx(colours[outcome]), outcome
+        assert tuple(rgb[top + 4, left + 4]) == pytest.approx(np.multiply(colours[outcome], 0.35)), outcome
 
     edge_and_fill(gt_rgb, 2, 2, "matched")
     edge_and_fill(gt_rgb, 2, 20, "missed")  # merged into one prediction: missed in the ground truth

@@ -6,7 +6,6 @@ is tested here in full and only sampled in test_deepcell_module.py.
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -20,7 +19,6 @@ pytest.importorskip("keras")
 
 import nucleus_module_helpers as helpers  # noqa: E402  (sets CellProfiler headless first)
 from cellprofiler_core.constants.measurement import COLTYPE_FLOAT, COLTYPE_INTEGER, IMAGE  # noqa: E402
-from cellprofiler_core.pipeline import Pipeline  # noqa: E402
 from cellprofiler_core.setting import ValidationError  # noqa: E402
 
 from plugin_files import load_plugin  # noqa: E402
@@ -418,7 +416,7 @@ def test_normalization_other_than_trained_warns(card):
     assert caught.value.get_setting() is module.low_percentile
 
 
-def test_settings_round_trip_through_pipeline_text_and_upgrade(card):
+def test_settings_round_trip_through_pipeline_text(card):
     module, pipeline = module_for(
         card,
         x_name="Hoechst",
@@ -439,26 +437,13 @@ def test_settings_round_trip_through_pipeline_text_and_upgrade(card):
         device="CPU",
     )
     values = [s.value_text for s in module.settings()]
-    # Revision 1 had neither the model/own choice nor the foreground threshold.
-    revision_1 = [s.value_text for s in module.settings() if s not in (module.use_model_postprocess, module.foreground_threshold, module.augment)]
-    assert module.upgrade_settings(revision_1, 1, "ClassifyBoundariesUNet") == (values, 2)
+    # Earlier revisions' pipelines: test_settings_upgrades.py.
     assert module.upgrade_settings(values, 2, "ClassifyBoundariesUNet") == (values, 2)
     copy, text = helpers.round_trip(ClassifyBoundariesUNet, module, pipeline)
     assert "ClassifyBoundariesUNet:[module_num:1|svn_version" in text and "variable_revision_number:2" in text
     assert isinstance(copy, ClassifyBoundariesUNet)
     assert [s.value_text for s in copy.settings()] == values
     assert copy.model_path() == card and copy.postprocess_settings() == module.postprocess_settings()
-
-    # A pipeline saved by revision 1 (no choice line, no foreground line) loads with its values.
-    old_text = text.replace("variable_revision_number:2", "variable_revision_number:1")
-    old_text = "\n".join(line for line in old_text.splitlines()
-                          if not line.strip().startswith(("Use the model's tuned post-processing?", "Foreground probability threshold",
-                                                          "Average over flips and rotations?")))
-    loaded = Pipeline()
-    loaded.load(io.StringIO(old_text + "\n"))
-    (upgraded,) = loaded.modules()
-    assert [s.value_text for s in upgraded.settings()] == values
-    assert not upgraded.use_model_postprocess.value and upgraded.postprocess_settings().dilation == 3
 
 
 def test_display_shows_image_boundary_probability_and_outlines(card, tmp_path):
