@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .. import PIPELINES_DIR, PLUGINS_DIR
@@ -48,7 +49,7 @@ def build(name: str, params: dict | None = None, ensemble: int | None = None):
     kind, options = kinds.resolve(name)
     if ensemble is not None and kind.model_type is None:
         raise ValueError(f"ensemble size applies to network pipelines, not {kind.name!r}")
-    options = kinds.BuildOptions(params, ensemble, options.augment, options.ground_truth)
+    options = replace(options, params=params, ensemble=ensemble)
     init_cellprofiler()
     from cellprofiler_core.pipeline import Pipeline
 
