@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import BenchmarkError
+# One definition of where they live: the CellProfiler side's (its package root imports no CellProfiler).
+from nucleiseg_cellprofiler import PIPELINES_DIR, PLUGINS_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-PIPELINES_DIR = REPO_ROOT / "pipelines"
-PLUGINS_DIR = REPO_ROOT / "plugins"
+from .errors import BenchmarkError
 
 
 def available_pipelines(pipelines_dir: Path = PIPELINES_DIR) -> list[str]:

@@ -2,7 +2,7 @@
 
 Once a pipeline's CellProfiler processes have finished, the runner leaves
 ``OUT/<pipeline>/finished.json`` (:func:`pipeline_record`): its timings, the
-``.cppipe`` file's SHA-256, one SHA-256 of the plug-ins, the core package and the
+``.cppipe`` file's SHA-256, one SHA-256 of the plug-ins, both packages and the
 shipped model cards (:func:`code_and_models_sha256`), the data folder and the
 image list. A resumed run reuses a pipeline's labels and timings only when all of
 these match and every label file is there (:func:`reusable_run`).
@@ -25,7 +25,7 @@ PIPELINE_RECORD = "finished.json"
 
 
 def code_and_models_sha256(plugins_dir: Path = PLUGINS_DIR) -> str:
-    """One checksum of the plug-ins, the core package and the shipped model cards.
+    """One checksum of the plug-ins, the core and CellProfiler-side packages and the shipped model cards.
 
     The cards hold their weights' checksums, so retrained shipped models change it too;
     custom model files elsewhere do not.
@@ -41,10 +41,13 @@ def code_and_models_sha256(plugins_dir: Path = PLUGINS_DIR) -> str:
         Hex digest.
     """
     import nucleiseg
+    import nucleiseg_cellprofiler
 
     core = Path(nucleiseg.__file__).parent
-    # The core package has sub-packages; each file is named by its path inside its folder.
-    folders = [(Path(plugins_dir), "*.py"), (core, "**/*.py"), (Path(MODELS_DIR), "**/*.json")]
+    cellprofiler_side = Path(nucleiseg_cellprofiler.__file__).parent
+    # The packages have sub-packages; each file is named by its path inside its folder.
+    folders = [(Path(plugins_dir), "*.py"), (core, "**/*.py"), (cellprofiler_side, "**/*.py"),
+               (Path(MODELS_DIR), "**/*.json")]
     digest = hashlib.sha256()
     for folder, pattern in folders:
         for path in sorted(folder.glob(pattern)):

@@ -474,3 +474,19 @@ def test_relative_output_folder(tmp_path, small_set, monkeypatch):
     _, rows = read_csv(tmp_path / "rel-out" / "summary.csv")
     assert float(rows[0]["f1_mean"]) == pytest.approx(1.0)
     assert sorted(p.name for p in (tmp_path / "rel-out" / "perfect" / "labels").iterdir())[0] == "synth_000.tiff"
+
+
+def test_resume_checksum_covers_the_cellprofiler_side_package(tmp_path, monkeypatch):
+    """A change to the module base class (nucleiseg_cellprofiler) must invalidate reused results."""
+    import shutil
+
+    import nucleiseg_cellprofiler
+
+    copy = tmp_path / "nucleiseg_cellprofiler"
+    shutil.copytree(Path(nucleiseg_cellprofiler.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(nucleiseg_cellprofiler, "__file__", str(copy / "__init__.py"))
+    before = resume.code_and_models_sha256()
+    assert resume.code_and_models_sha256() == before
+    with open(copy / "pipelines" / "kinds.py", "a") as handle:
+        handle.write("\n# changed\n")
+    assert resume.code_and_models_sha256() != before
