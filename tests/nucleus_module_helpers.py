@@ -124,15 +124,25 @@ def make_deepcell(out: Path, normalization: dict | None = None) -> Path:
 
 
 def make_ensemble(member_card: Path, out: Path, n: int) -> Path:
-    """Ensemble card at ``out.json`` listing ``n`` copies of one member model."""
-    from nucleiseg import cards
+    """Ensemble card at ``out.json`` of ``n`` members that differ: member k's output layer is scaled by k.
+
+    Scaling the softmax layer's kernel and bias keeps every pixel's most likely class
+    (so each member finds the same nuclei) but changes the probabilities, so an
+    average can be told apart from any one member.
+    """
+    from nucleiseg import cards, model_types
 
     source = json.loads(member_card.read_text())
+    network = model_types.build(source["architecture"])
+    network.load_weights(member_card.with_name(source["weights"]))
+    output = network.get_layer("classes")
+    original = output.get_weights()
     members = []
     for index in range(1, n + 1):
         name = f"{out.name}-{index}"
         weights = out.with_name(f"{name}.weights.h5")
-        shutil.copyfile(member_card.with_name(source["weights"]), weights)
+        output.set_weights([w * (1.0 + 0.5 * (index - 1)) for w in original])
+        network.save_weights(weights)
         cards.write_card(dict(source, name=name), weights)
         members.append(f"{name}.json")
     card = {"name": out.name, "members": members, "architecture": source["architecture"], "normalization": source["normalization"]}

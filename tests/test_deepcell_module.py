@@ -109,6 +109,22 @@ def test_ensemble_finds_the_bright_nuclei(ensemble):
     np.testing.assert_allclose(sum(probabilities), 1.0, atol=1e-5)
 
 
+def test_ensemble_output_is_the_mean_of_its_members_not_member_one(ensemble):
+    image = helpers.synthetic_image()
+
+    def interior(card, size):
+        module, pipeline = module_for(card, ensemble=size)
+        _, (workspace,) = helpers.run_images(module, pipeline, [image])
+        return workspace.image_set.get_image(PROBABILITY_IMAGES[1]).pixel_data
+
+    members = json.loads(ensemble.read_text())["members"]
+    first, second = (interior(ensemble.with_name(m), 1) for m in members)
+    both = interior(ensemble, 2)
+    np.testing.assert_allclose(both, (first + second) / 2, rtol=1e-3, atol=1e-7)
+    # The hand-wired members are sharp (probabilities near 0 or 1), so compare relatively.
+    assert (np.abs(both - first) / np.maximum(first, 1e-12)).max() > 0.2
+
+
 def test_ensemble_size_selects_members(ensemble):
     module, pipeline = module_for(ensemble, ensemble=1)
     check_valid(module, pipeline)
