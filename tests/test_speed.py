@@ -186,7 +186,7 @@ def test_speed_up_is_each_count_against_the_first_of_its_pipeline(tmp_path):
     assert runs == [(1, "workers-1", {"split": "val"}), (2, "workers-2", {"split": "val"})]
     assert [(r["pipeline"], r["workers"], r["speedup"]) for r in rows] == [
         ("a", 1, 1.0), ("b", 1, 1.0), ("a", 2, 2.5), ("b", 2, 1.5)]
-    assert "| a | 2 | 8 | 1.0 | 25.0 | 2.50 |" in (tmp_path / "throughput.md").read_text()
+    assert "| a | 2 | 8 | 1.0 | 25.0 | 2.50 | 0.50 | 1.5 | 100 | 0.500 |" in (tmp_path / "throughput.md").read_text()
 
 
 def test_throughput_prints_one_row_per_pipeline_and_process_count(tmp_path, monkeypatch, capsys):

@@ -4,11 +4,14 @@
 
 Runs the benchmark once per worker count (into ``OUT/workers-<n>/``) on the same
 images and writes ``OUT/throughput.csv`` and ``OUT/throughput.md``: images per
-minute, speed-up over the first count, warm and cold seconds per image and the
-peak memory of one process. Warm and cold are the benchmark's own figures from
-CellProfiler's logs (:mod:`benchmark.log_timing`): a CellProfiler process sees
-each image once, so warm is the mean over the images after each process's
-first, not repeated calls on one image as in the in-process tools.
+minute, speed-up over the first count, warm seconds per image, start-up seconds
+and the peak memory of one process. Warm is the benchmark's own figure from
+CellProfiler's logs (:mod:`benchmark.log_timing`): the mean over the images
+after each process's first. There is no cold column: a CellProfiler process sees
+each image once, so its first image (model load included) is another image than
+the warm ones and the two cannot be compared (a 256x256 first image can take
+less than the mean of 520x696 ones). Cold and warm on the same image come from
+the in-process tools (``python -m benchmark speed unet``, :mod:`benchmark.speed.timing`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ..tables import write_csv
 
 COLUMNS = [
     "pipeline", "workers", "images", "wall_sec", "images_per_minute", "speedup",
-    "sec_per_image_warm", "sec_cold_first_image", "startup_sec", "peak_rss_mb_per_process", "f1_mean",
+    "sec_per_image_warm", "startup_sec", "peak_rss_mb_per_process", "f1_mean",
 ]
 
 
@@ -101,15 +104,17 @@ def render(rows: list[dict], cpu_count: int | None) -> str:
         "# Throughput",
         "",
         f"Machine: {cpu_count} CPUs. Each CellProfiler process gets CPUs / processes threads. Warm: mean",
-        "seconds of the images after each process's first; cold: start-up plus the first image.",
+        "seconds of the images after each process's first; start-up: from the process's start to its first",
+        "image (the model loads during the first image, which is not shown: it is another image than the",
+        "warm ones; cold and warm on one image: `python -m benchmark speed unet`).",
         "",
-        "| pipeline | processes | images | wall s | images / min | speed-up | warm s / image | cold s | peak MB / process | F1 mean |",
+        "| pipeline | processes | images | wall s | images / min | speed-up | warm s / image | start-up s | peak MB / process | F1 mean |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['pipeline']} | {r['workers']} | {r['images']} | {r['wall_sec']:.1f} | {r['images_per_minute']:.1f} | "
-            f"{r['speedup']:.2f} | {r['sec_per_image_warm']:.2f} | {r['sec_cold_first_image']:.1f} | "
+            f"{r['speedup']:.2f} | {r['sec_per_image_warm']:.2f} | {r['startup_sec']:.1f} | "
             f"{r['peak_rss_mb_per_process']:.0f} | {r['f1_mean']:.3f} |"
         )
     return "\n".join(lines) + "\n"
@@ -118,7 +123,7 @@ def render(rows: list[dict], cpu_count: int | None) -> str:
 def add_parser(tools) -> None:
     """Register ``speed throughput`` on the speed tools' sub-parser collection."""
     parser = tools.add_parser(
-        "throughput", help="images per minute, warm/cold seconds and peak memory with 1, 2, ... processes",
+        "throughput", help="images per minute, warm and start-up seconds and peak memory with 1, 2, ... processes",
         description="Run the benchmark once per worker count on the same images (into OUT/workers-N) and "
         "write OUT/throughput.csv and OUT/throughput.md.",
     )
