@@ -82,6 +82,7 @@ class TrainConfig:
         return f"{self.train_split} (held out)" if self.holdout else self.val_split
 
     def augmentation(self) -> augment.AugmentationConfig:
+        """The augmentation these fields switch on (the inverse of :func:`augmentation_fields`)."""
         return augment.AugmentationConfig(
             flips=self.flips, elastic=self.elastic, intensity=self.intensity, scale=tuple(self.scale_jitter),
             gamma=self.gamma, nucleus_brightness=self.nucleus_brightness, background=self.background,
@@ -95,6 +96,25 @@ class TrainConfig:
 
     def architecture(self) -> dict:
         return self.model_type().architecture(self.base_filters)
+
+
+def augmentation_fields(augmentation: augment.AugmentationConfig) -> dict:
+    """The :class:`TrainConfig` fields that make its :meth:`~TrainConfig.augmentation` equal ``augmentation``.
+
+    Parameters
+    ----------
+    augmentation : nucleiseg.augment.AugmentationConfig
+        E.g. :meth:`~nucleiseg.augment.AugmentationConfig.robust`.
+
+    Returns
+    -------
+    dict
+        Keyword arguments for :class:`TrainConfig` (or :func:`dataclasses.replace`).
+    """
+    return {"flips": augmentation.flips, "elastic": augmentation.elastic, "intensity": augmentation.intensity,
+            "scale_jitter": tuple(augmentation.scale), "gamma": augmentation.gamma,
+            "nucleus_brightness": augmentation.nucleus_brightness, "background": augmentation.background,
+            "blur": augmentation.blur, "noise": augmentation.noise, "augment_probability": augmentation.probability}
 
 
 def load_examples(data_dir: Path, split: str, normalization: dict | None, limit: int = 0, names=None):
@@ -271,6 +291,56 @@ def compile_for_training(network, optimizer) -> None:
     network.compile(optimizer=optimizer, loss=keras.losses.CategoricalCrossentropy(), jit_compile=False)
 
 
+def clock(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on, for progress lines."""
+    minutes, secs = divmod(int(round(max(0.0, seconds))), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def seconds_left(config: TrainConfig, epochs_done: int, elapsed: float, epoch_elapsed: float, steps_done: int,
+                 seconds_per_epoch: float | None = None) -> float:
+    """Estimated seconds until a run stops by its epoch count or its budget (early stopping aside).
+
+    Parameters
+    ----------
+    config : TrainConfig
+        ``epochs``, ``steps_per_epoch`` and ``max_minutes`` of the run.
+    epochs_done : int
+        Epochs finished before the current one.
+    elapsed : float
+        Training seconds so far (the clock ``max_minutes`` is checked against).
+    epoch_elapsed : float
+        Seconds spent in the current epoch.
+    steps_done : int
+        Steps of the current epoch done (at least 1).
+    seconds_per_epoch : float, optional
+        Mean duration of finished epochs, validation included; without it the
+        current epoch's step rate is extrapolated (validation unknown).
+
+    Returns
+    -------
+    float
+        Seconds: the rest of this epoch plus the further epochs that the epoch
+        count allows and that start before the budget is spent (the budget is
+        checked after each epoch, so the epoch that crosses it finishes).
+    """
+    if seconds_per_epoch:
+        this_epoch = max(0.0, seconds_per_epoch - epoch_elapsed)
+        per_epoch = seconds_per_epoch
+    else:
+        per_step = epoch_elapsed / max(1, steps_done)
+        this_epoch = per_step * (config.steps_per_epoch - steps_done)
+        per_epoch = per_step * config.steps_per_epoch
+    further = max(0, config.epochs - epochs_done - 1)
+    if config.max_minutes:
+        end_of_epoch = elapsed + this_epoch
+        budget = 60 * config.max_minutes
+        starting_in_budget = 0 if end_of_epoch > budget else int((budget - end_of_epoch) // max(per_epoch, 1e-9)) + 1
+        further = min(further, starting_in_budget)
+    return this_epoch + further * per_epoch
+
+
 def _log(path: Path, message: str) -> None:
     line = f"{time.strftime('%H:%M:%S')} {message}"
     print(line, flush=True)
@@ -278,7 +348,7 @@ def _log(path: Path, message: str) -> None:
         handle.write(line + "\n")
 
 
-def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True) -> Path:
+def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True, network=None) -> Path:
     """Train, keep the best-on-validation weights, write them with a model card.
 
     Parameters
@@ -290,6 +360,11 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     checkpoints : Path
         Folder for ``last.keras`` (full model with optimizer), ``best.weights.h5``
         and ``state.json``; training resumes from it when ``resume``.
+    network : keras.Model, optional
+        A network from :func:`build_network` for ``config`` to train instead of building one
+        (when not resuming), e.g. one whose first steps were timed: its traced training
+        function is reused, which saves the first step's graph building. Its weights are
+        replaced by ``init_from``'s when that is set; its optimizer state is used as it is.
 
     Returns
     -------
@@ -320,7 +395,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         compile_for_training(network, network.optimizer)
         _log(log, f"resumed at epoch {state['epoch']} (best mean F1 {state['best_f1']:.4f})")
     else:
-        network = build_network(config)
+        network = network if network is not None else build_network(config)
         if config.init_from:
             network.load_weights(initial_weights(config))
             _log(log, f"starting from the weights of {config.init_from}")
@@ -340,6 +415,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     rng = np.random.default_rng([config.seed, state["epoch"]])
     started = time.time() - state["seconds"]
     stale = 0 if state["best_epoch"] < 0 else state["epoch"] - 1 - state["best_epoch"]
+    epoch_seconds = []  # durations of this invocation's epochs, for the time-left estimate
     while state["epoch"] < config.epochs:
         epoch_start = time.time()
         losses = []
@@ -348,7 +424,11 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
             if step % 10 == 0 or step == config.steps_per_epoch - 1:
                 done = (step + 1) / config.steps_per_epoch
                 bar = "#" * int(30 * done)
-                print(f"\repoch {state['epoch'] + 1} [{bar:<30}] {step + 1}/{config.steps_per_epoch} loss {np.mean(losses):.4f}", end="", flush=True)
+                now = time.time()
+                left = seconds_left(config, state["epoch"], now - started, now - epoch_start, step + 1,
+                                    float(np.mean(epoch_seconds)) if epoch_seconds else None)
+                print(f"\repoch {state['epoch'] + 1} [{bar:<30}] {step + 1}/{config.steps_per_epoch} loss {np.mean(losses):.4f}"
+                      f" | {clock(now - started)} elapsed, ~{clock(left)} left", end="", flush=True)
         print(flush=True)
         scores = validation_scores(network, architecture, config.normalization, val_examples, config.val_settings())
         state["epoch"] += 1
@@ -369,6 +449,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
             network.save_weights(checkpoints / f"epoch{state['epoch']:04d}.weights.h5")
         network.save(last_path)
         state_path.write_text(json.dumps(state, indent=1))
+        epoch_seconds.append(time.time() - epoch_start)
         _log(log, f"epoch {state['epoch']}: loss {record['loss']:.4f} val mean F1 {scores['f1_mean']:.4f} "
                   f"error@0.7 {scores['error_rate_070']:.4f} ({time.time() - epoch_start:.0f} s; best {state['best_f1']:.4f})")
         if stale >= config.patience:
