@@ -177,8 +177,8 @@ def instance_problem(labels: np.ndarray, path: Path) -> str | None:
 
 
 def _matched_files(images_dir: Path, masks_dir: Path, problems: list[str], notes: list[str]):
-    """(stems, image paths, mask paths) of the files paired by stem, or None without both folders;
-    ``problems`` gets one line per kind of problem, naming every file concerned."""
+    """(stems, image paths, mask paths) of the files paired by stem, or None without both folders
+    or without images; ``problems`` gets one line per kind of problem, naming every file concerned."""
     missing = [f"{flag} {folder}: folder not found" for flag, folder in (("--images", images_dir), ("--masks", masks_dir))
                if not folder.is_dir()]
     if missing:
@@ -198,6 +198,7 @@ def _matched_files(images_dir: Path, masks_dir: Path, problems: list[str], notes
                 problems.append(f"several {kind} share the stem {stem!r}: " + ", ".join(str(path) for path in paths))
     if not images:
         problems.append(f"--images {images_dir}: no images ({'/'.join(layouts.IMAGE_SUFFIXES)})")
+        return None
     without_mask = [str(images[stem][0]) for stem in images if stem not in masks]
     if without_mask:
         problems.append(f"{len(without_mask)} image(s) without a mask of the same stem in {masks_dir}: "
@@ -249,18 +250,21 @@ def check_inputs(images_dir: Path, masks_dir: Path, out: Path, init: Path | None
         problems.append(f"--minutes {minutes}: the training budget must be positive")
     if crop < model_type.multiple or crop % model_type.multiple:
         problems.append(f"--crop {crop}: must be a positive multiple of {model_type.multiple} for the {model_type.name}")
-
     if batch_size < 1:
         problems.append(f"--batch-size {batch_size}: must be at least 1")
     matched = _matched_files(images_dir, masks_dir, problems, notes)
     stems, images, masks = matched or ([], [], [])
     arrays, too_small, relabelled = [], [], 0
     for stem, image_path, mask_path in zip(stems, images, masks):
-        checked = layouts.check_pair(layouts.Pair(stem, image_path, mask_path))
+        # Empty masks are refused below, in words that fit this command.
+        checked = layouts.check_pair(layouts.Pair(stem, image_path, mask_path), allow_empty_masks=True)
         problems += checked.problems
         if checked.problems:
             continue
         labels = checked.labels
+        if not labels.any():
+            problems.append(f"{mask_path}: empty mask (no nuclei); annotate its nuclei or leave the image out")
+            continue
         if label_components:
             labels = layouts.colour_to_labels(labels)
             relabelled += int(labels.max())

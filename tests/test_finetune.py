@@ -252,6 +252,18 @@ def test_missing_folders_are_named(start, tmp_path):
     assert f"--masks {tmp_path / 'no-masks'}: folder not found" in message
 
 
+def test_empty_masks_and_an_empty_image_folder_are_named(data, start, tmp_path):
+    images, masks = copy_folder(data, tmp_path)
+    iio.imwrite(masks / "synth_002.png", np.zeros((SIZE, SIZE), np.uint16))
+    message = refused(images, masks, tmp_path / "out" / "m", init=start)
+    assert f"{masks / 'synth_002.png'}: empty mask (no nuclei); annotate its nuclei or leave the image out" in message
+    assert "(1 problem)" in message
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    message = refused(empty, masks, tmp_path / "out" / "m", init=start)
+    assert f"--images {empty}: no images (.png/.tif/.tiff)" in message and "(1 problem)" in message
+
+
 def test_binary_and_semantic_masks_are_refused_unless_components_are_labelled(data, start, tmp_path):
     images, masks = copy_folder(data, tmp_path)
     labels = layouts.read_labels(masks / "synth_001.png")  # the dense scene: many nuclei
