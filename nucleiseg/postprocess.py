@@ -36,6 +36,14 @@ class PostprocessSettings:
         background"; networks trained with a heavy boundary weight paint the
         boundary class a little outside the true edge, and a higher value
         pulls the grown outline back in.
+    relative_min_size : float
+        When > 0, the minimum size adapts to the image: an object is removed
+        only when it is smaller than both ``min_size`` and this fraction of the
+        median area of the objects found in the image. A fixed ``min_size``
+        tuned on 20x fields deletes whole populations of real nuclei at lower
+        magnification, where every nucleus is small; relative to the image's
+        own nuclei, debris is still dropped there and real nuclei are kept.
+        0 keeps ``min_size`` as a fixed limit.
     """
 
     interior_threshold: float = 0.5
@@ -44,6 +52,7 @@ class PostprocessSettings:
     fill_holes: bool = True
     dilation: int = 2
     foreground_threshold: float = 0.5
+    relative_min_size: float = 0.0
 
     def __post_init__(self):
         if not 0.0 < self.interior_threshold < 1.0:
@@ -54,6 +63,14 @@ class PostprocessSettings:
             raise ValueError(f"boundary_boost must be > 0, got {self.boundary_boost}")
         if self.min_size < 0 or self.dilation < 0:
             raise ValueError("min_size and dilation must be >= 0")
+        if not 0.0 <= self.relative_min_size < 1.0:
+            raise ValueError(f"relative_min_size must be in [0, 1), got {self.relative_min_size}")
+
+    def size_limit(self, areas: np.ndarray) -> float:
+        """The minimum object area (pixels) for an image whose objects have ``areas``."""
+        if self.relative_min_size and areas.size:
+            return min(float(self.min_size), self.relative_min_size * float(np.median(areas)))
+        return float(self.min_size)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,7 +114,8 @@ def probabilities_to_labels(probabilities: np.ndarray, settings: PostprocessSett
     if settings.fill_holes and labels.any():
         labels = _fill_holes_per_object(labels)
     if settings.min_size and labels.any():
-        too_small = np.bincount(labels.ravel()) < settings.min_size
+        areas = np.bincount(labels.ravel())
+        too_small = areas < settings.size_limit(areas[1:][areas[1:] > 0])
         too_small[0] = False
         labels = np.where(too_small[labels], 0, labels)
     return relabel_sequential(labels.astype(np.int32))[0]

@@ -31,6 +31,7 @@ GRID = {
     "dilation": (0, 1, 2, 3, 4),
     "foreground_threshold": (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95),
     "min_size": (10, 25, 50),
+    "relative_min_size": (0.0, 0.1, 0.2, 0.3),
 }
 
 

@@ -162,7 +162,9 @@ what the network sees.""",
 Select *Yes* to turn probabilities into nuclei with the post-processing settings recorded in
 the model card (its ``postprocess`` field, chosen on training images by
 ``python -m nucleiseg.tune_postprocess`` for that model). This is the recommended choice:
-the best settings differ between models.
+the best settings differ between models. A card may also make the minimum size relative to
+the nuclei found in each image (``relative_min_size``), so that small nuclei of a lower
+magnification are not removed as debris; the settings below use a fixed minimum size.
 
 Select *No* to set the interior threshold, boundary boost, minimum size, hole filling,
 dilation and foreground threshold yourself, e.g. for images whose nuclei are much dimmer or

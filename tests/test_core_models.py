@@ -283,6 +283,34 @@ def test_postprocess_splits_two_touching_discs_and_drops_a_speck():
     assert kept.max() == 3 and kept[6, 6] > 0
 
 
+def _discs(radius: int, count: int, size: int = 200) -> np.ndarray:
+    labels = np.zeros((size, size), np.int32)
+    yy, xx = np.mgrid[:size, :size]
+    for index in range(count):
+        cy, cx = 20 + 40 * (index // 4), 20 + 40 * (index % 4)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = index + 1
+    return labels
+
+
+def test_relative_min_size_keeps_small_nuclei_of_a_low_magnification_image_and_drops_debris():
+    small = _discs(3, 8)  # 29-pixel nuclei: a fixed limit of 50 deletes every one
+    small[190:192, 190:192] = 9  # a 4-pixel speck
+    probabilities = _probabilities_from_classes(targets.three_class_targets(small))
+    fixed = PostprocessSettings(min_size=50, dilation=1)
+    relative = PostprocessSettings(min_size=50, dilation=1, relative_min_size=0.3)
+    assert probabilities_to_labels(probabilities, fixed).max() == 0
+    kept = probabilities_to_labels(probabilities, relative)
+    assert kept.max() == 8 and kept[191, 191] == 0  # 0.3 x median 29 px: the nuclei stay, the speck goes
+    # With large nuclei the fixed limit still applies (the smaller of the two limits wins).
+    large = _discs(10, 8)
+    large[185:190, 185:190] = 9  # 25 pixels: below 50, and below 0.3 x median
+    found = probabilities_to_labels(_probabilities_from_classes(targets.three_class_targets(large)), relative)
+    assert found.max() == 8
+    assert PostprocessSettings().relative_min_size == 0.0
+    with pytest.raises(ValueError, match="relative_min_size"):
+        PostprocessSettings(relative_min_size=1.5)
+
+
 def test_postprocess_constant_background_gives_no_objects():
     probabilities = np.zeros((64, 64, 3), dtype=np.float32)
     probabilities[..., 0] = 1.0
