@@ -291,6 +291,11 @@ def test_instance_labels_with_a_stray_fragment_are_accepted():
     labels[38, 38] = 1  # a stray pixel of nucleus 1
     assert finetune.instance_problem(labels, Path("m.png")) is None
     assert "binary" in finetune.instance_problem((labels > 0).astype(np.int32), Path("m.png"))
+    # One value over three separate nuclei is binary; a lone nucleus in two pieces is not.
+    three = (labels > 0) & (np.arange(40)[:, None] < 12) & (np.arange(40)[None, :] < 30)
+    assert finetune.instance_problem(three.astype(np.int32), Path("m.png")).startswith(
+        "m.png: 3 separate objects share 1 label value(s): a binary (one foreground value) mask")
+    assert finetune.instance_problem((labels == 1).astype(np.int32), Path("m.png")) is None
 
 
 def test_images_smaller_than_the_crop_are_named_with_a_crop_that_fits(data, start, tmp_path):
