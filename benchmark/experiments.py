@@ -114,7 +114,7 @@ class Schedule:
             f"| batch | {self.batch} random crops of {self.crop} x {self.crop} |",
             f"| optimizer | Adam, learning rate {self.learning_rate:g}, constant |",
             f"| loss | per-pixel weighted cross-entropy, class weights {list(config.class_weights)} (background, interior, boundary) |",
-            f"| augmentation | flips/rot90 {config.flips}, intensity scaling {config.intensity}, elastic {config.elastic} |",
+            f"| augmentation | flips/rot90 {config.augmentation.flips}, intensity scaling {config.augmentation.intensity}, elastic {config.augmentation.elastic} |",
             f"| normalization | {config.normalization} |",
             f"| post-processing | {self.postprocess.to_dict()} |",
         ]

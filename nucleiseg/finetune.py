@@ -572,7 +572,7 @@ def finetune(images_dir: Path, masks_dir: Path, out: Path, init: Path | None = N
             learning_rate=learning_rate or LEARNING_RATE_FACTOR * model_type.default_learning_rate,
             optimizer=model_type.default_optimizer, class_weights=model_type.class_weights(),
             boundary_width=int(init_card.get("targets", {}).get("boundary_width", 1)),
-            normalization=init_card["normalization"], **training.augmentation_fields(recipe), seed=seed,
+            normalization=init_card["normalization"], augmentation=recipe, seed=seed,
             val_postprocess=start_settings.to_dict(), holdout=inputs.holdout, init_from=str(inputs.init))
         train_names, held_out, _ = training.split_names(config)
         (staging / f"{FIT_SPLIT}.txt").write_text("".join(f"{stem}\n" for stem in train_names))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import model_types
+from . import augment, model_types
 from .cards import ModelError, member_cards, tuned_postprocess
 from .training import TrainConfig, initial_weights, split_names, train
 
@@ -88,6 +88,15 @@ def main(argv=None) -> int:
             parser.error(f"--init: {error}")
     model_type = model_types.get(args.network)
     normalization = {"method": "percentile", "low": 0.1, "high": 99.9} if args.normalization == "percentile" else {"method": "deepcell", "window": 61}
+    try:
+        augmentation = augment.AugmentationConfig(
+            elastic=args.elastic or args.robust,
+            scale=tuple(args.scale_jitter) if args.scale_jitter else ((0.5, 2.0) if args.robust else ()),
+            gamma=args.gamma or args.robust, nucleus_brightness=args.nucleus_brightness or args.robust,
+            background=args.background or args.robust, blur=args.blur or args.robust,
+            noise=args.noise or args.robust, probability=args.augment_probability)
+    except ValueError as error:
+        parser.error(str(error))
     config = TrainConfig(
         network=args.network,
         base_filters=base_filters,
@@ -106,14 +115,7 @@ def main(argv=None) -> int:
         class_weights=(1.0, 1.0, args.boundary_weight),
         boundary_width=args.boundary_width,
         normalization=normalization,
-        elastic=args.elastic or args.robust,
-        scale_jitter=tuple(args.scale_jitter) if args.scale_jitter else ((0.5, 2.0) if args.robust else ()),
-        gamma=args.gamma or args.robust,
-        nucleus_brightness=args.nucleus_brightness or args.robust,
-        background=args.background or args.robust,
-        blur=args.blur or args.robust,
-        noise=args.noise or args.robust,
-        augment_probability=args.augment_probability,
+        augmentation=augmentation,
         val_images=args.val_images,
         mixed_bfloat16=args.bf16,
         seed=args.seed,
@@ -124,7 +126,6 @@ def main(argv=None) -> int:
         init_from=str(args.init) if args.init else "",
     )
     try:
-        config.augmentation()
         split_names(config)
         if config.init_from:
             initial_weights(config)

@@ -46,17 +46,8 @@ class TrainConfig:
     class_weights: tuple = targets.DEFAULT_CLASS_WEIGHTS
     boundary_width: int = 1
     normalization: dict = field(default_factory=lambda: {"method": "percentile", "low": 0.1, "high": 99.9})
-    elastic: bool = False
-    flips: bool = True
-    intensity: bool = True
-    # Signal and scale augmentation (nucleiseg.augment.AugmentationConfig); off by default.
-    scale_jitter: tuple = ()  # (low, high) zoom factors, e.g. (0.5, 2.0)
-    gamma: bool = False
-    nucleus_brightness: bool = False
-    background: bool = False
-    blur: bool = False
-    noise: bool = False
-    augment_probability: float = 0.5
+    # Flips, gain/offset by default; AugmentationConfig.robust() adds scale and signal variation.
+    augmentation: augment.AugmentationConfig = field(default_factory=augment.AugmentationConfig)
     val_images: int = 0  # 0: the whole validation split
     mixed_bfloat16: bool = False
     seed: int = 0
@@ -81,13 +72,6 @@ class TrainConfig:
         """How cards and logs name where validation came from."""
         return f"{self.train_split} (held out)" if self.holdout else self.val_split
 
-    def augmentation(self) -> augment.AugmentationConfig:
-        """The augmentation these fields switch on (the inverse of :func:`augmentation_fields`)."""
-        return augment.AugmentationConfig(
-            flips=self.flips, elastic=self.elastic, intensity=self.intensity, scale=tuple(self.scale_jitter),
-            gamma=self.gamma, nucleus_brightness=self.nucleus_brightness, background=self.background,
-            blur=self.blur, noise=self.noise, probability=self.augment_probability)
-
     def val_settings(self) -> PostprocessSettings:
         return PostprocessSettings.from_dict(self.val_postprocess)
 
@@ -96,25 +80,6 @@ class TrainConfig:
 
     def architecture(self) -> dict:
         return self.model_type().architecture(self.base_filters)
-
-
-def augmentation_fields(augmentation: augment.AugmentationConfig) -> dict:
-    """The :class:`TrainConfig` fields that make its :meth:`~TrainConfig.augmentation` equal ``augmentation``.
-
-    Parameters
-    ----------
-    augmentation : nucleiseg.augment.AugmentationConfig
-        E.g. :meth:`~nucleiseg.augment.AugmentationConfig.robust`.
-
-    Returns
-    -------
-    dict
-        Keyword arguments for :class:`TrainConfig` (or :func:`dataclasses.replace`).
-    """
-    return {"flips": augmentation.flips, "elastic": augmentation.elastic, "intensity": augmentation.intensity,
-            "scale_jitter": tuple(augmentation.scale), "gamma": augmentation.gamma,
-            "nucleus_brightness": augmentation.nucleus_brightness, "background": augmentation.background,
-            "blur": augmentation.blur, "noise": augmentation.noise, "augment_probability": augmentation.probability}
 
 
 def load_examples(data_dir: Path, split: str, normalization: dict | None, limit: int = 0, names=None):
@@ -219,7 +184,7 @@ def make_batch(examples, config: TrainConfig, rng: np.random.Generator):
     """One batch: inputs (B, crop+2m, crop+2m, 1), classes (B, crop, crop), weights (B, crop, crop)."""
     model_type = config.model_type()
     margin = model_type.margin
-    augmentation = config.augmentation()
+    augmentation = config.augmentation
     inputs, classes, weights = [], [], []
     for _ in range(config.batch_size):
         _, image, labels = examples[int(rng.integers(len(examples)))]
@@ -574,7 +539,7 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
             "optimizer": config.optimizer,
             "learning_rate": config.learning_rate,
             "loss": f"per-pixel weighted categorical cross-entropy, class weights {list(config.class_weights)}",
-            "augmentation": {"random_crop": config.crop, **config.augmentation().to_dict()},
+            "augmentation": {"random_crop": config.crop, **config.augmentation.to_dict()},
             "mixed_bfloat16": config.mixed_bfloat16,
             "seed": config.seed,
             "wall_seconds": round(state["seconds"]),
