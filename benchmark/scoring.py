@@ -57,7 +57,7 @@ def read_prediction(path: Path, shape: tuple[int, int], pipeline: str) -> tuple[
     if pred.shape != tuple(shape):
         raise PipelineError(pipeline, f"{path}: predicted labels have shape {pred.shape}, ground truth {tuple(shape)}")
     warning = None
-    stored = layouts._imread(path).dtype
+    stored = layouts.read_array(path).dtype
     if stored != np.uint16:
         if stored == np.uint8 and pred.max() == 255:
             warning = f"{path}: labels were saved as 8-bit and may have wrapped at 255; save 16-bit"

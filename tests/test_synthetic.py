@@ -26,7 +26,7 @@ def test_dense_image_has_over_255_nuclei_in_16_bit(tmp_path):
     synthetic.generate(tmp_path, n=2, seed=0)
     labels = layouts.read_labels(tmp_path / "masks" / "synth_001.png")
     assert labels.max() > 255
-    stored = layouts._imread(tmp_path / "masks" / "synth_001.png")
+    stored = layouts.read_array(tmp_path / "masks" / "synth_001.png")
     assert stored.dtype == np.uint16
 
 

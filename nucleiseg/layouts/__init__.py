@@ -38,11 +38,8 @@ from .data_folders import (
 )
 from .file_stems import IMAGE_SUFFIXES, files_by_stem, image_stem
 from .image_io import MAX_LABEL, colour_to_labels, consecutive_labels, read_array, read_image, read_labels, write_tiff
-from .manifest import manifest_marks, manifest_stems, marked_pairs
+from .manifest import image_kinds, manifest_marks, manifest_stems, marked_pairs
 
-# benchmark/scoring.py and tests/test_synthetic.py still call the private name this package's
-# read_array had in layouts.py; they should call read_array.
-_imread = read_array
 
 __all__ = [
     "BBBC039_SPLIT_FILES",
@@ -62,6 +59,7 @@ __all__ = [
     "consecutive_labels",
     "detect_layout",
     "files_by_stem",
+    "image_kinds",
     "image_stem",
     "list_pairs",
     "manifest_marks",

@@ -48,3 +48,26 @@ def marked_pairs(data_dir: Path, split: str, column: str) -> list[Pair]:
 def manifest_stems(manifest: Path, column: str) -> set[str]:
     """Names of the manifest rows whose ``column`` is non-empty (see :func:`manifest_marks`)."""
     return {name for name, marked in manifest_marks(manifest, column).items() if marked}
+
+
+def image_kinds(manifest: Path, marked_column: str = "bbbc039_field") -> dict[str, str]:
+    """A kind for every image of a ``manifest.csv``: its imaging setup, as far as the manifest tells.
+
+    Images whose ``marked_column`` is non-empty form one kind, named after the
+    column without its ``_field`` suffix (``bbbc039``); every other image's kind
+    is its size, ``"<height>x<width>"``: in the shared data, images of one size
+    mostly come from one source (microscope, stain, magnification).
+
+    Raises
+    ------
+    ValueError
+        When the manifest lacks ``name``, ``height``, ``width`` or ``marked_column``.
+    """
+    with open(manifest, newline="") as handle:
+        reader = csv.DictReader(handle)
+        needed = {"name", "height", "width", marked_column}
+        if not needed <= set(reader.fieldnames or []):
+            raise ValueError(f"{manifest} needs columns {', '.join(sorted(needed))}, has {reader.fieldnames}")
+        marked = marked_column.removesuffix("_field")
+        return {row["name"]: marked if (row[marked_column] or "").strip() else f"{int(row['height'])}x{int(row['width'])}"
+                for row in reader}
