@@ -19,6 +19,7 @@ per-image scoring) and :mod:`nucleiseg.metric` (aggregation). Around it:
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import shlex
@@ -373,6 +374,18 @@ def reference_scores(path: Path | None, pipeline: str, sets: Mapping[str, list[s
 # --------------------------------------------------------------------------------------------
 # Command-line helpers
 # --------------------------------------------------------------------------------------------
+
+
+def add_experiment_parser(sub, name: str, help: str, doc: str, steps: int, handler):
+    """Register an experiment sub-command with the shared schedule options; returns its parser for its own options.
+
+    The description is the first paragraph of ``doc`` (the module's docstring).
+    """
+    parser = sub.add_parser(name, help=help, description=doc.split("\n\n")[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_schedule_arguments(parser, steps=steps)
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def add_schedule_arguments(parser, steps: int) -> None:

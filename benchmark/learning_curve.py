@@ -20,7 +20,6 @@ images. Writes into OUT:
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -246,11 +245,9 @@ def report(rows, reference, reference_pipeline, reference_note, schedule: ex.Sch
 
 def add_parser(sub) -> None:
     """Register the ``learning-curve`` sub-command on an argparse sub-parser collection."""
-    parser = sub.add_parser("learning-curve", help="train U-Nets on random training subsets of growing size (paper Figure 4)",
-                            description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ex.add_experiment_parser(sub, "learning-curve", "train U-Nets on random training subsets of growing size "
+                                      "(paper Figure 4)", __doc__, 120, main)
     parser.add_argument("--sizes", required=True, help="comma-separated training-set sizes, e.g. 2,8,32,128")
-    ex.add_schedule_arguments(parser, steps=120)
-    parser.set_defaults(handler=main)
 
 
 def main(args) -> int:

@@ -21,7 +21,6 @@ beside them. Writes ``progress.csv``/``settings.json`` (resume), ``subsets/``,
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -206,14 +205,12 @@ def report(rows, table, references, reference_pipeline, reference_note, schedule
 
 def add_parser(sub) -> None:
     """Register the ``leave-one-kind-out`` sub-command."""
-    parser = sub.add_parser("leave-one-kind-out", help="train without one kind of image, score on it (transfer to unseen kinds)",
-                            description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ex.add_experiment_parser(sub, "leave-one-kind-out", "train without one kind of image, score on it "
+                                      "(transfer to unseen kinds)", __doc__, 300, main)
     parser.add_argument("--manifest", type=Path, default=None, help="manifest CSV with name, height, width, bbbc039_field (default DATA/manifest.csv)")
     parser.add_argument("--kinds", default="", help="comma-separated kinds to hold out (default: every kind with enough images)")
     parser.add_argument("--min-train", type=int, default=20, help="training images a kind needs to be held out (default 20)")
     parser.add_argument("--min-val", type=int, default=8, help="validation images a kind needs (default 8)")
-    ex.add_schedule_arguments(parser, steps=300)
-    parser.set_defaults(handler=main)
 
 
 def main(args) -> int:

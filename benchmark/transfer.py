@@ -15,7 +15,6 @@ evaluation set as ``<set>_<figure>``), ``plots/transfer.png`` and ``report.md``.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -216,12 +215,10 @@ def report(rows, table, references, reference_pipeline, reference_note, schedule
 
 def add_parser(sub) -> None:
     """Register the ``transfer`` sub-command on an argparse sub-parser collection."""
-    parser = sub.add_parser("transfer", help="train on BBBC039 fields only vs the other images only, score both (paper Figure 5)",
-                            description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ex.add_experiment_parser(sub, "transfer", "train on BBBC039 fields only vs the other images only, score both "
+                                      "(paper Figure 5)", __doc__, 120, main)
     parser.add_argument("--manifest", type=Path, default=None, help="manifest CSV with columns name and --column (default DATA/manifest.csv)")
     parser.add_argument("--column", default="bbbc039_field", help="manifest column; non-empty marks the first kind (default bbbc039_field)")
-    ex.add_schedule_arguments(parser, steps=120)
-    parser.set_defaults(handler=main)
 
 
 def main(args) -> int:

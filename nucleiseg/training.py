@@ -73,7 +73,8 @@ class TrainConfig:
         return f"{self.train_split} (held out)" if self.holdout else self.val_split
 
     def val_settings(self) -> PostprocessSettings:
-        return PostprocessSettings.from_dict(self.val_postprocess)
+        """Validation post-processing: the model type's defaults, overridden by ``val_postprocess``."""
+        return PostprocessSettings.from_dict({**self.model_type().postprocess_defaults, **self.val_postprocess})
 
     def model_type(self) -> model_types.ModelType:
         return model_types.get(self.network)

@@ -69,6 +69,15 @@ def test_a_registered_toy_type_trains_loads_and_segments_through_the_shared_path
     assert json.loads(again.read_text())["training"]["epochs"] == 3
 
 
+def test_a_type_s_post_processing_defaults_and_class_weights_reach_training(toy, monkeypatch):
+    from nucleiseg.training import TrainConfig
+
+    monkeypatch.setattr(toy, "postprocess_defaults", {"dilation": 0, "min_size": 3})
+    config = TrainConfig(network="toy", val_postprocess={"min_size": 7})
+    assert (config.val_settings().dilation, config.val_settings().min_size) == (0, 7)
+    assert model_types.get("unet").class_weights(5) == (1.0, 1.0, 5.0)
+
+
 def test_registry_refuses_unknown_duplicate_and_built_in_removal(toy):
     assert model_types.names()[:2] == ["unet", "deepcell"] and "toy" in model_types.names()
     with pytest.raises(ValueError, match="unknown model type 'nope'.*unet, deepcell"):

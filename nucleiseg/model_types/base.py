@@ -42,6 +42,10 @@ class ModelType:
     published : dict
         The reference paper's figures for this network (``f1`` at IoU 0.5..0.95,
         ``error_070``), shown beside ours in reports; empty when none.
+    postprocess_defaults : dict
+        Post-processing settings (:class:`~nucleiseg.postprocess.PostprocessSettings`
+        fields) that differ from the shared defaults for this type; training
+        validates with them unless told otherwise.
     """
 
     name: str = ""
@@ -55,6 +59,7 @@ class ModelType:
     specialist_cards: dict = {}
     published: dict = {}
     targets_definition: str = "nucleiseg.targets.three_class_targets"
+    postprocess_defaults: dict = {}
 
     # ---- building ---------------------------------------------------------------------------
 
