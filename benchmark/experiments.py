@@ -376,6 +376,17 @@ def reference_scores(path: Path | None, pipeline: str, sets: Mapping[str, list[s
 # --------------------------------------------------------------------------------------------
 
 
+def error_cells(figures: Mapping) -> str:
+    """The ``error rate | missed | merges | splits`` cells of a report row (errors at IoU 0.7)."""
+    return (f"{float(figures['error_rate_070']):.3f} | {float(figures['missed']):.0f} | {float(figures['merges']):.0f} | "
+            f"{float(figures['splits']):.0f}")
+
+
+def report_ending(title: str, plot: str) -> list[str]:
+    """The last lines of every experiment's report.md: where the rows are, and its plot."""
+    return ["", "Every model is a row of `results.csv`.", "", f"![{title}]({plot})", ""]
+
+
 def add_experiment_parser(sub, name: str, help: str, doc: str, steps: int, handler):
     """Register an experiment sub-command with the shared schedule options; returns its parser for its own options.
 

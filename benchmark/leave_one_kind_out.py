@@ -197,9 +197,8 @@ def report(rows, table, references, reference_pipeline, reference_note, schedule
     lines += ["", "## Errors at IoU 0.7 of the held-out models", "",
               "| held-out kind | error rate | missed | merges | splits |", "|---|---:|---:|---:|---:|"]
     for kind in kinds:
-        t = table[kind]["without"]
-        lines.append(f"| {kind} | {t['error_rate_070']:.3f} | {t['missed']:.0f} | {t['merges']:.0f} | {t['splits']:.0f} |")
-    lines += ["", "Every model is a row of `results.csv`.", "", "![leave one kind out](plots/leave_one_kind_out.png)", ""]
+        lines.append(f"| {kind} | {ex.error_cells(table[kind]['without'])} |")
+    lines += ex.report_ending("leave one kind out", "plots/leave_one_kind_out.png")
     return "\n".join(lines)
 
 

@@ -204,12 +204,11 @@ def report(rows, table, references, reference_pipeline, reference_note, schedule
     for s in sets:
         for e in sets:
             t = table[(s, e)]
-            lines.append(f"| {s} | {e} | {t['error_rate_070']:.3f} | {t['missed']:.0f} | {t['merges']:.0f} | {t['splits']:.0f} |")
+            lines.append(f"| {s} | {e} | {ex.error_cells(t)} |")
     if references:
         for e in sets:
-            r = references[e]
-            lines.append(f"| {reference_pipeline} | {e} | {float(r['error_rate_070']):.3f} | {r['missed']} | {r['merges']} | {r['splits']} |")
-    lines += ["", "Every model is a row of `results.csv`.", "", "![transfer](plots/transfer.png)", ""]
+            lines.append(f"| {reference_pipeline} | {e} | {ex.error_cells(references[e])} |")
+    lines += ex.report_ending("transfer", "plots/transfer.png")
     return "\n".join(lines)
 
 
