@@ -4,10 +4,18 @@ A model is two files side by side: ``<name>.weights.h5`` (Keras weights) and
 ``<name>.json`` (its card). The card records the architecture, the
 normalization, the classes, how it was trained and how it scored, and the
 sha256 of the weights file, which is checked before the weights are used.
+A third file, ``<name>.onnx`` (the same network for ONNX Runtime, written by
+``python -m nucleiseg.export CARD --onnx``), is optional; the card then also
+names it and records its sha256 and the sha256 of the weights it was
+converted from (:data:`ONNX_FIELDS`).
+
+Nothing here imports an inference engine (:mod:`nucleiseg.engines`) before
+:func:`load` builds networks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,6 +30,11 @@ MODELS_DIR = Path(os.environ.get("NUCLEISEG_MODELS", Path(__file__).resolve().pa
 #: Label of the shipped models for one kind of image; each model type lists its own
 #: (``ModelType.specialist_cards``) and the modules offer it as a choice of "Model".
 BBBC039_LIKE = "Shipped, for BBBC039-like images (U2OS nuclei, Hoechst, 20x)"
+
+
+#: The card fields of a network's ONNX file: its name (beside the card), its sha256, and the
+#: sha256 of the weights it was converted from (so a file left from other weights is refused).
+ONNX_FIELDS = ("onnx", "onnx_sha256", "onnx_weights_sha256")
 
 
 class ModelError(ValueError):
@@ -169,31 +182,67 @@ def tuned_postprocess(path: Path) -> PostprocessSettings:
         raise ModelError(f"model card {card_path} has invalid post-processing settings: {error}") from error
 
 
-def verify(path: Path) -> list[tuple[Path, dict]]:
-    """Check that every weights file exists and matches the sha256 in its card.
+def _check_file(card_path: Path, what: str, name: str, expected: str) -> None:
+    path = card_path.parent / name
+    if not path.is_file():
+        raise ModelError(f"{what} file not found: {path} (named by {card_path})")
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ModelError(f"checksum mismatch for {path}: card {card_path.name} says {expected[:12]}…, file is {actual[:12]}…")
+
+
+def verify(path: Path, onnx: bool = True) -> list[tuple[Path, dict]]:
+    """Check that every file the cards name exists and matches the sha256 in its card.
+
+    Parameters
+    ----------
+    path : Path
+        A model card (or weights file); an ensemble card checks all its members.
+    onnx : bool
+        Check the ONNX files that cards name too (:data:`ONNX_FIELDS`), and that each
+        was converted from the weights its card names. Off only for writing them anew.
 
     Returns the member cards; raises :class:`ModelError` naming the file.
     """
     members = member_cards(path)
     for card_path, card in members:
-        weights = card_path.parent / card["weights"]
-        if not weights.is_file():
-            raise ModelError(f"weights file not found: {weights} (named by {card_path})")
-        actual = sha256_of(weights)
-        if actual != card["sha256"]:
-            raise ModelError(
-                f"checksum mismatch for {weights}: card {card_path.name} says {card['sha256'][:12]}…, file is {actual[:12]}…"
-            )
+        _check_file(card_path, "weights", card["weights"], card["sha256"])
+        if not onnx or not card.get("onnx"):
+            continue
+        missing = [key for key in ONNX_FIELDS if not card.get(key)]
+        if missing:
+            raise ModelError(f"model card {card_path} names an ONNX file but lacks {', '.join(map(repr, missing))}")
+        _check_file(card_path, "ONNX", card["onnx"], card["onnx_sha256"])
+        if card["onnx_weights_sha256"] != card["sha256"]:
+            raise ModelError(f"{card_path.parent / card['onnx']} was converted from other weights than {card['weights']} "
+                             f"(card {card_path.name}); write it again with python -m nucleiseg.export {card_path} --onnx")
     return members
 
 
 @dataclass
 class LoadedModel:
-    """Networks ready for inference, with what preprocessing they need."""
+    """Networks ready for inference, with what preprocessing they need.
+
+    Attributes
+    ----------
+    cards : list of dict
+        The member cards, in the order of ``networks``.
+    networks : list
+        Keras models (``engine`` "tensorflow") or :class:`nucleiseg.engines.OnnxNetwork`
+        sessions ("onnxruntime"); each has ``predict_on_batch``.
+    path : Path
+        The card they were loaded from.
+    engine : str
+        ``"tensorflow"`` or ``"onnxruntime"``.
+    device : str or None
+        ``"/CPU:0"`` or ``"/GPU:<n>"``; None: wherever the engine places work by default.
+    """
 
     cards: list[dict]
     networks: list = field(repr=False)
     path: Path
+    engine: str = "tensorflow"
+    device: str | None = None
 
     @property
     def architecture(self) -> dict:
@@ -210,6 +259,14 @@ class LoadedModel:
 
         return model_types.for_architecture(self.architecture)
 
+    def placement(self):
+        """Context in which the networks run: TensorFlow's device scope (ONNX Runtime's sessions are placed already)."""
+        if self.engine == "tensorflow" and self.device:
+            from . import devices
+
+            return devices.scope(self.device)
+        return contextlib.nullcontext()
+
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """Mean class probabilities of all member networks for a float32 batch."""
         total = None
@@ -222,34 +279,53 @@ class LoadedModel:
 _CACHE: dict[tuple, LoadedModel] = {}
 
 
-def load(path: Path, ensemble_size: int | None = None) -> LoadedModel:
-    """Load (once per process) the model a card or weights file names.
+def load(path: Path, ensemble_size: int | None = None, engine: str = "auto", device: str = "auto",
+         gpu_index: int = 0) -> LoadedModel:
+    """Load (once per process and engine) the model a card or weights file names.
 
-    The cache key holds the resolved path and the weights' checksums, so a
-    replaced file is loaded again while repeated image sets reuse the model.
+    Parameters
+    ----------
+    path : Path
+        Model card, ensemble card or weights file.
+    ensemble_size : int, optional
+        Use the first this many networks of an ensemble (all when None).
+    engine : {"auto", "tensorflow", "onnxruntime"}
+        What runs the networks (:func:`nucleiseg.engines.choose`): ``"auto"`` takes ONNX
+        Runtime when it is installed and every network has an ONNX file, else TensorFlow.
+    device : {"auto", "cpu", "gpu"}
+        Processor (:func:`nucleiseg.devices.resolve`); ``gpu_index`` picks the GPU.
+
+    Raises
+    ------
+    ModelError
+        A file is missing or does not match its card (the message names it).
+    nucleiseg.engines.EngineNotInstalled
+        The engine is not installed; the message says what to install.
+    nucleiseg.devices.DeviceError
+        The device cannot be had.
+
+    Notes
+    -----
+    The cache key holds the resolved card path, the files' checksums, the engine and
+    the device, so a replaced file is loaded again while repeated image sets reuse
+    the model.
     """
-    from . import model_types
+    from . import devices, engines
 
     members = verify(path)
     if ensemble_size is not None:
         if not 1 <= ensemble_size <= len(members):
             raise ModelError(f"{path}: ensemble size {ensemble_size} asked for, the model has {len(members)} networks")
         members = members[:ensemble_size]
+    chosen = engines.choose(engine, members, card_path_for(path))
+    where = devices.resolve(device, gpu_index, engine=chosen)
     # Keyed by the card, so naming the card or its weights file gives the same object.
-    key = (str(card_path_for(path).resolve()), tuple(card["sha256"] for _, card in members))
+    checksums = tuple((card["sha256"], card.get("onnx_sha256")) for _, card in members)
+    key = (str(card_path_for(path).resolve()), checksums, chosen, where)
     if key not in _CACHE:
-        networks = []
-        for card_path, card in members:
-            network = model_types.build(card["architecture"])
-            # XLA would recompile for every new image shape; plain graphs are faster here.
-            network.jit_compile = False
-            weights = card_path.parent / card["weights"]
-            try:
-                network.load_weights(weights)
-            except Exception as error:  # h5py/keras raise many types
-                raise ModelError(f"cannot load weights {weights}: {error}") from error
-            networks.append(network)
-        _CACHE[key] = LoadedModel([card for _, card in members], networks, Path(path))
+        networks = engines.load_networks(chosen, members, where, fallback=device == "auto")
+        placed = getattr(networks[0], "device", where) if chosen == engines.ONNXRUNTIME else where
+        _CACHE[key] = LoadedModel([card for _, card in members], networks, Path(path), chosen, placed)
     return _CACHE[key]
 
 
@@ -258,9 +334,15 @@ def clear_cache() -> None:
 
 
 def write_card(card: dict, weights: Path) -> Path:
-    """Write ``card`` beside ``weights`` with the weights' sha256 filled in."""
+    """Write ``card`` beside ``weights`` with the weights' sha256 filled in.
+
+    ONNX fields copied from a card of other weights are left out: that file is not
+    these weights' network.
+    """
     weights = Path(weights)
     card = dict(card, weights=weights.name, sha256=sha256_of(weights))
+    if card.get("onnx_weights_sha256") != card["sha256"]:
+        card = {key: value for key, value in card.items() if key not in ONNX_FIELDS}
     return save_card(card, card_path_for(weights))
 
 

@@ -1,4 +1,8 @@
-"""Which processor runs the networks: automatic, CPU, or a chosen GPU.
+"""Which processor runs the networks: automatic, CPU, or a chosen GPU, for either engine.
+
+Devices are named as TensorFlow names them (``"/CPU:0"``, ``"/GPU:<n>"``) whichever
+engine runs (:mod:`nucleiseg.engines`): TensorFlow places work inside
+:func:`scope`, ONNX Runtime gives GPU ``n`` to its CUDA provider when a session is made.
 
 TensorFlow by default reserves almost all memory of every GPU it sees when it
 first touches one; here memory growth is switched on first, so a network takes
@@ -25,6 +29,10 @@ _memory_growth_set = False
 
 class DeviceError(RuntimeError):
     """A device was asked for that this machine or this installation cannot provide."""
+
+
+class GpuIndexError(DeviceError):
+    """GPUs are there, but none with the index asked for."""
 
 
 def _tensorflow():
@@ -65,8 +73,8 @@ def enable_memory_growth() -> None:
             LOGGER.debug("memory growth unchanged for %s: %s", gpu.name, error)
 
 
-def resolve(kind: str = "auto", index: int = 0) -> str:
-    """TensorFlow device name (``"/CPU:0"`` or ``"/GPU:<n>"``) for a device choice.
+def resolve(kind: str = "auto", index: int = 0, engine: str = "tensorflow") -> str:
+    """Device name (``"/CPU:0"`` or ``"/GPU:<n>"``) for a device choice.
 
     Parameters
     ----------
@@ -74,11 +82,15 @@ def resolve(kind: str = "auto", index: int = 0) -> str:
         ``"auto"``: the first GPU if there is one, else the CPU.
     index : int
         Which GPU, counted from 0, when ``kind`` is ``"gpu"``.
+    engine : {"tensorflow", "onnxruntime"}
+        The engine that will run the networks; ONNX Runtime uses a GPU through its CUDA
+        provider, whose GPU index is checked only when a session starts.
 
     Raises
     ------
     DeviceError
-        ``kind`` is ``"gpu"`` and no GPU with that index is visible.
+        ``kind`` is ``"gpu"`` and no GPU with that index is visible
+        (:class:`GpuIndexError` when GPUs are, but not that one).
     ValueError
         ``kind`` is not one of :data:`KINDS`.
     """
@@ -86,6 +98,8 @@ def resolve(kind: str = "auto", index: int = 0) -> str:
         raise ValueError(f"unknown device {kind!r}; expected one of {KINDS}")
     if kind == "cpu":
         return "/CPU:0"
+    if engine == "onnxruntime":
+        return _resolve_onnxruntime(kind, index)
     count = gpu_count()
     if kind == "auto":
         return "/GPU:0" if count else "/CPU:0"
@@ -95,8 +109,21 @@ def resolve(kind: str = "auto", index: int = 0) -> str:
             "TensorFlow build, no GPU, or no working driver); choose 'Automatic' or 'CPU'"
         )
     if not 0 <= index < count:
-        raise DeviceError(f"GPU {index} was asked for, but TensorFlow sees {count} GPU(s), numbered 0 to {count - 1}")
+        raise GpuIndexError(f"GPU {index} was asked for, but TensorFlow sees {count} GPU(s), numbered 0 to {count - 1}")
     return f"/GPU:{index}"
+
+
+def _resolve_onnxruntime(kind: str, index: int) -> str:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        return f"/GPU:{index if kind == 'gpu' else 0}"
+    if kind == "auto":
+        return "/CPU:0"
+    raise DeviceError(
+        "a GPU was asked for, but this ONNX Runtime has no CUDA provider (the CPU package 'onnxruntime' is "
+        "installed: install 'onnxruntime-gpu' in its place, with CUDA and cuDNN); choose 'Automatic' or 'CPU'"
+    )
 
 
 def scope(device: str):

@@ -99,7 +99,8 @@ def predict_probabilities(
     image : ndarray
         2-D greyscale image, raw (any numeric dtype).
     model : LoadedModel
-        Networks of one model type (several: their probabilities are averaged).
+        Networks of one model type (several: their probabilities are averaged), run by
+        its engine (:func:`nucleiseg.cards.load`) on its device.
     normalization : dict, optional
         Overrides the model card's normalization.
     tile, overlap, batch_size : int
@@ -128,7 +129,8 @@ def predict_probabilities(
     def predict(pixels):
         return model_type.predict(model, pixels, tile=tile, overlap=overlap, batch_size=batch_size, mode=mode)
 
-    probabilities = average_over_flips_and_rotations(predict, normalized) if augment else predict(normalized)
+    with model.placement():  # TensorFlow's device scope; a no-op for ONNX Runtime
+        probabilities = average_over_flips_and_rotations(predict, normalized) if augment else predict(normalized)
     return probabilities if mask is None else mask_probabilities(probabilities, mask)
 
 

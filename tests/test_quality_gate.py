@@ -44,7 +44,7 @@ def test_the_gate_fails_for_degraded_weights():
     from nucleiseg import cards
 
     gate = qg.GATES[0]
-    model = cards.load(gate.card)
+    model = cards.load(gate.card, engine="tensorflow")  # Keras weights, to perturb in place
     network = model.networks[0]
     original = network.get_weights()
     rng = np.random.default_rng(0)

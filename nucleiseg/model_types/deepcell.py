@@ -16,6 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 from ..cards import BBBC039_LIKE, MODELS_DIR
+from ..engines import OnnxNetwork
 from ..layers import conv_bn_relu, softmax_classes
 from ..normalization import pixels_inside
 from .base import DENSE, ModelType
@@ -147,9 +148,11 @@ def patch_network(network):
 
     Returns a Keras model mapping ``(B, 61, 61, C)`` patches to
     ``(B, 1, 1, n_classes)`` that holds copies of ``network``'s weights (both
-    forms have the same tensors).
+    forms have the same tensors). An ONNX Runtime network (the dense form) is
+    returned as it is: on a 61x61 input the dense form's one output pixel is
+    that patch's prediction.
     """
-    if _is_patch_form(network):
+    if isinstance(network, OnnxNetwork) or _is_patch_form(network):
         return network
     n_classes = int(network.output_shape[-1])
     channels = int(network.input_shape[-1])
@@ -192,10 +195,10 @@ def predict_patches(image_normalized, networks_or_loaded_model, batch_size: int 
     ----------
     image_normalized : ndarray
         2-D image, already normalized as the model expects.
-    networks_or_loaded_model : LoadedModel, keras.Model or list of keras.Model
-        DeepCell networks in either form (dense-form weights are copied into a
-        patch network). Several networks form an ensemble: their
-        probabilities are averaged.
+    networks_or_loaded_model : LoadedModel, network or list of networks
+        DeepCell networks: Keras models in either form (dense-form weights are
+        copied into a patch network) or ONNX Runtime networks (dense form).
+        Several networks form an ensemble: their probabilities are averaged.
     batch_size : int
         Patches per network call. Memory grows by about 3 MB per patch (the
         first layers' 59x59x64 activations); with TensorFlow on CPU a batch

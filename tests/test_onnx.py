@@ -1,0 +1,314 @@
+"""ONNX export and the ONNX Runtime engine: same probabilities as Keras, checked files, engine choice.
+
+Random networks of tiny widths are exported here; the shipped models' ONNX files are
+the ones in ``models/`` (written by ``python -m nucleiseg.export CARD --onnx``), compared
+with their Keras weights.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("tf2onnx")
+
+from nucleiseg import cards, devices, engines, export, model_types, synthetic  # noqa: E402
+from nucleiseg.inference import predict_probabilities  # noqa: E402
+from nucleiseg.model_types import deepcell  # noqa: E402
+from nucleiseg.tiling import predict_tiled  # noqa: E402
+from test_core_models import randomize_batch_norm  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+SHIPPED_CARDS = sorted(MODELS.glob("*/*.json"))
+SHIPPED_UNET = MODELS / "unet" / "unet-dsb2018.json"
+SHIPPED_DEEPCELL_MEMBER = MODELS / "deepcell" / "deepcell-dsb2018-1.json"
+TOLERANCE = 1e-4
+
+
+def save_random(folder: Path, name: str, architecture: dict, seed: int) -> Path:
+    """Card of a network of ``architecture`` with random weights and batch-norm statistics."""
+    keras.utils.set_random_seed(seed)
+    network = randomize_batch_norm(model_types.build(architecture), seed)
+    weights = folder / f"{name}.weights.h5"
+    network.save_weights(weights)
+    card = {"name": name, "architecture": architecture, "normalization": {"method": "percentile", "low": 0.1, "high": 99.9}}
+    return cards.write_card(card, weights)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Cards of a random width-2 U-Net and a random DeepCell, both exported to ONNX."""
+    folder = tmp_path_factory.mktemp("onnx")
+    unet = save_random(folder, "unet-random", {"name": "unet", "base_filters": 2, "n_classes": 3}, seed=3)
+    dense = save_random(folder, "deepcell-random", {"name": "deepcell", "n_classes": 3}, seed=4)
+    written = {path: export.export_onnx(path) for path in (unet, dense)}
+    return {"unet": unet, "deepcell": dense, "written": written}
+
+
+def odd_image(shape=(75, 101), seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+# --- export ------------------------------------------------------------------------------
+
+
+def test_export_writes_each_network_beside_its_weights_and_records_it(exported):
+    for kind in ("unet", "deepcell"):
+        card_path = exported[kind]
+        [(out, difference)] = exported["written"][card_path]
+        card = json.loads(card_path.read_text())
+        assert out == card_path.with_name(card_path.stem + ".onnx") and out.is_file()
+        assert card["onnx"] == out.name and card["onnx_sha256"] == cards.sha256_of(out)
+        assert card["onnx_weights_sha256"] == card["sha256"]
+        assert difference <= export.TOLERANCE
+        cards.verify(card_path)  # the card format stays one: these are its optional fields
+    # Height and width are free: the input's only fixed size is its one channel.
+    session = engines.OnnxNetwork(exported["unet"].with_suffix(".onnx"))
+    assert session.input_shape == (None, None, None, 1) and session.output_shape[-1] == 3
+
+
+def test_export_of_an_ensemble_writes_every_member(tmp_path):
+    folder = tmp_path
+    members = [save_random(folder, f"net-{i}", {"name": "unet", "base_filters": 2, "n_classes": 3}, seed=i) for i in (1, 2)]
+    ensemble = cards.write_ensemble(folder / "pair.json", members)
+    written = export.export_onnx(ensemble)
+    assert [out.name for out, _ in written] == ["net-1.onnx", "net-2.onnx"]
+    assert all(json.loads(member.read_text())["onnx"] for member in members)
+    assert "onnx" not in json.loads(ensemble.read_text())  # members carry their files
+    loaded = cards.load(ensemble, engine="onnxruntime")
+    assert len(loaded.networks) == 2 and loaded.engine == "onnxruntime"
+
+
+def test_export_refuses_a_file_that_disagrees_with_keras(tmp_path, monkeypatch):
+    card_path = save_random(tmp_path, "strict", {"name": "unet", "base_filters": 2, "n_classes": 3}, seed=5)
+    before = card_path.read_text()
+    monkeypatch.setattr(export, "TOLERANCE", 0.0)  # float rounding alone exceeds it
+    with pytest.raises(cards.ModelError, match=r"strict\.onnx: ONNX Runtime's probabilities differ"):
+        export.export_onnx(card_path)
+    assert card_path.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["strict.json", "strict.weights.h5"]
+
+
+def test_export_command_names_a_bad_card(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        export.main([str(tmp_path / "missing.json"), "--onnx"])
+    assert "missing.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export.main([str(tmp_path / "missing.json")])  # the format must be named
+    assert "--onnx" in capsys.readouterr().err
+
+
+# --- same probabilities as Keras ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["unet", "deepcell"])
+def test_random_networks_give_keras_probabilities_on_odd_sizes_and_through_tiling(exported, kind):
+    keras_model = cards.load(exported[kind], engine="tensorflow")
+    onnx_model = cards.load(exported[kind], engine="onnxruntime")
+    assert (keras_model.engine, onnx_model.engine) == ("tensorflow", "onnxruntime")
+    model_type = model_types.get(kind)
+    for shape in [(75, 101), (1, 43), (130, 67)]:
+        image = odd_image(shape, seed=sum(shape))
+        options = dict(n_classes=3, margin=model_type.margin, multiple=model_type.multiple)
+        # One pass, and small tiles with seams (batches of several tiles).
+        for tile, overlap, batch_size in [(256, 0, 1), (32, 16, 3)]:
+            found = predict_tiled(onnx_model.predict_batch, image, tile=tile, overlap=overlap, batch_size=batch_size, **options)
+            expected = predict_tiled(keras_model.predict_batch, image, tile=tile, overlap=overlap, batch_size=batch_size, **options)
+            assert found.shape == shape + (3,)
+            assert np.ptp(expected) > 0.05  # random weights that say something
+            np.testing.assert_allclose(found, expected, atol=TOLERANCE, rtol=0)
+
+
+def test_deepcell_patch_mode_runs_the_dense_onnx_network_on_patches(exported):
+    onnx_model = cards.load(exported["deepcell"], engine="onnxruntime")
+    keras_model = cards.load(exported["deepcell"], engine="tensorflow")
+    image = odd_image((40, 47), seed=7)
+    assert deepcell.patch_network(onnx_model.networks[0]) is onnx_model.networks[0]
+    found = deepcell.predict_patches(image, onnx_model, rows=(10, 12), batch_size=64)
+    np.testing.assert_allclose(found, deepcell.predict_patches(image, keras_model, rows=(10, 12)), atol=TOLERANCE, rtol=0)
+    dense = predict_probabilities(image, onnx_model, normalization={"method": "percentile", "low": 0, "high": 100})
+    patches = predict_probabilities(image, onnx_model, normalization={"method": "percentile", "low": 0, "high": 100}, mode="patch")
+    np.testing.assert_allclose(patches, dense, atol=TOLERANCE, rtol=0)
+
+
+@pytest.mark.parametrize("card_path", [SHIPPED_UNET, SHIPPED_DEEPCELL_MEMBER], ids=["unet", "deepcell member 1"])
+def test_shipped_onnx_files_give_the_shipped_weights_probabilities(card_path):
+    raw, _ = synthetic.generate_one(2, seed=1, size=160)
+    image = raw[:131, :157]  # odd sizes: padded for the U-Net, margins for DeepCell
+    keras_model = cards.load(card_path, engine="tensorflow")
+    onnx_model = cards.load(card_path, engine="onnxruntime")
+    for tile, overlap in [(1024, 64), (64, 32)]:
+        expected = predict_probabilities(image, keras_model, tile=tile, overlap=overlap, batch_size=2)
+        found = predict_probabilities(image, onnx_model, tile=tile, overlap=overlap, batch_size=2)
+        assert expected[..., 1].max() > 0.5  # nuclei found
+        np.testing.assert_allclose(found, expected, atol=TOLERANCE, rtol=0)
+
+
+# --- files checked against their cards ---------------------------------------------------
+
+
+def test_every_shipped_network_has_an_onnx_file_matching_its_card():
+    networks = [card for path in SHIPPED_CARDS for _, card in cards.verify(path)]  # checksums of every file
+    assert networks and all(card.get("onnx") for card in networks)
+    sizes = [(MODELS / card["architecture"]["name"] / card["onnx"]).stat().st_size for card in networks]
+    assert max(sizes) < 2.5e6  # float32 weights of these small networks, nothing more
+
+
+def copy_model(card_path: Path, folder: Path) -> Path:
+    card = json.loads(card_path.read_text())
+    for name in (card_path.name, card["weights"], card["onnx"]):
+        shutil.copy(card_path.parent / name, folder / name)
+    return folder / card_path.name
+
+
+def test_an_onnx_file_that_does_not_match_its_card_is_refused_naming_it(tmp_path):
+    card_path = copy_model(SHIPPED_UNET, tmp_path)
+    onnx_file = tmp_path / "unet-dsb2018.onnx"
+    data = bytearray(onnx_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx_file.write_bytes(bytes(data))
+    for check in (cards.verify, lambda path: cards.load(path, engine="tensorflow"), cards.load):
+        with pytest.raises(cards.ModelError, match=r"checksum mismatch for .*unet-dsb2018\.onnx"):
+            check(card_path)
+    onnx_file.unlink()
+    with pytest.raises(cards.ModelError, match=r"ONNX file not found: .*unet-dsb2018\.onnx"):
+        cards.verify(card_path)
+
+
+def test_an_onnx_file_of_other_weights_is_refused(tmp_path):
+    card_path = copy_model(SHIPPED_UNET, tmp_path)
+    card = json.loads(card_path.read_text())
+    card["onnx_weights_sha256"] = "0" * 64
+    cards.save_card(card, card_path)
+    with pytest.raises(cards.ModelError, match=r"unet-dsb2018\.onnx was converted from other weights.*nucleiseg\.export"):
+        cards.verify(card_path)
+    # Re-exporting needs only the weights to match.
+    assert len(cards.verify(card_path, onnx=False)) == 1
+
+
+def test_a_card_written_for_new_weights_drops_the_old_onnx_fields(tmp_path):
+    source = json.loads(SHIPPED_UNET.read_text())
+    weights = tmp_path / "retrained.weights.h5"
+    keras.utils.set_random_seed(0)
+    model_types.build(source["architecture"]).save_weights(weights)
+    written = json.loads(cards.write_card(dict(source, name="retrained"), weights).read_text())
+    assert not set(cards.ONNX_FIELDS) & set(written)
+    # The same weights keep them.
+    copy = tmp_path / "copy.weights.h5"
+    shutil.copy(SHIPPED_UNET.with_name(source["weights"]), copy)
+    kept = json.loads(cards.write_card(source, copy).read_text())
+    assert kept["onnx"] == source["onnx"]
+
+
+# --- choosing the engine -----------------------------------------------------------------
+
+
+def test_automatic_engine_prefers_onnx_runtime_and_falls_back_to_tensorflow(exported, tmp_path, monkeypatch):
+    assert cards.load(exported["unet"]).engine == "onnxruntime"  # "auto" by default
+    plain = save_random(tmp_path, "plain", {"name": "unet", "base_filters": 2, "n_classes": 3}, seed=6)
+    assert cards.load(plain).engine == "tensorflow"
+    with pytest.raises(cards.ModelError, match=r"plain\.json names no ONNX file.*python -m nucleiseg\.export"):
+        cards.load(plain, engine="onnxruntime")
+    # Each engine is cached apart.
+    assert cards.load(exported["unet"], engine="tensorflow") is cards.load(exported["unet"], engine="tensorflow")
+    assert cards.load(exported["unet"], engine="tensorflow") is not cards.load(exported["unet"], engine="onnxruntime")
+    with pytest.raises(ValueError, match="unknown inference engine 'torch'"):
+        cards.load(exported["unet"], engine="torch")
+    monkeypatch.setattr(engines, "installed", lambda engine: engine == "tensorflow")
+    assert cards.load(exported["unet"]).engine == "tensorflow"
+
+
+def test_a_missing_engine_says_what_to_install(exported, tmp_path, monkeypatch):
+    plain = save_random(tmp_path, "plain", {"name": "unet", "base_filters": 2, "n_classes": 3}, seed=6)
+    cards.clear_cache()
+    monkeypatch.setattr(engines, "installed", lambda engine: False)
+    with pytest.raises(engines.EngineNotInstalled, match=r"ONNX Runtime inference engine is not installed.*pip install 'nucleiseg\[onnx\]'"):
+        cards.load(exported["unet"], engine="onnxruntime")
+    with pytest.raises(engines.EngineNotInstalled, match=r"TensorFlow inference engine is not installed.*pip install 'nucleiseg\[tensorflow\]'"):
+        cards.load(exported["unet"], engine="tensorflow")
+    with pytest.raises(engines.EngineNotInstalled, match="no inference engine is installed.*nucleiseg\\[onnx\\]"):
+        cards.load(exported["unet"])
+    monkeypatch.setattr(engines, "installed", lambda engine: engine == "onnxruntime")
+    with pytest.raises(engines.EngineNotInstalled, match=r"plain\.json has no ONNX file.*nucleiseg\[tensorflow\]"):
+        cards.load(plain)
+
+
+def test_onnx_runtime_gpu_without_cuda_is_a_clear_error(exported):
+    import onnxruntime
+
+    if engines.CUDA_PROVIDER in onnxruntime.get_available_providers():
+        pytest.skip("this ONNX Runtime has a CUDA provider")
+    with pytest.raises(devices.DeviceError, match="no CUDA provider.*onnxruntime-gpu"):
+        cards.load(exported["unet"], engine="onnxruntime", device="gpu")
+    assert cards.load(exported["unet"], engine="onnxruntime", device="auto").device == "/CPU:0"
+
+
+def test_session_options_are_set_for_a_chain_of_layers():
+    import onnxruntime as ort
+
+    options = engines.session_options(threads=2)
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 1)
+    assert engines.session_options().intra_op_num_threads == engines.cpu_threads()
+
+
+# --- without TensorFlow ------------------------------------------------------------------
+
+# Makes `import tensorflow`, `import keras` and `import tf2onnx` fail, as in an environment
+# installed with `pip install .[onnx]`, then segments with the shipped U-Net.
+WITHOUT_TENSORFLOW = r"""
+import sys
+from importlib.abc import MetaPathFinder
+
+class Blocked(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx"):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)")
+        return None
+
+sys.meta_path.insert(0, Blocked())
+import numpy as np
+from nucleiseg import cards, engines, synthetic
+from nucleiseg.inference import segment
+
+image = synthetic.generate_one(2, seed=1, size=160)[0][:131, :157]
+model = cards.load(sys.argv[1])
+probabilities, labels = segment(image, model, cards.tuned_postprocess(sys.argv[1]), tile=64, overlap=32)
+np.save(sys.argv[2], probabilities)
+try:
+    cards.load(sys.argv[1], engine="tensorflow")
+except engines.EngineNotInstalled as error:
+    message = str(error)
+print(model.engine, int(labels.max()), "tensorflow" in sys.modules or "keras" in sys.modules, message)
+"""
+
+
+def test_segments_with_onnx_runtime_where_tensorflow_cannot_be_imported(tmp_path):
+    out = tmp_path / "probabilities.npy"
+    done = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, str(SHIPPED_UNET), str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    engine, nuclei, imported, message = done.stdout.strip().splitlines()[-1].split(" ", 3)
+    assert (engine, imported) == ("onnxruntime", "False") and int(nuclei) > 0
+    assert "pip install 'nucleiseg[tensorflow]'" in message
+    raw, _ = synthetic.generate_one(2, seed=1, size=160)
+    expected = predict_probabilities(raw[:131, :157], cards.load(SHIPPED_UNET, engine="tensorflow"), tile=64, overlap=32)
+    np.testing.assert_allclose(np.load(out), expected, atol=TOLERANCE, rtol=0)
+
+
+def test_importing_the_core_imports_no_engine():
+    code = ("import sys, nucleiseg.cards, nucleiseg.inference, nucleiseg.engines, nucleiseg.export, nucleiseg.devices, "
+            "nucleiseg.model_types; loaded = sorted(k for k in sys.modules if k.split('.')[0] in "
+            "('tensorflow', 'keras', 'onnxruntime', 'tf2onnx', 'onnx')); assert not loaded, loaded")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
