@@ -86,8 +86,8 @@ What the display window shows
 ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
 
 The input image, the boundary probability (0 to 1, black to white) and the input image with
-the outlines of the nuclei found, titled with their number and the device that ran the
-network.
+the outlines of the nuclei found, titled with their number and the inference engine and
+device that ran the network.
 
 See also
 ^^^^^^^^

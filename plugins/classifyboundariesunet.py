@@ -27,8 +27,9 @@ are predicted as boundary.""",
     technical="""\
 The shipped model is ``models/unet/unet-dsb2018.json``; its card records the training data,
 the normalization and the validation scores. Models are trained with
-``python -m nucleiseg.train unet``. The network runs with Keras 3 on TensorFlow, on the CPU or
-a GPU (see *Device*).""",
+``python -m nucleiseg.train unet``. The network runs with ONNX Runtime (from the model's
+``.onnx`` file, written by ``python -m nucleiseg.export``) or with Keras 3 on TensorFlow (see
+*Inference engine*), on the CPU or a GPU (see *Device*).""",
     references="""\
 -  Ronneberger O, Fischer P, Brox T (2015) "U-Net: Convolutional Networks for Biomedical Image
    Segmentation", *MICCAI 2015*, LNCS 9351, 234-241.

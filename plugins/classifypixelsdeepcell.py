@@ -40,8 +40,9 @@ times faster. The patch-by-patch mode is offered to reproduce the published proc
     technical="""\
 The shipped model is ``models/deepcell/deepcell-dsb2018.json``, an ensemble of networks
 whose card records the training data, the normalization and the validation scores. Models
-are trained with ``python -m nucleiseg.train deepcell``. The network runs with Keras 3 on
-TensorFlow, on the CPU or a GPU (see *Device*).""",
+are trained with ``python -m nucleiseg.train deepcell``. The networks run with ONNX Runtime
+(from their ``.onnx`` files, written by ``python -m nucleiseg.export``) or with Keras 3 on
+TensorFlow (see *Inference engine*), on the CPU or a GPU (see *Device*).""",
     references="""\
 -  Van Valen DA, Kudo T, Lane KM, Macklin DN, Quach NT, DeFelice MM, Maayan I, Tanouchi Y,
    Ashley EA, Covert MW (2016) "Deep Learning Automates the Quantitative Analysis of

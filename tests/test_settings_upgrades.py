@@ -54,26 +54,28 @@ DEVICE = [("Device", "GPU"), ("GPU index", "1")]
 OWN_POSTPROCESSING = [("Use the model's tuned post-processing?", "No")]
 FOREGROUND = [("Foreground probability threshold", "0.5")]
 AUGMENT = [("Average over flips and rotations?", "No")]
+ENGINE = [("Inference engine", "Automatic")]
 
 
 def network_revisions(own):
-    """{label: (saved revision, saved settings)} and the current settings they upgrade to."""
-    start = NAMES_AND_MODEL + own + PERCENTILES
-    current = start + OWN_POSTPROCESSING + POSTPROCESSING + FOREGROUND + TILES + AUGMENT + DEVICE
-    saved = {
-        "revision 1": (1, start + POSTPROCESSING + TILES + DEVICE),
+    """{label: (saved revision, saved settings, settings after loading)}."""
+    start = NAMES_AND_MODEL + own + PERCENTILES + OWN_POSTPROCESSING + POSTPROCESSING + FOREGROUND + TILES
+    current = start + AUGMENT + ENGINE + DEVICE
+    # Revision 3 saved with an engine other than the default keeps it.
+    tensorflow = start + AUGMENT + [("Inference engine", "TensorFlow")] + DEVICE
+    return {
+        "revision 1": (1, NAMES_AND_MODEL + own + PERCENTILES + POSTPROCESSING + TILES + DEVICE, current),
         # Revision 2 as first saved: test-time augmentation came later without a revision.
-        "revision 2 before test-time augmentation": (2, start + OWN_POSTPROCESSING + POSTPROCESSING + FOREGROUND + TILES + DEVICE),
-        "revision 2": (2, current),
+        "revision 2 before test-time augmentation": (2, start + DEVICE, current),
+        "revision 2": (2, start + AUGMENT + DEVICE, current),
+        "revision 3": (3, tensorflow, tensorflow),
     }
-    return saved, current
 
 
 CASES = []
 for module_name, own in (("ClassifyBoundariesUNet", []), ("ClassifyPixelsDeepCell", DEEPCELL_OWN)):
-    saved, current = network_revisions(own)
-    CASES += [pytest.param(module_name, revision, settings, current, id=f"{module_name}, {label}")
-              for label, (revision, settings) in saved.items()]
+    CASES += [pytest.param(module_name, revision, settings, expected, id=f"{module_name}, {label}")
+              for label, (revision, settings, expected) in network_revisions(own).items()]
 # EvaluateObjectF1 has had one revision so far.
 F1_SETTINGS = [
     ("Select the ground-truth objects", "Annotated"),

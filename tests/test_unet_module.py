@@ -7,6 +7,7 @@ is tested here in full and only sampled in test_deepcell_module.py.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from cellprofiler_core.setting import ValidationError  # noqa: E402
 
 from plugin_files import load_plugin  # noqa: E402
 
-from nucleiseg import cards, devices, model_types  # noqa: E402
+from nucleiseg import cards, devices, engines, model_types  # noqa: E402
 from nucleiseg.postprocess import PostprocessSettings  # noqa: E402
 from nucleiseg_cellprofiler import names  # noqa: E402
 
@@ -52,7 +53,7 @@ def test_module_metadata_and_help():
     module, _ = module_for(None)
     assert module.module_name == "ClassifyBoundariesUNet"
     assert module.category == "Object Processing"
-    assert module.variable_revision_number == 2
+    assert module.variable_revision_number == 3
     links = list(module.doi.values())
     assert "https://doi.org/10.1002/cyto.a.23863" in links
     assert "https://doi.org/10.1007/978-3-319-24574-4_28" in links
@@ -63,6 +64,7 @@ def test_module_metadata_and_help():
     assert (module.x_name.value, module.y_name.value) == (names.IMAGE, names.NUCLEI) == ("DNA", "Nuclei")
     assert [module.background_name.value, module.interior_name.value, module.boundary_name.value] == list(PROBABILITY_IMAGES)
     assert module.model_choice.value == "Shipped default" and module.device.value == "Automatic"
+    assert module.engine.value == "Automatic" and module.engine.choices == ["Automatic", "ONNX Runtime", "TensorFlow"]
     assert not module.volumetric()
 
 
@@ -387,6 +389,74 @@ def test_gpu_index_out_of_range_is_reported(monkeypatch):
     assert devices.resolve("cpu") == "/CPU:0"
 
 
+@pytest.fixture(scope="module")
+def onnx_card(card, tmp_path_factory):
+    """A copy of the hand-wired model with its ONNX file (python -m nucleiseg.export)."""
+    pytest.importorskip("onnxruntime")
+    from nucleiseg import export
+
+    folder = tmp_path_factory.mktemp("unet-onnx")
+    for path in card.parent.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    export.export_onnx(folder / card.name)
+    return folder / card.name
+
+
+def probabilities_of(workspace):
+    return np.stack([workspace.image_set.get_image(name).pixel_data for name in PROBABILITY_IMAGES], axis=-1)
+
+
+def test_each_engine_runs_the_network_with_the_same_result(onnx_card):
+    image = helpers.synthetic_image()
+    results = {}
+    for choice, engine in [("ONNX Runtime", "onnxruntime"), ("TensorFlow", "tensorflow"), ("Automatic", "onnxruntime")]:
+        module, pipeline = module_for(onnx_card, engine=choice, device="CPU")
+        check_valid(module, pipeline)
+        _, (workspace,) = helpers.run_images(module, pipeline, [image], show_window=True)
+        assert module.load_model().engine == engine
+        assert workspace.display_data.device == f"{engines.LABELS[engine]}, /CPU:0"
+        assert workspace.object_set.get_objects(names.NUCLEI).segmented.max() == len(helpers.DISCS)
+        results[choice] = probabilities_of(workspace)
+    np.testing.assert_allclose(results["ONNX Runtime"], results["TensorFlow"], atol=1e-4)
+
+
+def test_onnx_runtime_for_a_model_without_onnx_files_names_the_export_command(card):
+    module, pipeline = module_for(card, engine="ONNX Runtime")
+    message, setting = validation_message(module, pipeline)
+    assert "names no ONNX file" in message and "python -m nucleiseg.export" in message and setting is module.engine
+    module.engine.value = "Automatic"  # TensorFlow runs it
+    check_valid(module, pipeline)
+    assert module.load_model().engine == "tensorflow"
+
+
+@pytest.mark.parametrize("choice, missing, install", [
+    ("ONNX Runtime", "onnxruntime", "pip install 'nucleiseg[onnx]'"),
+    ("TensorFlow", "tensorflow", "pip install 'nucleiseg[tensorflow]'"),
+])
+def test_missing_engine_is_reported_with_what_to_install(onnx_card, monkeypatch, choice, missing, install):
+    monkeypatch.setattr(engines, "installed", lambda engine: engine != missing)
+    cards.clear_cache()
+    module, pipeline = module_for(onnx_card, engine=choice)
+    message, setting = validation_message(module, pipeline)
+    assert install in message and setting is module.engine
+    with pytest.raises(engines.EngineNotInstalled, match=re.escape(install)):
+        helpers.run_images(module, pipeline, [helpers.synthetic_image()])
+    module.engine.value = "Automatic"  # takes the engine that is there
+    check_valid(module, pipeline)
+    assert module.load_model().engine != missing
+    cards.clear_cache()
+
+
+def test_gpu_through_onnx_runtime_without_cuda_names_the_gpu_package(onnx_card):
+    import onnxruntime
+
+    if engines.CUDA_PROVIDER in onnxruntime.get_available_providers():
+        pytest.skip("this ONNX Runtime has a CUDA provider")
+    module, pipeline = module_for(onnx_card, engine="ONNX Runtime", device="GPU")
+    message, setting = validation_message(module, pipeline)
+    assert "onnxruntime-gpu" in message and setting is module.device
+
+
 def test_memory_growth_is_switched_on_once_per_process(monkeypatch):
     from types import SimpleNamespace
 
@@ -434,13 +504,14 @@ def test_settings_round_trip_through_pipeline_text(card):
         tile_size=512,
         tile_overlap=32,
         batch_size=2,
+        engine="TensorFlow",
         device="CPU",
     )
     values = [s.value_text for s in module.settings()]
     # Earlier revisions' pipelines: test_settings_upgrades.py.
-    assert module.upgrade_settings(values, 2, "ClassifyBoundariesUNet") == (values, 2)
+    assert module.upgrade_settings(values, 3, "ClassifyBoundariesUNet") == (values, 3)
     copy, text = helpers.round_trip(ClassifyBoundariesUNet, module, pipeline)
-    assert "ClassifyBoundariesUNet:[module_num:1|svn_version" in text and "variable_revision_number:2" in text
+    assert "ClassifyBoundariesUNet:[module_num:1|svn_version" in text and "variable_revision_number:3" in text
     assert isinstance(copy, ClassifyBoundariesUNet)
     assert [s.value_text for s in copy.settings()] == values
     assert copy.model_path() == card and copy.postprocess_settings() == module.postprocess_settings()

@@ -51,7 +51,9 @@ def network_processing(model_type: str, options: BuildOptions, model_choice: str
     set_setting(m, "use_model_postprocess", True)
     set_setting(m, "augment", options.augment)
     for key, value in cards.tuned_postprocess(card_path).to_dict().items():
-        set_setting(m, key, value)
+        # Fields without a module setting (relative_min_size) are read from the card only.
+        if hasattr(m, key):
+            set_setting(m, key, value)
     ensemble = options.ensemble
     if hasattr(m, "ensemble"):
         networks = len(card.get("members", [None]))
