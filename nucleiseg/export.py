@@ -1,4 +1,4 @@
-"""Command line: ``python -m nucleiseg.export CARD [CARD ...] --onnx [--opset N]``.
+"""Command line: ``python -m nucleiseg.export CARD [CARD ...] --onnx [--opset N]`` (``--shipped``: the shipped models).
 
 Writes every network of a model card (one, or each member of an ensemble) as
 ``<name>.onnx`` beside its ``<name>.weights.h5``, in the whole-image form the
@@ -11,8 +11,8 @@ probabilities on a random batch of an odd size must equal Keras' within
 :data:`TOLERANCE`.
 
 Conversion: Keras' own ``model.export(format="onnx")`` (tf2onnx on TensorFlow), so
-it needs the full environment (TensorFlow, Keras, tf2onnx, onnx, onnxruntime; the
-``export`` extra).
+it needs the full environment (TensorFlow, Keras, tf2onnx, onnx and onnxruntime: the
+``train`` extra, or requirements.lock).
 """
 
 from __future__ import annotations
@@ -147,14 +147,27 @@ def export_onnx(path: Path, opset: int = OPSET) -> list[tuple[Path, float]]:
     return written
 
 
+def shipped_cards() -> list[Path]:
+    """The shipped model cards of every registered model type (general and specialist ones)."""
+    found = []
+    for name in model_types.names():
+        model_type = model_types.get(name)
+        found += [Path(card) for card in (model_type.default_card, *model_type.specialist_cards.values()) if card]
+    return found
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nucleiseg.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("cards", type=Path, nargs="+", metavar="CARD", help="model or ensemble cards (or weights files)")
+    parser.add_argument("cards", type=Path, nargs="*", metavar="CARD", help="model or ensemble cards (or weights files)")
+    parser.add_argument("--shipped", action="store_true", help="every shipped model of every model type (models/)")
     parser.add_argument("--onnx", action="store_true", required=True, help="write ONNX files (the one format so far)")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX operator set (default {OPSET})")
     args = parser.parse_args(argv)
-    for path in args.cards:
+    paths = list(args.cards) + (shipped_cards() if args.shipped else [])
+    if not paths:
+        parser.error("name model cards, or --shipped")
+    for path in paths:
         try:
             written = export_onnx(path, args.opset)
         except ModelError as error:

@@ -7,7 +7,9 @@ with their Keras weights.
 
 from __future__ import annotations
 
+import configparser
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -104,6 +106,9 @@ def test_export_command_names_a_bad_card(tmp_path, capsys):
     with pytest.raises(SystemExit):
         export.main([str(tmp_path / "missing.json")])  # the format must be named
     assert "--onnx" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export.main(["--onnx"])
+    assert "name model cards, or --shipped" in capsys.readouterr().err
 
 
 # --- same probabilities as Keras ---------------------------------------------------------
@@ -158,6 +163,9 @@ def test_shipped_onnx_files_give_the_shipped_weights_probabilities(card_path):
 def test_every_shipped_network_has_an_onnx_file_matching_its_card():
     networks = [card for path in SHIPPED_CARDS for _, card in cards.verify(path)]  # checksums of every file
     assert networks and all(card.get("onnx") for card in networks)
+    # `make onnx` (export --shipped) writes them all.
+    exported = {member for path in export.shipped_cards() for member, _ in cards.member_cards(path)}
+    assert exported == {member for path in SHIPPED_CARDS for member, _ in cards.member_cards(path)}
     sizes = [(MODELS / card["architecture"]["name"] / card["onnx"]).stat().st_size for card in networks]
     assert max(sizes) < 2.5e6  # float32 weights of these small networks, nothing more
 
@@ -312,3 +320,67 @@ def test_importing_the_core_imports_no_engine():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
 
+
+
+# --- python -m benchmark speed unet --engine ---------------------------------------------
+
+
+def test_speed_unet_times_both_engines_side_by_side(exported, capsys):
+    from benchmark.__main__ import main as cli_main
+
+    card = exported["unet"]
+    assert cli_main(["speed", "unet", "--model", str(card), "--engine", "both", "--size", "64x96", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    warm = {}
+    for label in ("TensorFlow", "ONNX Runtime"):
+        assert re.search(rf"^{label}: first image \(load \+ trace \+ predict\): [\d.]+ s$", out, re.M), out
+        found = re.search(rf"^{label}: warm, median of 2: ([\d.]+) s per image \(min [\d.]+ s\); (\d+) nuclei; "
+                          r"probabilities alone ([\d.]+) s$", out, re.M)
+        assert found, out
+        warm[label] = float(found[1])
+    ratio = float(re.search(r"TensorFlow / ONNX Runtime warm time: ([\d.]+)x per image, [\d.]+x for the probabilities alone", out)[1])
+    # The ratio of the seconds printed, which are rounded to 0.0005 s.
+    keras_warm, onnx_warm = warm["TensorFlow"], warm["ONNX Runtime"]
+    assert (keras_warm - 5e-4) / (onnx_warm + 5e-4) - 0.005 <= ratio <= (keras_warm + 5e-4) / max(onnx_warm - 5e-4, 1e-9) + 0.005
+    assert float(re.search(r"largest difference in any class probability between the engines: (\S+)", out)[1]) < TOLERANCE
+
+
+def test_speed_unet_names_a_model_without_onnx_files(tmp_path, capsys):
+    from benchmark.__main__ import main as cli_main
+
+    plain = save_random(tmp_path, "plain", {"name": "unet", "base_filters": 2, "n_classes": 3}, seed=6)
+    assert cli_main(["speed", "unet", "--model", str(plain), "--engine", "onnxruntime", "--size", "32x32", "--repeats", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--engine onnxruntime:" in err and "plain.json names no ONNX file" in err and "python -m nucleiseg.export" in err
+
+
+# --- the light install -------------------------------------------------------------------
+
+HEAVY = {"tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx"}
+
+
+def requirement_names(text: str) -> dict[str, str]:
+    """{normalized name: version} of ``name==version`` lines (comments and blank lines skipped)."""
+    pins = {}
+    for line in text.splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_the_light_install_brings_onnx_runtime_and_not_tensorflow():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    base = requirement_names(config["options"]["install_requires"])
+    extras = {name: requirement_names(text) for name, text in config["options.extras_require"].items()}
+    assert "onnxruntime" in extras["onnx"] and not (set(base) | set(extras["onnx"])) & HEAVY
+    assert {"keras", "tensorflow-cpu"} <= set(extras["tensorflow"]) and {"tf2onnx", "onnx", "onnxruntime"} <= set(extras["train"])
+    full = requirement_names((ROOT / "requirements.lock").read_text())
+    light = requirement_names((ROOT / "requirements-onnx.lock").read_text())
+    # The light lock is part of the tested environment, pinned alike, without TensorFlow.
+    assert {name: full.get(name) for name in light} == light
+    assert "onnxruntime" in light and not set(light) & HEAVY
+    pinned = {name: version for group in (base, *extras.values()) for name, version in group.items()}
+    assert {name: full.get(name) for name in pinned} == pinned  # setup.cfg pins what the lock installs

@@ -1,16 +1,22 @@
-"""Whole-image inference time of a model card (default: the shipped U-Net), cold and warm.
+"""Whole-image inference time of a model card (default: the shipped U-Net), cold and warm, per engine.
 
-``python -m benchmark speed unet [--model CARD] [--image PATH | --size HxW] [--repeats 5] [--ensemble N] [--augment]``
+``python -m benchmark speed unet [--model CARD] [--engine tensorflow|onnxruntime|both] [--image PATH | --size HxW]
+[--repeats 5] [--ensemble N] [--augment]``
 
 Times what ClassifyBoundariesUNet / ClassifyPixelsDeepCell do per image set:
 normalization, network (tiled as the modules' defaults), post-processing with
 the settings in the model card (as the modules use by default); ``--augment``
 adds test-time augmentation (8 flips/rotations). Cold: loading the card and the
-first image (graph tracing included); warm: the median of ``--repeats`` more
-calls on the same image (:mod:`benchmark.speed.timing`). Threads: TensorFlow's
-defaults (all cores). ``--size 4000x4000`` tiles the synthetic image to that
-size, to show time and peak memory (the process's maximum resident set) on
-large fields.
+first image (graph tracing or session set-up included); warm: the median of
+``--repeats`` more calls on the same image (:mod:`benchmark.speed.timing`).
+``--engine`` picks the inference engine (:mod:`nucleiseg.engines`; default
+TensorFlow); ``both`` times TensorFlow, then ONNX Runtime, in this process,
+prints them side by side with the ratio of their warm times (per image, and for
+the probabilities alone: normalization, tiling and the network, which is all that
+differs) and the largest difference between their probabilities. Threads: each engine's use of every
+CPU this process may run on. ``--size 4000x4000`` tiles the synthetic image to
+that size, to show time and peak memory (the process's maximum resident set)
+on large fields.
 """
 
 from __future__ import annotations
@@ -20,8 +26,15 @@ import os
 import resource
 from pathlib import Path
 
+import numpy as np
+
+from ..errors import BenchmarkError
 from .images import add_image_arguments, chosen_image
 from .timing import cold_and_warm
+
+#: The engines ``--engine`` names, in the order ``both`` times them.
+ENGINES = ("tensorflow", "onnxruntime")
+BOTH = "both"
 
 
 def peak_memory_mb() -> float:
@@ -40,23 +53,46 @@ def add_parser(tools) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="warm calls, median reported (default 5)")
     parser.add_argument("--ensemble", type=int, help="use the first N networks of an ensemble")
     parser.add_argument("--augment", action="store_true", help="average over the 8 flips and rotations")
+    parser.add_argument("--engine", choices=(*ENGINES, BOTH), default=ENGINES[0],
+                        help="inference engine to time, or both side by side (default tensorflow)")
     parser.set_defaults(handler=main)
 
 
+
 def main(args) -> int:
-    """Time the card on the chosen image and print cold, warm and peak memory."""
-    from nucleiseg import cards
-    from nucleiseg.inference import segment
+    """Time the card on the chosen image with each engine asked for; print cold, warm, their ratio and peak memory."""
+    from nucleiseg import cards, engines
+    from nucleiseg.inference import predict_probabilities, segment
 
     settings = cards.tuned_postprocess(args.model)
     image = chosen_image(args)
-    timing = cold_and_warm(lambda model: (model, segment(image, model, settings, augment=args.augment)), args.repeats,
-                           load=lambda: cards.load(args.model, args.ensemble))
-    model, (_, labels) = timing.result
+    timings, networks = {}, {}
+    for engine in ENGINES if args.engine == BOTH else (args.engine,):
+        try:
+            timings[engine] = cold_and_warm(
+                lambda model: (model, segment(image, model, settings, augment=args.augment)), args.repeats,
+                load=lambda engine=engine: cards.load(args.model, args.ensemble, engine=engine))
+        except (cards.ModelError, engines.EngineNotInstalled) as error:
+            raise BenchmarkError(f"--engine {engine}: {error}") from error
+        model = timings[engine].result[0]
+        # The engines differ in the network only; normalization and post-processing are shared.
+        networks[engine] = cold_and_warm(lambda _: predict_probabilities(image, model, augment=args.augment), args.repeats)
     print(f"model: {args.model} ({len(model.networks)} network(s)); image {image.shape[0]} x {image.shape[1]}; cpus {os.cpu_count()}"
           f"{'; test-time augmentation' if args.augment else ''}")
-    print(f"first image (load + trace + predict): {timing.cold:.2f} s")
-    if timing.calls:
-        print(f"warm, median of {args.repeats}: {timing.warm:.3f} s per image (min {timing.fastest:.3f} s); {int(labels.max())} nuclei")
+    for engine, timing in timings.items():
+        label = engines.LABELS[engine]
+        _, (_, labels) = timing.result
+        print(f"{label}: first image (load + trace + predict): {timing.cold:.2f} s")
+        if timing.calls:
+            print(f"{label}: warm, median of {args.repeats}: {timing.warm:.3f} s per image (min {timing.fastest:.3f} s); "
+                  f"{int(labels.max())} nuclei; probabilities alone {networks[engine].warm:.3f} s")
+    if len(timings) == 2:
+        keras_run, onnx_run = (timings[engine] for engine in ENGINES)
+        if keras_run.calls:
+            keras_net, onnx_net = (networks[engine].warm for engine in ENGINES)
+            print(f"TensorFlow / ONNX Runtime warm time: {keras_run.warm / onnx_run.warm:.2f}x per image, "
+                  f"{keras_net / onnx_net:.2f}x for the probabilities alone (above 1: ONNX Runtime is faster)")
+        difference = float(np.abs(keras_run.result[1][0] - onnx_run.result[1][0]).max())
+        print(f"largest difference in any class probability between the engines: {difference:.1e}")
     print(f"peak memory (max resident set of the process): {peak_memory_mb():.0f} MB")
     return 0
