@@ -76,6 +76,7 @@ def _upsampling_as_resize(network):
 def convert(network, out: Path, opset: int = OPSET) -> Path:
     """Write a Keras network as an ONNX file with free batch, height and width (input named ``image``)."""
     import keras
+    import onnx
 
     channels = int(network.input_shape[-1])
     signature = [keras.InputSpec(shape=(None, None, None, channels), dtype="float32", name="image")]
@@ -83,7 +84,88 @@ def convert(network, out: Path, opset: int = OPSET) -> Path:
         # Keras' tf2onnx shim touches np.object; the warning says nothing about this export.
         warnings.simplefilter("ignore", FutureWarning)
         network.export(str(out), format="onnx", input_signature=signature, opset_version=opset, verbose=False)
+    model = onnx.load(str(out))
+    factors = {tuple(layer.size) for layer in network.layers if isinstance(layer, keras.layers.UpSampling2D)}
+    if len(factors) == 1:
+        _constant_resize_scales(model, factors.pop())
+    _softmax_after_layout_transpose(model)
+    _drop_unused(model)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
     return Path(out)
+
+
+def _constant_resize_scales(model, factor: tuple[int, int]) -> None:
+    """Give every nearest-neighbour ``Resize`` constant scales (``factor`` on the spatial axes).
+
+    tf2onnx computes each output size from the input's shape at run time; with constant
+    integer scales ONNX Runtime keeps the upsampling, and the concatenation after it, in
+    its blocked CPU layout (no reordering of the decoder's activations).
+    """
+    from onnx import numpy_helper, shape_inference
+
+    known = {value.name: [dim.HasField("dim_value") for dim in value.type.tensor_type.shape.dim]
+             for value in shape_inference.infer_shapes(model).graph.value_info}
+    for node in model.graph.node:
+        static = known.get(node.input[0]) if node.op_type == "Resize" else None
+        if static is None or len(static) != 4 or b"nearest" not in [a.s for a in node.attribute if a.name == "mode"]:
+            continue
+        # Only the channel axis has a fixed size: axis 1 (NCHW, as tf2onnx lays out) or 3 (NHWC).
+        if static[1:] == [True, False, False]:
+            scales = [1, 1, *factor]
+        elif static[1:] == [False, False, True]:
+            scales = [1, *factor, 1]
+        else:
+            continue
+        name = f"{node.name}/scales"
+        model.graph.initializer.append(numpy_helper.from_array(np.array(scales, np.float32), name))
+        node.input[:] = [node.input[0], "", name]
+
+
+def _softmax_after_layout_transpose(model) -> None:
+    """Move the output's NCHW-to-NHWC transpose before the softmax, which then runs over the last axis.
+
+    Softmax over the channels commutes with moving them last; over the last axis ONNX
+    Runtime needs no transposes of its own, and the transpose joins the final reordering.
+    """
+    outputs = {output.name for output in model.graph.output}
+    consumers = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    for softmax in list(model.graph.node):
+        axis = next((a.i for a in softmax.attribute if a.name == "axis"), None)
+        after = consumers.get(softmax.output[0], [])
+        if softmax.op_type != "Softmax" or axis != 1 or len(after) != 1 or softmax.output[0] in outputs:
+            continue
+        (transpose,) = after
+        perm = next((list(a.ints) for a in transpose.attribute if a.name == "perm"), None)
+        if transpose.op_type != "Transpose" or perm != [0, 2, 3, 1]:
+            continue
+        logits, probabilities = softmax.input[0], transpose.output[0]
+        transpose.input[0], transpose.output[0] = logits, f"{softmax.name}/channels_last"
+        softmax.input[0], softmax.output[0] = transpose.output[0], probabilities
+        next(a for a in softmax.attribute if a.name == "axis").i = 3
+        # Keep the node list in execution order: the transpose now comes first.
+        nodes = list(model.graph.node)
+        nodes.remove(transpose)
+        nodes.insert(nodes.index(softmax), transpose)
+        model.graph.ClearField("node")
+        model.graph.node.extend(nodes)
+
+
+def _drop_unused(model) -> None:
+    """Remove nodes and initializers nothing uses any more (the run-time size computations)."""
+    while True:
+        used = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+        dead = [node for node in model.graph.node if not any(name in used for name in node.output)]
+        if not dead:
+            break
+        for node in dead:
+            model.graph.node.remove(node)
+    used = {name for node in model.graph.node for name in node.input}
+    for initializer in [i for i in model.graph.initializer if i.name not in used]:
+        model.graph.initializer.remove(initializer)
 
 
 def check_input(model_type, seed: int = 0) -> np.ndarray:

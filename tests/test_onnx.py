@@ -78,6 +78,24 @@ def test_export_writes_each_network_beside_its_weights_and_records_it(exported):
     assert session.input_shape == (None, None, None, 1) and session.output_shape[-1] == 3
 
 
+def test_exported_graphs_keep_the_layers_in_onnx_runtimes_fast_forms():
+    """No run-time size arithmetic or layout shuffles around the upsampling, softmax over the last axis."""
+    import onnx
+    from onnx import numpy_helper
+
+    for card_path in (SHIPPED_UNET, SHIPPED_DEEPCELL_MEMBER):
+        graph = onnx.load(str(card_path.with_suffix(".onnx"))).graph
+        kinds = [node.op_type for node in graph.node]
+        assert not {"Shape", "Tile", "Cast", "Gather"} & set(kinds), kinds
+        assert kinds[-2:] == ["Transpose", "Softmax"] and kinds.count("Transpose") == 1
+        assert next(a.i for a in graph.node[-1].attribute if a.name == "axis") == 3
+        constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+        resizes = [node for node in graph.node if node.op_type == "Resize"]
+        assert len(resizes) == (3 if "unet" in card_path.name else 0)
+        for node in resizes:
+            assert list(constants[node.input[2]]) == [1, 1, 2, 2] and len(node.input) == 3
+
+
 def test_export_of_an_ensemble_writes_every_member(tmp_path):
     folder = tmp_path
     members = [save_random(folder, f"net-{i}", {"name": "unet", "base_filters": 2, "n_classes": 3}, seed=i) for i in (1, 2)]
@@ -266,6 +284,7 @@ def test_session_options_are_set_for_a_chain_of_layers():
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 1)
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert engines.session_options().intra_op_num_threads == engines.cpu_threads()
 
 
