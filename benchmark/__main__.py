@@ -9,7 +9,7 @@
     python -m benchmark transfer ...         # paper Figure 5, see benchmark/transfer.py
     python -m benchmark robustness ...       # the split and perturbed copies of it, see benchmark/robustness.py
     python -m benchmark leave-one-kind-out ...   # train without one kind of image, score on it
-    python -m benchmark speed metric|unet|deepcell-modes|throughput ...   # see benchmark/speed/
+    python -m benchmark speed metric|unet|deepcell-modes|throughput|training ...   # see benchmark/speed/
 
 Exit status: 0 on success, 1 when a pipeline fails, 2 for bad data, arguments, missing
 pipeline files or a missing CellProfiler, 130 when interrupted.

@@ -8,6 +8,7 @@ networks are tiny and the images small, so each test takes seconds.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import time
 
@@ -18,6 +19,7 @@ from benchmark import shards
 from benchmark.__main__ import main as cli_main
 from benchmark.errors import BenchmarkError
 from benchmark.speed import deepcell_modes, images, throughput
+from benchmark.speed import training as training_speed
 from benchmark.speed.metric import perturbed_prediction, synthetic_ground_truth
 from benchmark.speed.timing import cold_and_warm
 from nucleiseg import synthetic
@@ -211,3 +213,109 @@ def test_throughput_prints_one_row_per_pipeline_and_process_count(tmp_path, monk
 def test_throughput_worker_counts_are_checked(text, message):
     with pytest.raises(BenchmarkError, match=message):
         throughput.parse_workers(text)
+
+
+# --- speed training ---------------------------------------------------------------------------------
+
+TINY = ["--width", "2", "--crop", "32", "--batch-size", "2", "--steps", "3", "--warmup", "1"]
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The cells of a markdown table's body rows."""
+    lines = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| backend")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_training_times_the_projects_tensorflow_step_in_its_own_process(capsys):
+    from nucleiseg import model_types
+
+    assert cli_main(["speed", "training", "--backends", "tensorflow", *TINY, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["crop"] == 32 and report["settings"]["threads"] >= 1
+    [row] = report["rows"]
+    assert (row["backend"], row["keras_backend"], row["policy"], row["jit_compile"]) == ("tensorflow", "tensorflow", "float32", False)
+    # The worker trained the project's network of this width, not a stand-in.
+    assert row["parameters"] == model_types.build(model_types.get("unet").architecture(2)).count_params()
+    assert row["steps_per_s"] > 0 and row["batch_ms"] > 0
+    assert row["crops_per_s"] == pytest.approx(2 * row["steps_per_s"])
+    assert row["step_ms"] == pytest.approx(1e3 / row["steps_per_s"])
+    assert row["step_ms_fastest"] <= row["step_ms"] < 1e3 * row["cold_s"]  # the first step builds the graph
+    assert row["crops_per_s_with_batch"] < row["crops_per_s"]
+    assert row["vs_tensorflow"] == pytest.approx(1.0)
+    assert np.isfinite(row["loss_first"]) and np.isfinite(row["loss_last"])
+    assert "intra-op" in row["threads"]
+
+
+def test_training_table_labels_repeats_and_rates_against_the_mean_tensorflow_row():
+    def measured(name, crops_per_s):
+        return {"backend": name, "steps_per_s": crops_per_s / 4, "crops_per_s": crops_per_s, "step_ms": 4e3 / crops_per_s,
+                "cold_s": 9.0, "batch_ms": 40.0, "crops_per_s_with_batch": crops_per_s / 2}
+
+    rows = [measured("tensorflow", 3.0), measured("torch", 8.0), {"backend": "jax", "error": "not installed: run make .venv-jax/.installed"},
+            measured("tensorflow", 5.0)]
+    assert training_speed.add_ratios(rows) == pytest.approx(4.0)
+    settings = {"network": "unet", "width": 16, "crop": 256, "batch_size": 4, "steps": 20, "warmup": 3, "threads": 2, "robust": False}
+    table = table_rows(training_speed.render(rows, settings, (1.0, 2.0)))
+    assert [cells[0] for cells in table] == ["tensorflow", "torch", "jax", "tensorflow (2)"]
+    assert table[1] == ["torch", "2.00", "8.00", "500", "9.00", "40", "4.00", "2.00"]
+    assert table[0][-1] == "0.75" and table[3][-1] == "1.25"
+    assert table[2][1] == "not installed: run make .venv-jax/.installed"
+    assert training_speed.add_ratios(rows[1:3]) is None and "vs_tensorflow" not in rows[2]
+
+
+def test_training_names_the_make_target_of_a_missing_environment(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(training_speed.ENVIRONMENTS, "torch", (str(tmp_path / ".venv-torch"), ".venv-torch/.installed"))
+    monkeypatch.setitem(training_speed.ENVIRONMENTS, "jax", (str(tmp_path / ".venv-jax"), ".venv-jax/.installed"))
+    assert cli_main(["speed", "training", "--backends", "torch-bf16,jax", *TINY]) == 1
+    table = table_rows(capsys.readouterr().out)
+    assert [cells[:2] for cells in table] == [["torch-bf16", "not installed: run make .venv-torch/.installed"],
+                                               ["jax", "not installed: run make .venv-jax/.installed"]]
+
+
+def test_training_builds_a_missing_environment_with_make_when_asked(tmp_path):
+    # A stand-in environment whose "python" prints a result line, built by a stand-in Makefile.
+    row = {"backend": "jax", "crops_per_s": 7.0}
+    (tmp_path / "Makefile").write_text(
+        ".venv-jax/.installed:\n\tmkdir -p .venv-jax/bin\n\tcp fake-python .venv-jax/bin/python\n\ttouch $@\n")
+    fake = tmp_path / "fake-python"
+    fake.write_text(f"#!/bin/sh\necho some library chatter\necho '{training_speed.RESULT_MARK}{json.dumps(row)}'\n")
+    fake.chmod(0o755)
+    settings = {"threads": 1}
+    assert training_speed.measure_backend("jax", settings, repo=tmp_path) == {"backend": "jax", "error": "not installed: run make .venv-jax/.installed"}
+    assert training_speed.measure_backend("jax", settings, repo=tmp_path, build=True) == row
+    assert (tmp_path / ".venv-jax" / ".installed").is_file()
+
+
+def test_training_reports_a_failed_worker_with_its_last_error_line(tmp_path):
+    python = tmp_path / ".venv-torch" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\necho 'Traceback ...' >&2\necho 'ImportError: no torch here' >&2\nexit 3\n")
+    python.chmod(0o755)
+    row = training_speed.measure_backend("torch", {"threads": 1}, repo=tmp_path)
+    assert row == {"backend": "torch", "error": "failed (exit 3): ImportError: no torch here"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--backends", "tensorflow,tf32"], "unknown 'tf32'; known: tensorflow, tensorflow-bf16"),
+    (["--backends", ","], "give at least one of tensorflow"),
+    (["--crop", "36"], "--crop 36: unet needs a multiple of 8"),
+    (["--threads", "4096"], "--threads 4096: this process may use only"),
+])
+def test_training_refuses_bad_options_before_running_anything(argv, message, capsys):
+    assert cli_main(["speed", "training", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.backends
+def test_training_runs_every_variant_in_its_environment(capsys):
+    """Needs .venv-torch and .venv-jax; make test-backends builds them and runs this test."""
+    names = list(training_speed.VARIANTS)
+    assert cli_main(["speed", "training", "--backends", ",".join(names), *TINY, "--json"]) == 0, capsys.readouterr().err
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [row["backend"] for row in rows] == names
+    for row in rows:
+        variant = training_speed.VARIANTS[row["backend"]]
+        assert (row["keras_backend"], row["policy"], row["autocast_bf16"], row["jit_compile"]) == (
+            variant.backend, variant.policy, variant.autocast, variant.jit)
+        assert row["library"].startswith(variant.backend) and row["crops_per_s"] > 0 and np.isfinite(row["loss_last"])
+    assert len({row["parameters"] for row in rows}) == 1  # the same network everywhere
