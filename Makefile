@@ -40,6 +40,8 @@ test-backends: venv $(foreach b,$(BACKENDS),.venv-$(b)/.installed)
 		PYTHONPATH=$(CURDIR) KERAS_BACKEND=$$b NUCLEISEG_TF_PYTHON=$(CURDIR)/$(PY) \
 			.venv-$$b/bin/python -m pytest -m backends -q -p no:cacheprovider tests/test_backends.py || exit 1; \
 	done
+	# The training speed tool starts each backend's environment itself.
+	$(PY) -m pytest -m backends -q -p no:cacheprovider tests/test_speed.py
 
 benchmark: venv
 	$(PY) -m benchmark run --data $(DATA) --split $(SPLIT) --pipelines $(PIPELINES) --out $(OUT)
