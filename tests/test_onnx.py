@@ -79,7 +79,7 @@ def test_export_writes_each_network_beside_its_weights_and_records_it(exported):
 
 
 def test_exported_graphs_keep_the_layers_in_onnx_runtimes_fast_forms():
-    """No run-time size arithmetic or layout shuffles around the upsampling, softmax over the last axis."""
+    """No run-time size arithmetic, slice copies or layout shuffles; softmax over the last axis."""
     import onnx
     from onnx import numpy_helper
 
@@ -94,6 +94,11 @@ def test_exported_graphs_keep_the_layers_in_onnx_runtimes_fast_forms():
         assert len(resizes) == (3 if "unet" in card_path.name else 0)
         for node in resizes:
             assert list(constants[node.input[2]]) == [1, 1, 2, 2] and len(node.input) == 3
+        # DeepCell's DilatedMaxPool2D layers: one dilated MaxPool each, no slices.
+        pools = [{a.name: list(a.ints) for a in node.attribute} for node in graph.node if node.op_type == "MaxPool"]
+        if "deepcell" in card_path.name:
+            assert not {"Slice", "Max"} & set(kinds)
+            assert [(p["kernel_shape"], p["strides"], p["dilations"]) for p in pools] == [([2, 2], [1, 1], [d, d]) for d in (1, 2, 4)]
 
 
 def test_export_of_an_ensemble_writes_every_member(tmp_path):
