@@ -7,7 +7,7 @@ SPLIT   ?= val
 PIPELINES ?= basic,advanced,unet,deepcell
 OUT     ?= out/benchmark
 
-.PHONY: venv test test-slow test-backends benchmark clean gui-deps gui-test
+.PHONY: venv test test-slow test-backends benchmark clean gui-deps gui-test check-onnx onnx
 
 # The lock is installed with --no-deps: cellprofiler-nightly declares wxPython and
 # mysqlclient, which headless runs do not need and which do not build here.
@@ -46,6 +46,23 @@ test-backends: venv $(foreach b,$(BACKENDS),.venv-$(b)/.installed)
 benchmark: venv
 	$(PY) -m benchmark run --data $(DATA) --split $(SPLIT) --pipelines $(PIPELINES) --out $(OUT)
 
+# ---- The light environment: CellProfiler with ONNX Runtime, no TensorFlow --------------------
+# What `pip install .[onnx]` gives, pinned; the check runs the shipped segment pipelines there.
+VENV_ONNX ?= .venv-onnx
+
+$(VENV_ONNX)/.installed: requirements-onnx.lock setup.cfg pyproject.toml
+	test -x $(VENV_ONNX)/bin/python || $(PYTHON3) -m venv $(VENV_ONNX)
+	$(VENV_ONNX)/bin/python -m pip install --quiet --no-deps -r requirements-onnx.lock
+	$(VENV_ONNX)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+check-onnx: $(VENV_ONNX)/.installed
+	$(VENV_ONNX)/bin/python tests/check_onnx_environment.py
+
+# The shipped models' ONNX files, written again from their weights (needs the full .venv).
+onnx: venv
+	$(PY) -m nucleiseg.export --shipped --onnx
+
 # ---- CellProfiler's GUI under Xvfb (tests marked `gui`; not part of `make test`) --------------
 # wxPython has no Linux wheel on PyPI; Debian's python3-wxgtk4.0 serves /usr/bin/python3, so the
 # GUI environment is a venv of that Python that also sees the system site-packages (wx).
@@ -76,4 +93,4 @@ gui-test: $(VENV_GUI)/.installed
 	$(PY_GUI) -m pytest -m gui -q -p no:cacheprovider tests/test_gui.py
 
 clean:
-	rm -rf $(VENV) $(VENV_GUI) .venv-jax .venv-torch out .pytest_cache
+	rm -rf $(VENV) $(VENV_GUI) $(VENV_ONNX) .venv-jax .venv-torch out .pytest_cache
