@@ -114,6 +114,7 @@ def resolve(kind: str = "auto", index: int = 0, engine: str = "tensorflow") -> s
 
 
 def _resolve_onnxruntime(kind: str, index: int) -> str:
+    """:func:`resolve` for ONNX Runtime: a GPU only through its CUDA provider, whose GPU index a session checks."""
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
