@@ -21,7 +21,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.speed import deepcell_modes, images, throughput
 from benchmark.speed import training as training_speed
 from benchmark.speed.metric import perturbed_prediction, synthetic_ground_truth
-from benchmark.speed.timing import cold_and_warm
+from benchmark.speed.timing import cold_and_warm, side_by_side
 from nucleiseg import synthetic
 from test_runner import make_fake_cellprofiler, make_mode_pipeline
 
@@ -58,6 +58,22 @@ def test_warm_is_the_median_not_the_mean():
 def test_no_repeats_leaves_warm_undefined():
     timing = cold_and_warm(lambda _: 7, repeats=0)
     assert timing.calls == [] and np.isnan(timing.warm) and timing.result == 7
+
+
+def test_side_by_side_takes_the_warm_calls_in_turns():
+    order = []
+
+    def call(name):
+        return lambda loaded: order.append((name, loaded)) or len(order)
+
+    ticks = iter(float(t) for t in range(100))
+    timings = side_by_side({"a": call("a"), "b": call("b")}, repeats=2, loads={"b": lambda: "model"},
+                           clock=lambda: next(ticks))
+    # Both cold calls first (each with its own load), then rounds of one warm call each.
+    assert order == [("a", None), ("b", "model"), ("a", None), ("b", "model"), ("a", None), ("b", "model")]
+    assert list(timings) == ["a", "b"] and timings["a"].cold == timings["b"].cold == 1.0
+    assert timings["a"].calls == timings["b"].calls == [1.0, 1.0]
+    assert (timings["a"].result, timings["b"].result) == (5, 6)  # each one's last call
 
 
 # --- images -------------------------------------------------------------------------------

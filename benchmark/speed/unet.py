@@ -10,8 +10,9 @@ adds test-time augmentation (8 flips/rotations). Cold: loading the card and the
 first image (graph tracing or session set-up included); warm: the median of
 ``--repeats`` more calls on the same image (:mod:`benchmark.speed.timing`).
 ``--engine`` picks the inference engine (:mod:`nucleiseg.engines`; default
-TensorFlow); ``both`` times TensorFlow, then ONNX Runtime, in this process,
-prints them side by side with the ratio of their warm times (per image, and for
+TensorFlow); ``both`` times TensorFlow and ONNX Runtime in this process, their
+warm calls in turns (:func:`~benchmark.speed.timing.side_by_side`), and prints
+them side by side with the ratio of their warm times (per image, and for
 the probabilities alone: normalization, tiling and the network, which is all that
 differs) and the largest difference between their probabilities. Threads: each engine's use of every
 CPU this process may run on. ``--size 4000x4000`` tiles the synthetic image to
@@ -30,7 +31,7 @@ import numpy as np
 
 from ..errors import BenchmarkError
 from .images import add_image_arguments, chosen_image
-from .timing import cold_and_warm
+from .timing import side_by_side
 
 #: The engines ``--engine`` names, in the order ``both`` times them.
 ENGINES = ("tensorflow", "onnxruntime")
@@ -66,17 +67,19 @@ def main(args) -> int:
 
     settings = cards.tuned_postprocess(args.model)
     image = chosen_image(args)
-    timings, networks = {}, {}
-    for engine in ENGINES if args.engine == BOTH else (args.engine,):
-        try:
-            timings[engine] = cold_and_warm(
-                lambda model: (model, segment(image, model, settings, augment=args.augment)), args.repeats,
-                load=lambda engine=engine: cards.load(args.model, args.ensemble, engine=engine))
-        except (cards.ModelError, engines.EngineNotInstalled) as error:
-            raise BenchmarkError(f"--engine {engine}: {error}") from error
-        model = timings[engine].result[0]
-        # The engines differ in the network only; normalization and post-processing are shared.
-        networks[engine] = cold_and_warm(lambda _: predict_probabilities(image, model, augment=args.augment), args.repeats)
+    chosen = ENGINES if args.engine == BOTH else (args.engine,)
+    try:
+        timings = side_by_side({engine: lambda model: (model, segment(image, model, settings, augment=args.augment))
+                                for engine in chosen}, args.repeats,
+                               loads={engine: lambda engine=engine: cards.load(args.model, args.ensemble, engine=engine)
+                                      for engine in chosen})
+    except (cards.ModelError, engines.EngineNotInstalled) as error:
+        raise BenchmarkError(f"--engine {args.engine}: {error}") from error
+    # The engines differ in the network only; normalization and post-processing are shared.
+    networks = side_by_side({engine: lambda model: predict_probabilities(image, model, augment=args.augment)
+                             for engine in chosen}, args.repeats,
+                            loads={engine: lambda engine=engine: timings[engine].result[0] for engine in chosen})
+    model = timings[chosen[0]].result[0]
     print(f"model: {args.model} ({len(model.networks)} network(s)); image {image.shape[0]} x {image.shape[1]}; cpus {os.cpu_count()}"
           f"{'; test-time augmentation' if args.augment else ''}")
     for engine, timing in timings.items():
