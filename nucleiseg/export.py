@@ -293,15 +293,6 @@ def export_onnx(path: Path, opset: int = OPSET) -> list[tuple[Path, float]]:
     return written
 
 
-def shipped_cards() -> list[Path]:
-    """The shipped model cards of every registered model type (general and specialist ones)."""
-    found = []
-    for name in model_types.names():
-        model_type = model_types.get(name)
-        found += [Path(card) for card in (model_type.default_card, *model_type.specialist_cards.values()) if card]
-    return found
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nucleiseg.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -310,7 +301,7 @@ def main(argv=None) -> int:
     parser.add_argument("--onnx", action="store_true", required=True, help="write ONNX files (the one format so far)")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX operator set (default {OPSET})")
     args = parser.parse_args(argv)
-    paths = list(args.cards) + (shipped_cards() if args.shipped else [])
+    paths = list(args.cards) + (model_types.shipped_cards() if args.shipped else [])
     if not paths:
         parser.error("name model cards, or --shipped")
     for path in paths:

@@ -188,7 +188,7 @@ def test_every_shipped_network_has_an_onnx_file_matching_its_card():
     networks = [card for path in SHIPPED_CARDS for _, card in cards.verify(path)]  # checksums of every file
     assert networks and all(card.get("onnx") for card in networks)
     # `make onnx` (export --shipped) writes them all.
-    exported = {member for path in export.shipped_cards() for member, _ in cards.member_cards(path)}
+    exported = {member for path in model_types.shipped_cards() for member, _ in cards.member_cards(path)}
     assert exported == {member for path in SHIPPED_CARDS for member, _ in cards.member_cards(path)}
     sizes = [(MODELS / card["architecture"]["name"] / card["onnx"]).stat().st_size for card in networks]
     assert max(sizes) < 2.5e6  # float32 weights of these small networks, nothing more

@@ -11,7 +11,8 @@ from .base import DENSE, ModelType
 from .deepcell import MODEL_TYPE as _DEEPCELL
 from .unet import MODEL_TYPE as _UNET
 
-__all__ = ["DENSE", "ModelType", "build", "custom_objects", "for_architecture", "get", "names", "register", "unregister"]
+__all__ = ["DENSE", "ModelType", "build", "custom_objects", "for_architecture", "get", "names", "register",
+           "shipped_cards", "unregister"]
 
 _BUILT_IN = (_UNET, _DEEPCELL)
 _REGISTRY: dict[str, ModelType] = {model_type.name: model_type for model_type in _BUILT_IN}
@@ -46,6 +47,14 @@ def get(name: str) -> ModelType:
         return _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown model type {name!r}; expected one of {', '.join(_REGISTRY)}") from None
+
+
+def shipped_cards() -> list:
+    """Cards of the shipped models of every registered type: its general model, then its specialists."""
+    cards = []
+    for model_type in _REGISTRY.values():
+        cards += [card for card in (model_type.default_card, *model_type.specialist_cards.values()) if card]
+    return cards
 
 
 def for_architecture(spec: dict) -> ModelType:
