@@ -25,7 +25,7 @@ from cellprofiler_core.setting.text import Float, ImageName, Integer, LabelName,
 
 # None of these import an inference engine (seconds): CellProfiler imports every plugin at start-up.
 from nucleiseg import cards, devices, engines, model_types
-from nucleiseg.inference import check_greyscale, predict_probabilities
+from nucleiseg.inference import check_greyscale, segment
 from nucleiseg.postprocess import PostprocessSettings
 
 from .names import IMAGE, NUCLEI, PROBABILITY_IMAGES
@@ -594,9 +594,10 @@ ONNX Runtime uses a GPU through its CUDA provider. TensorFlow takes GPU memory a
         # Headless runs do not call validate_module, so the engine, device and model are checked here
         # too; each raises an error that names the problem (what to install, no GPU, file, checksum).
         model = self.load_model()
-        probabilities = predict_probabilities(
+        probabilities, labels = segment(
             pixels,
             model,
+            settings,
             normalization=self.normalization(),
             tile=int(self.tile_size.value),
             overlap=int(self.tile_overlap.value),
@@ -605,7 +606,6 @@ ONNX Runtime uses a GPU through its CUDA provider. TensorFlow takes GPU memory a
             mask=mask,
             mode=self.network_mode(),
         )
-        labels = model.model_type.to_labels(probabilities, settings)
 
         channels = self.class_channels()
         for class_name, setting in self.probability_settings().items():
