@@ -7,6 +7,7 @@ import glob
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,6 +237,26 @@ def test_deepcell_pipelines_can_run_part_of_the_ensemble(bp):
         bp.build("unet", ensemble=2)
     with pytest.raises(ValueError, match="network pipelines, not 'basic'"):
         bp.build("basic", ensemble=2)
+
+
+def test_network_pipelines_take_a_model_card_of_ones_own(bp, tmp_path):
+    import json
+    import shutil
+
+    from nucleiseg import cards, model_types
+
+    shipped = Path(model_types.get("unet").default_card)
+    own = tmp_path / "mine.json"
+    card = json.loads(shipped.read_text())
+    shutil.copy(shipped.with_name(card["weights"]), tmp_path / card["weights"])
+    own.write_text(json.dumps({**card, "postprocess": {**card.get("postprocess", {}), "min_size": 3}}))
+    (m,) = by_name(bp.build("unet-segment", model_card=own), "ClassifyBoundariesUNet")
+    assert m.model_choice.value == "Custom model file" and m.model_path() == own.resolve()
+    assert m.postprocess_settings() == cards.tuned_postprocess(own) and m.postprocess_settings().min_size == 3
+    with pytest.raises(ValueError, match="model card applies to network pipelines, not 'basic'"):
+        bp.build("basic", model_card=own)
+    with pytest.raises(ValueError, match="model card not found: .*nonesuch.json"):
+        bp.build("unet", model_card=tmp_path / "nonesuch.json")
 
 
 def test_the_command_line_writes_the_pipelines_asked_for(tmp_path):

@@ -4,6 +4,7 @@
     .venv/bin/python -m nucleiseg_cellprofiler.pipelines basic      # only some
     .venv/bin/python -m nucleiseg_cellprofiler.pipelines unet-tta --out out/pipelines   # with test-time augmentation
     .venv/bin/python -m nucleiseg_cellprofiler.pipelines advanced-segment --out out/pipelines   # without ground truth
+    .venv/bin/python -m nucleiseg_cellprofiler.pipelines unet --model-card my-models/plate1.json --out my-pipelines
 
 Generating is safer than hand-editing the text format: every setting goes through the
 module's own Setting objects, so a typo fails here instead of at run time. The kinds of
@@ -25,7 +26,7 @@ from . import kinds
 from .modules import SEGMENT_ASSIGNMENTS, input_modules, measurement_modules, output_modules
 
 
-def build(name: str, params: dict | None = None, ensemble: int | None = None):
+def build(name: str, params: dict | None = None, ensemble: int | None = None, model_card: Path | str | None = None):
     """The pipeline called ``name``: a registered kind, optionally with variant suffixes (:mod:`.kinds`).
 
     Parameters
@@ -36,6 +37,9 @@ def build(name: str, params: dict | None = None, ensemble: int | None = None):
         Settings replacing a classical kind's tuned ones.
     ensemble : int, optional
         Run only the first networks of an ensemble model (default: all).
+    model_card : Path, optional
+        Network kinds: a model card of one's own as the module's *Custom model file*
+        (its post-processing from the card, as for the shipped models).
 
     Returns
     -------
@@ -49,7 +53,13 @@ def build(name: str, params: dict | None = None, ensemble: int | None = None):
     kind, options = kinds.resolve(name)
     if ensemble is not None and kind.model_type is None:
         raise ValueError(f"ensemble size applies to network pipelines, not {kind.name!r}")
-    options = replace(options, params=params, ensemble=ensemble)
+    if model_card is not None:
+        if kind.model_type is None:
+            raise ValueError(f"a model card applies to network pipelines, not {kind.name!r}")
+        if not Path(model_card).is_file():
+            raise ValueError(f"model card not found: {model_card}")
+    options = replace(options, params=params, ensemble=ensemble,
+                      model_card=str(Path(model_card).resolve()) if model_card is not None else None)
     init_cellprofiler()
     from cellprofiler_core.pipeline import Pipeline
 
@@ -78,6 +88,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=PIPELINES_DIR, help="folder to write KIND.cppipe into (default: %(default)s)")
     parser.add_argument("--ensemble", type=int, metavar="N",
                         help="network pipelines: run only the first N networks of an ensemble model (default: all)")
+    parser.add_argument("--model-card", type=Path, metavar="CARD",
+                        help="network pipelines: use this model card (e.g. from nucleiseg.finetune) as the Custom model file")
     args = parser.parse_args(argv)
     names = args.kinds or kinds.shipped()
     init_cellprofiler()
@@ -85,7 +97,7 @@ def main(argv=None) -> int:
         print("warning: EvaluateObjectF1 plugin not found in", PLUGINS_DIR, file=sys.stderr)
     for name in names:
         try:
-            text = dumps(build(name, ensemble=args.ensemble))
+            text = dumps(build(name, ensemble=args.ensemble, model_card=args.model_card))
         except ValueError as error:
             parser.error(f"{name}: {error}")
         path = args.out / f"{name}.cppipe"

@@ -36,12 +36,16 @@ class BuildOptions:
         Average the network over flips and rotations (variant ``-tta``).
     ground_truth : bool
         Load and score ground truth; False measures the nuclei instead (variant ``-segment``).
+    model_card : str, optional
+        Network kinds: the module's *Custom model file* (a model card of one's own, e.g. from
+        ``python -m nucleiseg.finetune``) instead of a shipped model.
     """
 
     params: Mapping | None = None
     ensemble: int | None = None
     augment: bool = False
     ground_truth: bool = True
+    model_card: str | None = None
 
 
 @dataclass(frozen=True)

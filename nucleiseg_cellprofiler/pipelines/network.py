@@ -31,7 +31,8 @@ def network_processing(model_type: str, options: BuildOptions, model_choice: str
         first networks of an ensemble (default: all), for modules with an
         *Ensemble size* setting.
     model_choice : str, optional
-        One of the module's shipped specialist models (default: the general model).
+        One of the module's shipped specialist models (default: the general model);
+        ``options.model_card`` (a card of one's own) takes the place of either.
 
     The module reads the post-processing from the model card's ``postprocess``
     field (written by ``python -m nucleiseg.tune_postprocess``); the same values
@@ -43,8 +44,13 @@ def network_processing(model_type: str, options: BuildOptions, model_choice: str
     ValueError
         When ``options.ensemble`` does not fit the model or the module runs no ensembles.
     """
+    from ..module_base import MODEL_CUSTOM  # imports cellprofiler_core: not when kinds are listed
+
     m = module(NETWORK_MODULES[model_type], x_name=IMAGE, y_name=NUCLEI)
-    if model_choice:
+    if options.model_card:
+        set_setting(m, "model_choice", MODEL_CUSTOM)
+        set_setting(m, "model_file", str(Path(options.model_card).resolve()))
+    elif model_choice:
         set_setting(m, "model_choice", model_choice)
     card_path = m.model_path()
     card = json.loads(card_path.read_text())
