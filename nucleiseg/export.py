@@ -1,4 +1,6 @@
-"""Command line: ``python -m nucleiseg.export CARD [CARD ...] --onnx [--opset N]`` (``--shipped``: the shipped models).
+"""Command line: ``python -m nucleiseg.export CARD [CARD ...] --onnx [--opset N]`` (``--shipped``: the shipped models),
+or ``python -m nucleiseg.export CARD --bioimageio OUT.zip [--member NAME]`` (a bioimage.io model package,
+:mod:`nucleiseg.bioimageio`).
 
 Writes every network of a model card (one, or each member of an ensemble) as
 ``<name>.onnx`` beside its ``<name>.weights.h5``, in the whole-image form the
@@ -298,9 +300,17 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cards", type=Path, nargs="*", metavar="CARD", help="model or ensemble cards (or weights files)")
     parser.add_argument("--shipped", action="store_true", help="every shipped model of every model type (models/)")
-    parser.add_argument("--onnx", action="store_true", required=True, help="write ONNX files (the one format so far)")
+    parser.add_argument("--onnx", action="store_true", help="write ONNX files beside the weights")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX operator set (default {OPSET})")
+    parser.add_argument("--bioimageio", type=Path, metavar="OUT.zip",
+                        help="write the bioimage.io model package of one card (its ONNX file must exist)")
+    parser.add_argument("--member", metavar="NAME", help="with --bioimageio: the member of an ensemble card to package")
+    parser.add_argument("--url", metavar="URL", help="with --bioimageio: where nucleiseg is published (cited)")
     args = parser.parse_args(argv)
+    if args.onnx == (args.bioimageio is not None):
+        parser.error("choose one of --onnx and --bioimageio OUT.zip")
+    if args.bioimageio is not None:
+        return _bioimageio(parser, args)
     paths = list(args.cards) + (model_types.shipped_cards() if args.shipped else [])
     if not paths:
         parser.error("name model cards, or --shipped")
@@ -311,6 +321,21 @@ def main(argv=None) -> int:
             parser.error(str(error))
         for out, difference in written:
             print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB; largest difference from Keras {difference:.1e})")
+    return 0
+
+
+def _bioimageio(parser, args) -> int:
+    """``--bioimageio OUT.zip``: one card's package (:func:`nucleiseg.bioimageio.write_package`)."""
+    from .bioimageio import write_package
+
+    if args.shipped or len(args.cards) != 1:
+        parser.error("--bioimageio writes the package of one card: name exactly one CARD")
+    try:
+        written = write_package(args.cards[0], args.bioimageio, member=args.member, project_url=args.url)
+    except ModelError as error:
+        parser.error(str(error))
+    print(f"wrote {written.path} ({written.path.stat().st_size / 1e6:.1f} MB; {len(written.files) + 1} files; "
+          f"Keras and ONNX weights differ by at most {written.keras_difference:.1e} on the test input)")
     return 0
 
 
