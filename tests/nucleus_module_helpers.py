@@ -8,13 +8,16 @@ bright blobs of a synthetic image, deterministically and without any training.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import cellprofiler_core.preferences as preferences
 
@@ -36,6 +39,61 @@ from nucleiseg_cellprofiler.pipelines import modules as pipeline_modules  # noqa
 DISCS = ((16, 16, 6), (16, 46, 6), (46, 30, 7))
 SHAPE = (64, 64)
 GAIN = 20.0  # logit difference per unit of normalized intensity: crisp 0/1 probabilities
+
+
+#: Whether Keras is here to build the hand-wired networks. Where it is not (``.venv-cp42``:
+#: CellProfiler 4.2.8 with ONNX Runtime only), the networks come prebuilt, with their ONNX files,
+#: from the folder this environment variable names; ``make test-cp42`` writes it with
+#: ``.venv/bin/python tests/nucleus_module_helpers.py DIR``.
+HAS_KERAS = importlib.util.find_spec("keras") is not None
+PREBUILT_VARIABLE = "NUCLEISEG_TEST_NETWORKS"
+#: What the prebuilt folder holds: the names the module tests give their networks.
+PREBUILT_NAMES = ("unet-tiny", "deepcell-tiny", "deepcell-ensemble")
+#: For tests of the TensorFlow engine, or that build networks of their own.
+needs_keras = pytest.mark.skipif(
+    not HAS_KERAS, reason="needs Keras and TensorFlow, which this environment lacks (ONNX Runtime only)"
+)
+
+
+def prebuilt_folder() -> Path | None:
+    """The folder of prebuilt networks named by :data:`PREBUILT_VARIABLE` (None when unset)."""
+    folder = os.environ.get(PREBUILT_VARIABLE)
+    if not folder:
+        return None
+    if not Path(folder, PREBUILT_NAMES[0] + ".json").is_file():
+        raise FileNotFoundError(f"{PREBUILT_VARIABLE}={folder} holds no prebuilt networks; write them with "
+                                f"an environment that has Keras: python tests/nucleus_module_helpers.py {folder}")
+    return Path(folder)
+
+
+def require_networks() -> None:
+    """Skip the calling test module when neither Keras nor prebuilt networks are here."""
+    if not HAS_KERAS and prebuilt_folder() is None:
+        pytest.skip(f"needs Keras, or prebuilt networks named by {PREBUILT_VARIABLE}", allow_module_level=True)
+
+
+def _copy_prebuilt(out: Path) -> Path:
+    """Copy the prebuilt network (or ensemble with its members) called ``out.name`` beside ``out``; its card."""
+    if out.name not in PREBUILT_NAMES:
+        raise ValueError(f"no prebuilt network called {out.name!r} (there are {', '.join(PREBUILT_NAMES)}); "
+                         "a test that builds other networks needs Keras (mark it needs_keras)")
+    folder = prebuilt_folder()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for path in [*folder.glob(f"{out.name}.*"), *folder.glob(f"{out.name}-[0-9]*")]:
+        shutil.copyfile(path, out.parent / path.name)
+    return out.with_name(out.name + ".json")
+
+
+def write_prebuilt(folder: Path) -> list[Path]:
+    """Build the networks of :data:`PREBUILT_NAMES` into ``folder`` with their ONNX files (needs Keras)."""
+    from nucleiseg import export
+
+    unet = make_unet(folder / "unet-tiny")
+    single = make_deepcell(folder / "deepcell-tiny")
+    ensemble = make_ensemble(single, folder / "deepcell-ensemble", 2)
+    for card in (unet, single, ensemble):
+        export.export_onnx(card)
+    return [unet, single, ensemble]
 
 
 def synthetic_image(seed: int = 0) -> np.ndarray:
@@ -97,6 +155,8 @@ def _save(network, architecture: dict, out: Path, normalization: dict | None = N
 
 def make_unet(out: Path, base_filters: int = 4) -> Path:
     """Card of a tiny hand-wired U-Net at ``out`` (``out.json`` + ``out.weights.h5``)."""
+    if not HAS_KERAS:
+        return _copy_prebuilt(out)
     from nucleiseg import model_types
 
     architecture = {"name": "unet", "base_filters": base_filters, "n_classes": 3}
@@ -113,6 +173,10 @@ def make_deepcell(out: Path, normalization: dict | None = None) -> Path:
     Pooling makes each output pixel the maximum over an 8 x 8 window, so blobs come out a few
     pixels larger than drawn; the :data:`DISCS` are far enough apart to stay separate.
     """
+    if not HAS_KERAS:
+        if normalization is not None:
+            raise ValueError("prebuilt DeepCell networks have the default normalization; another needs Keras")
+        return _copy_prebuilt(out)
     from nucleiseg import model_types
 
     architecture = {"name": "deepcell", "n_classes": 3}
@@ -130,6 +194,10 @@ def make_ensemble(member_card: Path, out: Path, n: int) -> Path:
     (so each member finds the same nuclei) but changes the probabilities, so an
     average can be told apart from any one member.
     """
+    if not HAS_KERAS:
+        if n != 2:
+            raise ValueError("the prebuilt ensemble has 2 members; another size needs Keras")
+        return _copy_prebuilt(out)
     from nucleiseg import cards, model_types
 
     source = json.loads(member_card.read_text())
@@ -199,6 +267,20 @@ def round_trip(module_class, module, pipeline):
     return copy, text.getvalue()
 
 
+def check_plugin_loader_accepts(module_class, file_stem: str) -> None:
+    """CellProfiler's plugin loader accepts ``module_class``, and ``plugins/<file_stem>.py`` is among the files it imports."""
+    try:
+        from cellprofiler_core.utilities.core.plugins import add_module, plugin_list
+    except ImportError:  # CellProfiler 4: fill_modules checks each plugin class so, then makes one
+        from cellprofiler_core.utilities.core.modules import check_module, plugin_list
+
+        check_module(module_class, module_class.module_name)
+        module_class()
+    else:
+        assert add_module(module_class) == (True, None)
+    assert file_stem in plugin_list(str(PLUGINS))
+
+
 def check_display(module, workspace, image: np.ndarray, png: Path) -> None:
     """Draw ``module.display`` off-screen and check its three panels; saves the figure to ``png``.
 
@@ -250,6 +332,8 @@ def headless_run(tmp_path: Path, module, images: dict[str, np.ndarray]) -> dict[
     import cellprofiler_core.modules  # noqa: F401  (fills the module registry)
     import tifffile
 
+    from nucleiseg_cellprofiler.headless import reader_options
+
     cellprofiler = Path(sys.executable).with_name("cellprofiler")
     pipeline = Pipeline()
     for number, step in enumerate([*input_modules(), module, pipeline_modules.export_to_spreadsheet()], start=1):
@@ -268,7 +352,7 @@ def headless_run(tmp_path: Path, module, images: dict[str, np.ndarray]) -> dict[
     out.mkdir()
     done = subprocess.run(
         [str(cellprofiler), "-c", "-r", "-p", str(tmp_path / "segment.cppipe"), "--plugins-directory", str(PLUGINS),
-         "-e", "imageio_reader", "-o", str(out), "--file-list", str(tmp_path / "files.txt")],
+         *reader_options(), "-o", str(out), "--file-list", str(tmp_path / "files.txt")],
         capture_output=True, text=True, timeout=900, cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -287,3 +371,9 @@ def with_image_provider(module, pipeline, image_name: str = IMAGE):
     nat.set_module_num(1)
     pipeline.add_module(nat)
     return module, pipeline
+
+
+if __name__ == "__main__":
+    # python tests/nucleus_module_helpers.py DIR: the prebuilt networks for environments without Keras.
+    for written in write_prebuilt(Path(sys.argv[1])):
+        print("wrote", written)

@@ -335,6 +335,7 @@ def test_headless_cellprofiler_run_exports_the_measurements(tmp_path):
     import tifffile
 
     from nucleiseg_cellprofiler import PLUGINS_DIR, REPOSITORY
+    from nucleiseg_cellprofiler.headless import reader_options
 
     cellprofiler = Path(sys.executable).with_name("cellprofiler")
     if not cellprofiler.exists():
@@ -358,7 +359,7 @@ def test_headless_cellprofiler_run_exports_the_measurements(tmp_path):
     out.mkdir()
     done = subprocess.run(
         [str(cellprofiler), "-c", "-r", "-p", str(tmp_path / "f1.cppipe"), "--plugins-directory", str(PLUGINS_DIR),
-         "-e", "imageio_reader", "-o", str(out), "--file-list", str(tmp_path / "files.txt")],
+         *reader_options(), "-o", str(out), "--file-list", str(tmp_path / "files.txt")],
         capture_output=True, text=True, timeout=600, cwd=REPOSITORY,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -12,11 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nucleiseg_cellprofiler import PIPELINES_DIR, PLUGINS_DIR, names
+from nucleiseg_cellprofiler import CP4_PIPELINES_DIR, PLUGINS_DIR, names
+from nucleiseg_cellprofiler.headless import cellprofiler_major, reader_options, shipped_pipelines_dir
 from nucleiseg_cellprofiler.pipelines import kinds
 
 PLUGINS = str(PLUGINS_DIR)
 CELLPROFILER = os.path.join(os.path.dirname(sys.executable), "cellprofiler")
+# The files this CellProfiler reads: pipelines/ (CellProfiler 5) or pipelines/cp4/ (4.2.8).
+PIPELINES_DIR = shipped_pipelines_dir()
+READER = reader_options()
 SHIPPED = sorted(glob.glob(os.path.join(PIPELINES_DIR, "*.cppipe")))
 CLASSICAL = [os.path.join(PIPELINES_DIR, f"{k}.cppipe") for k in ("basic", "advanced")]
 NETWORK_KINDS = [kind for kind in kinds.kinds() if kind.model_type]
@@ -24,12 +28,25 @@ NETWORK_KINDS = [kind for kind in kinds.kinds() if kind.model_type]
 
 @pytest.fixture(scope="module")
 def bp():
-    """The generator, with headless CellProfiler and this project's plugins loaded."""
+    """The generator, with headless CellProfiler and this project's plugins loaded.
+
+    CellProfiler 4 checks the rules of Images and NamesAndTypes in Java, so its JVM runs
+    meanwhile (javabridge starts one per process: it is stopped at the end of this file).
+    """
     from nucleiseg_cellprofiler.headless import init_cellprofiler
     from nucleiseg_cellprofiler.pipelines import build
 
     init_cellprofiler()
-    return build
+    if cellprofiler_major() >= 5:
+        yield build
+        return
+    from cellprofiler_core.utilities.java import start_java, stop_java
+
+    start_java()
+    try:
+        yield build
+    finally:
+        stop_java()
 
 
 def load(path):
@@ -51,7 +68,7 @@ def test_classical_pipelines_are_shipped():
 
 def test_the_names_are_those_of_docs_conventions():
     """names.py and docs/CONVENTIONS.md, which the benchmark runner and users go by, agree."""
-    conventions = " ".join((PIPELINES_DIR.parent / "docs" / "CONVENTIONS.md").read_text().split())
+    conventions = " ".join((PLUGINS_DIR.parent / "docs" / "CONVENTIONS.md").read_text().split())
     for phrase in (
         f"image **{names.IMAGE}** (files under a folder named `{names.IMAGES_FOLDER}`)",
         f"objects **{names.GROUND_TRUTH}** (files under a folder named `{names.MASKS_FOLDER}`",
@@ -164,6 +181,19 @@ def test_shipped_pipelines_are_the_generators_kinds():
     assert sorted(os.path.basename(p)[: -len(".cppipe")] for p in SHIPPED) == sorted(kinds.shipped())
 
 
+def test_cellprofiler_4_pipelines_are_shipped_for_every_kind():
+    """pipelines/cp4/ holds every kind as CellProfiler 4.2.8 writes it; make test-cp42 checks they are up to date."""
+    cp4 = sorted(CP4_PIPELINES_DIR.glob("*.cppipe"))
+    assert sorted(p.stem for p in cp4) == sorted(kinds.shipped())
+    for path in cp4:
+        text = path.read_text()
+        assert text.splitlines()[2] == "DateRevision:428", path
+        # The input modules at CellProfiler 4.2.8's revisions, not 5's.
+        for module, revision in (("Images", 2), ("Metadata", 6), ("NamesAndTypes", 8)):
+            assert f"\n{module}:[module_num:" in text and f"variable_revision_number:{revision}|" in text.split(f"\n{module}:[")[1].split("\n")[0]
+        assert "Set intensity range from:Image bit-depth" in text, path
+
+
 @pytest.mark.parametrize("kind", kinds.shipped())
 def test_shipped_matches_generator(bp, kind):
     """The .cppipe files are what the generator writes (regenerate with python -m nucleiseg_cellprofiler.pipelines)."""
@@ -268,6 +298,12 @@ def test_the_command_line_writes_the_pipelines_asked_for(tmp_path):
     done = subprocess.run([sys.executable, "-m", "nucleiseg_cellprofiler.pipelines", "basic-tta", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "basic-tta: basic-tta: -tta applies to network pipelines" in done.stderr
+    # Pipelines for the other CellProfiler are written by that one (pipelines/cp4/: .venv-cp42).
+    other = 4 if cellprofiler_major() == 5 else 5
+    done = subprocess.run([sys.executable, "-m", "nucleiseg_cellprofiler.pipelines", "basic", "--cellprofiler", str(other),
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and f"has CellProfiler {cellprofiler_major()}" in done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["basic-segment.cppipe"]
 
 
 # ----------------------------------------------------------------------- headless runs
@@ -322,7 +358,7 @@ def run_headless(pipeline, tmp):
     env = dict(os.environ, HOME=str(tmp))  # keep CellProfiler's config out of the real home
     proc = subprocess.run(
         [CELLPROFILER, "-c", "-r", "-p", pipeline, "--plugins-directory", PLUGINS,
-         "-e", "imageio_reader", "-o", str(out), "--file-list", str(listing)],
+         *READER, "-o", str(out), "--file-list", str(listing)],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -377,7 +413,7 @@ def test_segment_pipeline_runs_on_images_without_ground_truth(tmp_path, bp, kind
     out = tmp_path / "out"
     proc = subprocess.run(
         [CELLPROFILER, "-c", "-r", "-p", str(pipeline), "--plugins-directory", PLUGINS,
-         "-e", "imageio_reader", "-o", str(out), "--file-list", str(listing)],
+         *READER, "-o", str(out), "--file-list", str(listing)],
         capture_output=True, text=True, env=dict(os.environ, HOME=str(tmp_path)), timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -95,7 +95,9 @@ def input_modules(assignments=DEFAULT_ASSIGNMENTS):
             assignment.image_name.value = name
             assignment.load_as_choice.value = "Grayscale image"
             # bit depth, not file metadata: the readers disagree on metadata, the dtype is certain
-            assignment.rescale_method.value = "Image bit-depth"
+            # (CellProfiler 4 calls this setting "rescale", 5 "rescale_method")
+            rescale = assignment.rescale_method if hasattr(assignment, "rescale_method") else assignment.rescale
+            rescale.value = "Image bit-depth"
         elif kind == "objects":
             assignment.object_name.value = name
             assignment.load_as_choice.value = "Objects"
