@@ -6,8 +6,10 @@ Images and instance-label masks are paired by file stem (``a.tif`` with ``a.png`
 is checked before any training starts; one error names every bad file or setting and nothing is
 written. Then, starting from the shipped general U-Net (or ``--init``):
 
-1. about 20 % of the images (at least one) are held out, chosen by the seed;
-2. the starting model is scored on them with its card's post-processing;
+1. about 20 % of the images (at least one) are held out, chosen by the seed; a single image is
+   split instead, a strip at the end of its longer side held out (:func:`split_single_image`);
+2. the starting model is scored on them with its card's post-processing (``--from-scratch``:
+   no starting weights, only the starting card's architecture and normalization);
 3. it is trained on the others with the robust augmentation
    (:meth:`nucleiseg.augment.AugmentationConfig.robust`) within the time budget, the held-out
    images choosing the best epoch (:func:`nucleiseg.training.train`);
@@ -17,7 +19,9 @@ written. Then, starting from the shipped general U-Net (or ``--init``):
 5. the fine-tuned model is scored on the held-out images with those settings, and whichever of
    the two models scored higher is written to ``<out>.json`` and ``<out>.weights.h5``: a model
    card that ClassifyBoundariesUNet's *Custom model file* (or ClassifyPixelsDeepCell's, for a
-   DeepCell start) accepts, with a ``fine_tuning`` record of how it came about.
+   DeepCell start) accepts, with a ``fine_tuning`` record of how it came about;
+6. the model's ONNX file is written beside it (:func:`nucleiseg.export.export_onnx`) when the
+   environment can convert (the ``train`` extra), so that CellProfiler runs it with ONNX Runtime.
 
 From Python: :func:`finetune` takes the same settings and returns a :class:`FinetuneResult`.
 """
@@ -53,9 +57,12 @@ PATIENCE = 4
 LEARNING_RATE_FACTOR = 0.2
 #: Augmentation recipes to choose from; robust is the default (see :func:`finetune`).
 AUGMENTATIONS = {"robust": augment.AugmentationConfig.robust, "standard": augment.AugmentationConfig}
-#: Split files of the staging folder: every image (training holds some out), and the
-#: training images only (post-processing is tuned on them).
-ALL_SPLIT, FIT_SPLIT = "all-images", "fit"
+#: Split files of the staging folder: the training images (post-processing is tuned on them
+#: too) and the held-out ones.
+FIT_SPLIT, HELD_OUT_SPLIT = "fit", "held-out"
+#: A single image is split: the held-out strip is :data:`HOLDOUT_FRACTION` of its longer side,
+#: and at least this many pixels.
+MIN_HELD_OUT_PIXELS = 32
 
 
 @dataclass
@@ -77,9 +84,11 @@ class CheckedInputs:
     arrays : list of (ndarray, ndarray)
         Each image (stored dtype) and its instance labels (consecutive, int32).
     holdout : int
-        Images to hold out.
+        Images to hold out (0 for a single image, which is split instead).
     notes : list of str
         Things to tell the user that do not stop the run (ignored files, labelled components).
+    crop : int
+        Training crop edge.
     """
 
     out: Path
@@ -91,6 +100,7 @@ class CheckedInputs:
     arrays: list[tuple[np.ndarray, np.ndarray]] = field(repr=False)
     holdout: int
     notes: list[str] = field(default_factory=list)
+    crop: int = 256
 
 
 @dataclass
@@ -105,22 +115,25 @@ class FinetuneResult:
         True when fine-tuning did not beat the starting model on the held-out images, so the
         starting weights and post-processing were written.
     starting_f1, finetuned_f1 : float
-        Held-out macro mean F1 of the starting model (its card's post-processing) and of the
-        fine-tuned one (post-processing chosen on the training images).
+        Held-out macro mean F1 of the starting model (its card's post-processing; None from
+        scratch) and of the trained one (post-processing chosen on the training images).
     training_images, held_out : list of str
         Stems trained on and held out.
     record : dict
         The card's ``fine_tuning`` record (steps, minutes, augmentation, starting model ...).
+    onnx : Path or None
+        The model's ONNX file, when one was written.
     """
 
     card: Path
     weights: Path
     kept_starting_model: bool
-    starting_f1: float
+    starting_f1: float | None
     finetuned_f1: float
     training_images: list[str]
     held_out: list[str]
     record: dict = field(repr=False)
+    onnx: Path | None = None
 
 
 def default_init() -> Path:
@@ -188,25 +201,30 @@ def _matched_files(images_dir: Path, masks_dir: Path, problems: list[str], notes
         problems.append(f"--images and --masks are the same folder ({images_dir}); keep masks in a folder of their own")
         return None
     images, ignored = layouts.files_by_stem(images_dir)
-    masks, ignored_masks = layouts.files_by_stem(masks_dir)
+    mask_files, ignored_masks = layouts.files_by_stem(masks_dir)
     if ignored + ignored_masks:
         notes.append(f"ignored {len(ignored + ignored_masks)} file(s) without a {'/'.join(layouts.IMAGE_SUFFIXES)} "
                      "suffix: " + ", ".join(str(path) for path in ignored + ignored_masks))
-    for kind, found in (("images", images), ("masks", masks)):
-        for stem, paths in found.items():
-            if len(paths) > 1:
-                problems.append(f"several {kind} share the stem {stem!r}: " + ", ".join(str(path) for path in paths))
+    masks, without_image, suffixes = layouts.masks_for_images(images, mask_files)
+    for stem, paths in images.items():
+        if len(paths) > 1:
+            problems.append(f"several images share the stem {stem!r}: " + ", ".join(str(path) for path in paths))
+    for stem, paths in masks.items():
+        if len(paths) > 1:
+            problems.append(f"several masks for the image stem {stem!r}: " + ", ".join(str(path) for path in paths))
+    if suffixes:
+        notes.append("masks paired by the image's stem followed by "
+                     + ", ".join(f"{suffix!r} ({count})" for suffix, count in sorted(suffixes.items())))
     if not images:
         problems.append(f"--images {images_dir}: no images ({'/'.join(layouts.IMAGE_SUFFIXES)})")
         return None
     without_mask = [str(images[stem][0]) for stem in images if stem not in masks]
     if without_mask:
-        problems.append(f"{len(without_mask)} image(s) without a mask of the same stem in {masks_dir}: "
-                        + ", ".join(without_mask))
-    without_image = [str(masks[stem][0]) for stem in masks if stem not in images]
+        problems.append(f"{len(without_mask)} image(s) without a mask in {masks_dir} (named as the image, or with "
+                        f"one of the endings {', '.join(layouts.MASK_SUFFIXES)}): " + ", ".join(without_mask))
     if without_image:
         problems.append(f"{len(without_image)} mask(s) without an image of the same stem in {images_dir}: "
-                        + ", ".join(without_image))
+                        + ", ".join(str(path) for path in without_image))
     stems = [stem for stem in images if stem in masks]
     return stems, [images[stem][0] for stem in stems], [masks[stem][0] for stem in stems]
 
@@ -228,7 +246,8 @@ def check_inputs(images_dir: Path, masks_dir: Path, out: Path, init: Path | None
         Listing every problem, each naming its file or setting: missing folders, images
         without masks and masks without images, unreadable or mismatched pairs, empty masks,
         binary or semantic masks (unless ``label_components``), images smaller than the
-        crop, fewer than two images, a bad starting model, an ``out`` inside ``models/`` or
+        crop, no image, a single image too small to split (:func:`split_single_image`) or one
+        whose held-out strip has no nucleus, a bad starting model, an ``out`` inside ``models/`` or
         whose card exists (unless ``overwrite``), a budget that is not positive, a crop that the
         network cannot take, a batch size below 1.
     """
@@ -288,15 +307,52 @@ def check_inputs(images_dir: Path, masks_dir: Path, out: Path, init: Path | None
     if label_components and arrays:
         notes.append(f"--label-components: each connected object of the {len(arrays)} masks is a nucleus "
                      f"({relabelled} in all)")
-    if matched is not None and len(stems) < 2:
-        problems.append(f"{len(stems)} matched image(s) in {images_dir}; fine-tuning needs at least 2 "
-                        "(one to train on, one held out to check it)")
-    chosen = default_holdout(len(stems)) if holdout is None else holdout
-    if holdout is not None and len(stems) >= 2 and not 1 <= holdout < len(stems):
+    if matched is not None and not stems:
+        problems.append(f"no matched image in {images_dir}; fine-tuning needs at least one annotated image")
+    if len(stems) == 1 and len(arrays) == 1 and not too_small:
+        split = split_single_image(*arrays[0], crop)
+        if isinstance(split, str):
+            problems.append(f"{images[0]}: the only image, {split}; annotate a second image"
+                            + (" or pass a smaller --crop" if "smaller than" in split else ""))
+    chosen = 0 if len(stems) == 1 else default_holdout(len(stems)) if holdout is None else holdout
+    if holdout is not None and len(stems) == 1:
+        problems.append(f"--holdout {holdout}: with one image, a strip of it is held out; leave --holdout out")
+    elif holdout is not None and len(stems) >= 2 and not 1 <= holdout < len(stems):
         problems.append(f"--holdout {holdout}: must be between 1 and {len(stems) - 1} ({len(stems)} images)")
     if problems:
         raise layouts.DataError(problems, header="cannot fine-tune; nothing was written")
-    return CheckedInputs(out_paths(out)[0], Path(init), init_card, stems, images, masks, arrays, chosen, notes)
+    return CheckedInputs(out_paths(out)[0], Path(init), init_card, stems, images, masks, arrays, chosen, notes, crop)
+
+
+def split_single_image(image: np.ndarray, labels: np.ndarray, crop: int):
+    """A lone image's training part and held-out strip, so that one annotated image can be checked.
+
+    The strip is the end of the longer side: :data:`HOLDOUT_FRACTION` of it, at least
+    :data:`MIN_HELD_OUT_PIXELS`. Nuclei cut by the border are cut in both parts, as nuclei at an
+    image's edge always are; each part's labels are renumbered.
+
+    Returns
+    -------
+    ((ndarray, ndarray), (ndarray, ndarray), str) or str
+        The training and held-out (image, labels) pairs and where the strip lies ("its last 139
+        columns"); or, when the image cannot be split, what is wrong (the training part would be
+        smaller than the crop, or the strip holds no nucleus).
+    """
+    axis = 1 if image.shape[1] >= image.shape[0] else 0
+    length = image.shape[axis]
+    held = max(MIN_HELD_OUT_PIXELS, int(round(HOLDOUT_FRACTION * length)))
+    keep = length - held
+    if keep < crop:
+        return (f"{image.shape[0]}x{image.shape[1]}, is too small to hold out a strip of {held} pixels and train on "
+                f"the rest: the rest would be smaller than the {crop}-pixel crop")
+    parts = [(image[:keep], labels[:keep]), (image[keep:], labels[keep:])] if axis == 0 else \
+        [(image[:, :keep], labels[:, :keep]), (image[:, keep:], labels[:, keep:])]
+    (train_image, train_labels), (held_image, held_labels) = parts
+    if not held_labels.any():
+        return f"its held-out strip (the last {held} {'columns' if axis else 'rows'}) has no nucleus"
+    where = f"its last {held} {'columns' if axis else 'rows'}"
+    return ((train_image, layouts.consecutive_labels(train_labels)),
+            (held_image, layouts.consecutive_labels(held_labels)), where)
 
 
 def plan_epochs(seconds: float, step_seconds: float, epoch_overhead: float,
@@ -358,7 +414,10 @@ def _measure_training(config: training.TrainConfig, names: list[str], held_out: 
     the graph), and of writing a checkpoint.
     """
     network = training.build_network(config)
-    network.load_weights(training.initial_weights(config))
+    if config.init_from:
+        network.load_weights(training.initial_weights(config))
+    else:
+        random_weights = network.get_weights()  # from scratch: put back after the timed steps
     examples = training.load_examples(config.data, config.train_split, config.normalization, names=names)
     rng = np.random.default_rng([config.seed, 1])
     training.train_step(network, examples, config, rng)
@@ -369,6 +428,8 @@ def _measure_training(config: training.TrainConfig, names: list[str], held_out: 
     training.validation_scores(*scoring)
     _, validation = _timed(training.validation_scores, *scoring)
     _, save = _timed(network.save, scratch / "probe.keras")
+    if not config.init_from:
+        network.set_weights(random_weights)
     for variable in network.optimizer.variables:
         # Step count and moment estimates back to a fresh optimizer's; train() sets the rate.
         if not variable.path.endswith("learning_rate"):
@@ -439,18 +500,51 @@ def _choose_postprocess(trained_card: Path, staging: Path, train_names: list[str
     return start, {**record, "chosen": "the starting model's settings"}
 
 
-def _stage(inputs: CheckedInputs, folder: Path) -> None:
-    """Write the checked pairs as a data folder in our layout (labels as checked, 16-bit), with a
-    split file of every image; the user's folders are only read."""
-    for stem, (image, labels) in zip(inputs.stems, inputs.arrays):
-        layouts.write_tiff(folder / "images" / f"{stem}.tiff", image)
-        layouts.write_tiff(folder / "masks" / f"{stem}.tiff", labels.astype(np.uint16))
-    (folder / f"{ALL_SPLIT}.txt").write_text("".join(f"{stem}\n" for stem in inputs.stems))
+@dataclass
+class _Staged:
+    """The staging folder's split: staged stems trained on and held out, and how the card names them."""
+
+    train: list[str]
+    held_out: list[str]
+    training_images: list[str]
+    held_out_images: list[str]
+    choice: str
 
 
-def _write_model(inputs: CheckedInputs, record: dict, trained_card: Path) -> tuple[Path, Path]:
+def _stage(inputs: CheckedInputs, folder: Path, seed: int) -> _Staged:
+    """Write the checked pairs as a data folder in our layout (labels as checked, 16-bit) with the
+    split files :data:`FIT_SPLIT` and :data:`HELD_OUT_SPLIT`; the user's folders are only read.
+
+    Several images: ``inputs.holdout`` of them are held out, chosen by ``seed``. One image: its
+    training part and held-out strip (:func:`split_single_image`) are staged as two images.
+    """
+    files = dict(zip(inputs.stems, inputs.images))
+    if inputs.holdout:
+        chosen = set(np.random.default_rng(seed).choice(len(inputs.stems), inputs.holdout, replace=False).tolist())
+        staged = list(zip(inputs.stems, inputs.arrays))
+        train = [stem for i, stem in enumerate(inputs.stems) if i not in chosen]
+        held = [stem for i, stem in enumerate(inputs.stems) if i in chosen]
+        result = _Staged(train, held, [files[stem].name for stem in train], [files[stem].name for stem in held],
+                         f"seed {seed}, {len(held)} of {len(inputs.stems)} images")
+    else:
+        (stem,) = inputs.stems
+        train_part, held_part, where = split_single_image(*inputs.arrays[0], inputs.crop)
+        held_stem = f"{stem}.held-out"
+        staged = [(stem, train_part), (held_stem, held_part)]
+        result = _Staged([stem], [held_stem], [f"{files[stem].name} (all but {where[4:]})"],
+                         [f"{files[stem].name} ({where})"], f"one image: {where} held out")
+    for name, (image, labels) in staged:
+        layouts.write_tiff(folder / "images" / f"{name}.tiff", image)
+        layouts.write_tiff(folder / "masks" / f"{name}.tiff", labels.astype(np.uint16))
+    for split, names in ((FIT_SPLIT, result.train), (HELD_OUT_SPLIT, result.held_out)):
+        (folder / f"{split}.txt").write_text("".join(f"{name}\n" for name in names))
+    return result
+
+
+def _write_model(inputs: CheckedInputs, record: dict, trained_card: Path, held_out: list[str]) -> tuple[Path, Path]:
     """Write the chosen model (``record["kept_starting_model"]``) to ``inputs.out`` with its
-    ``fine_tuning`` record; returns the card and weights paths."""
+    ``fine_tuning`` record; returns the card and weights paths. The ONNX file, if any, is written
+    afresh afterwards (:func:`_write_onnx`), so no ``onnx`` field is carried over."""
     out, card_path, weights_path = out_paths(inputs.out)
     if record["kept_starting_model"]:
         # A member's link to its ensemble does not hold for a copy standing alone.
@@ -461,46 +555,72 @@ def _write_model(inputs: CheckedInputs, record: dict, trained_card: Path) -> tup
         # The staging folder is temporary; the card names the user's folders instead.
         card = {**trained,
                 "training": {**trained["training"], "data": record["images_folder"], "masks": record["masks_folder"],
-                             "split": "fine-tuning images"},
+                             "split": "fine-tuning images", "held_out_for_validation": held_out},
                 "validation": {**trained["validation"], "split": "held out of the fine-tuning images"}}
         source = trained_card.parent / trained["weights"]
+    card = {key: value for key, value in card.items() if not key.startswith("onnx")}
     card = {**card, "name": out.name, "fine_tuning": record}
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, weights_path)
     return cards.write_card(card, weights_path), weights_path
 
 
+def _write_onnx(card_path: Path, progress: _Progress) -> Path | None:
+    """The model's ONNX file beside its weights (recorded in the card), or None, said why, when this
+    environment cannot convert (no tf2onnx: the light install)."""
+    try:
+        import tf2onnx  # noqa: F401  (the converter export uses)
+
+        from . import export
+    except ImportError as error:
+        progress.say(f"no ONNX file written ({error}; install the train extra to convert): the card runs with "
+                     "TensorFlow, and `python -m nucleiseg.export CARD --onnx` writes it later")
+        return None
+    progress.say("writing the ONNX file (ONNX Runtime runs the model without TensorFlow)")
+    (written, difference), = export.export_onnx(card_path)
+    progress.say(f"wrote {written} (largest difference from Keras {difference:.1e})")
+    return written
+
+
 def _report(progress: _Progress, record: dict, card_path: Path) -> None:
     """Print both held-out scores side by side and which model was written."""
     scores = record["held_out_scores"]
-    starting, finetuned = scores["starting_model"]["f1_mean"], scores["fine_tuned"]["f1_mean"]
+    finetuned = scores["fine_tuned"]["f1_mean"]
     held_out = ", ".join(record["held_out_images"])
-    progress.say(f"held-out mean F1 on {len(record['held_out_images'])} image(s) ({held_out}):\n"
-                 f"  starting model  {starting:.3f}  ({record['starting_model']['name']}, its card's post-processing)\n"
-                 f"  fine-tuned      {finetuned:.3f}  ({record['steps']} step(s) in {record['training_minutes']:.1f} min, "
+    trained = "trained from scratch" if record["from_scratch"] else "fine-tuned    "
+    starting_line = (f"  starting model  -      (none: trained from scratch with the architecture of "
+                     f"{record['starting_model']['name']})" if record["from_scratch"] else
+                     f"  starting model  {scores['starting_model']['f1_mean']:.3f}  ({record['starting_model']['name']}, "
+                     "its card's post-processing)")
+    progress.say(f"held-out mean F1 on {len(record['held_out_images'])} image(s) ({held_out}):\n{starting_line}\n"
+                 f"  {trained:<14}  {finetuned:.3f}  ({record['steps']} step(s) in {record['training_minutes']:.1f} min, "
                  "post-processing chosen on the training images)")
     if record["kept_starting_model"]:
         gain = record["min_gain"]
         progress.say("fine-tuning did not help" + (f" by more than {gain:g}" if gain else "")
                      + f": kept the starting model's weights and post-processing in {card_path}")
+    elif record["from_scratch"]:
+        progress.say(f"wrote the model trained from scratch: {card_path}")
     else:
-        progress.say(f"kept the fine-tuned model ({finetuned - starting:+.3f}): {card_path}")
+        progress.say(f"kept the fine-tuned model ({finetuned - scores['starting_model']['f1_mean']:+.3f}): {card_path}")
 
 
 def finetune(images_dir: Path, masks_dir: Path, out: Path, init: Path | None = None, minutes: float = 15.0,
              label_components: bool = False, holdout: int | None = None, seed: int = 0, crop: int = 256,
              batch_size: int = 4, learning_rate: float | None = None, augmentation: str = "robust",
-             min_gain: float = 0.0, overwrite: bool = False, command: str = "", stream=None) -> FinetuneResult:
+             min_gain: float = 0.0, overwrite: bool = False, from_scratch: bool = False, onnx: bool = True,
+             command: str = "", stream=None) -> FinetuneResult:
     """Fine-tune a model on your annotated images and write the better of it and the starting model.
 
     Parameters
     ----------
     images_dir, masks_dir : Path
         Greyscale images and their instance-label masks (PNG/TIFF, 8/16-bit; a mask has one
-        value per nucleus, 0 background), paired by file stem.
+        value per nucleus, 0 background), paired by file stem; a mask may also be named after
+        its image with an ending of :data:`nucleiseg.layouts.MASK_SUFFIXES` (``a_masks.tif``).
     out : Path
         Model path without suffix (``my-models/plate1``): writes ``<out>.json`` and
-        ``<out>.weights.h5``. Not inside ``models/``.
+        ``<out>.weights.h5`` (and ``<out>.onnx``). Not inside ``models/``.
     init : Path, optional
         Card of the starting model (one network); default the shipped general U-Net.
     minutes : float
@@ -511,7 +631,8 @@ def finetune(images_dir: Path, masks_dir: Path, out: Path, init: Path | None = N
     label_components : bool
         Turn each connected object of one value into a nucleus (for binary or semantic masks).
     holdout : int, optional
-        Images held out; default about 20 % (:func:`default_holdout`), at least one.
+        Images held out; default about 20 % (:func:`default_holdout`), at least one. A single
+        image is split instead (:func:`split_single_image`).
     seed : int
         Chooses the held-out images and seeds training.
     crop : int
@@ -519,7 +640,7 @@ def finetune(images_dir: Path, masks_dir: Path, out: Path, init: Path | None = N
     batch_size : int
         Crops per step.
     learning_rate : float, optional
-        Default: :data:`LEARNING_RATE_FACTOR` times the model type's.
+        Default: :data:`LEARNING_RATE_FACTOR` times the model type's (from scratch: the type's).
     augmentation : str
         ``"robust"`` (default): :meth:`~nucleiseg.augment.AugmentationConfig.robust`, every
         augmentation on. With a handful of images each crop is seen many times; zoom, signal
@@ -530,6 +651,12 @@ def finetune(images_dir: Path, masks_dir: Path, out: Path, init: Path | None = N
         instead of it (0: any gain; ties keep the starting model).
     overwrite : bool
         Replace an existing card at ``out``.
+    from_scratch : bool
+        Train from random weights with ``init``'s architecture, normalization and targets (the
+        comparison the paper's learning curve makes); the model type's post-processing
+        defaults judge the epochs, and the trained model is always written.
+    onnx : bool
+        Also write the model's ONNX file when the environment can (see :func:`_write_onnx`).
     command : str
         The command line, for the card (the CLI fills it in).
     stream : file, optional
@@ -560,51 +687,53 @@ def finetune(images_dir: Path, masks_dir: Path, out: Path, init: Path | None = N
         progress.say(note)
     init_card, architecture = inputs.init_card, inputs.init_card["architecture"]
     model_type = model_types.for_architecture(architecture)
-    start_settings = cards.tuned_postprocess(inputs.init)
+    start_settings = (PostprocessSettings.from_dict(model_type.postprocess_defaults) if from_scratch
+                      else cards.tuned_postprocess(inputs.init))
     recipe = AUGMENTATIONS[augmentation]()
+    rate = learning_rate or (1.0 if from_scratch else LEARNING_RATE_FACTOR) * model_type.default_learning_rate
     with tempfile.TemporaryDirectory(prefix="nucleiseg-finetune-") as scratch:
         scratch = Path(scratch)
         staging = scratch / "data"
-        _stage(inputs, staging)
+        staged = _stage(inputs, staging, seed)
         config = training.TrainConfig(
             network=model_type.name, base_filters=int(architecture.get("base_filters", 32)), data=str(staging),
-            train_split=ALL_SPLIT, val_split=ALL_SPLIT, crop=crop, batch_size=batch_size, patience=PATIENCE,
-            learning_rate=learning_rate or LEARNING_RATE_FACTOR * model_type.default_learning_rate,
-            optimizer=model_type.default_optimizer, class_weights=model_type.class_weights(),
+            train_split=FIT_SPLIT, val_split=HELD_OUT_SPLIT, crop=crop, batch_size=batch_size, patience=PATIENCE,
+            learning_rate=rate, optimizer=model_type.default_optimizer, class_weights=model_type.class_weights(),
             boundary_width=int(init_card.get("targets", {}).get("boundary_width", 1)),
             normalization=init_card["normalization"], augmentation=recipe, seed=seed,
-            val_postprocess=start_settings.to_dict(), holdout=inputs.holdout, init_from=str(inputs.init))
-        train_names, held_out, _ = training.split_names(config)
-        (staging / f"{FIT_SPLIT}.txt").write_text("".join(f"{stem}\n" for stem in train_names))
-        progress.say(f"{len(inputs.stems)} images: training on {len(train_names)}, holding out {len(held_out)} "
-                     f"(about {HOLDOUT_FRACTION:.0%}, seed {seed}) to choose the best epoch and compare: "
-                     + ", ".join(held_out))
-        held_out_examples = training.load_examples(staging, ALL_SPLIT, None, names=held_out)
-        progress.say(f"scoring the starting model {inputs.init} on the held-out images (its card's post-processing)")
-        starting = _scores(inputs.init, held_out_examples, start_settings)
-        progress.say(f"starting model: held-out mean F1 {starting['f1_mean']:.3f}")
+            val_postprocess=start_settings.to_dict(), init_from="" if from_scratch else str(inputs.init))
+        how = (f"about {HOLDOUT_FRACTION:.0%}, seed {seed}" if inputs.holdout else "a single image: a strip of it")
+        progress.say(f"{len(inputs.stems)} image(s): training on {len(staged.train)}, holding out {len(staged.held_out)} ({how}) to choose the best epoch and compare: "
+                     + ", ".join(staged.held_out_images))
+        held_out_examples = training.load_examples(staging, HELD_OUT_SPLIT, None)
+        if from_scratch:
+            starting = None
+            progress.say(f"training from scratch: random weights with the architecture and normalization of {inputs.init}")
+        else:
+            progress.say(f"scoring the starting model {inputs.init} on the held-out images (its card's post-processing)")
+            starting = _scores(inputs.init, held_out_examples, start_settings)
+            progress.say(f"starting model: held-out mean F1 {starting['f1_mean']:.3f}")
 
-        trained_card, training_seconds = _train_within(config, minutes, train_names, held_out_examples, scratch,
+        trained_card, training_seconds = _train_within(config, minutes, staged.train, held_out_examples, scratch,
                                                        progress)
 
-        tuned_settings, choice = _choose_postprocess(trained_card, staging, train_names, start_settings, progress)
+        tuned_settings, choice = _choose_postprocess(trained_card, staging, staged.train, start_settings, progress)
         trained = cards.read_card(trained_card)  # with the chosen settings
-        progress.say("scoring the fine-tuned model on the held-out images")
+        progress.say("scoring the trained model on the held-out images")
         finetuned = _scores(trained_card, held_out_examples, tuned_settings)
 
-        kept_start = not finetuned["f1_mean"] > starting["f1_mean"] + min_gain
-        names = dict(zip(inputs.stems, inputs.images))
+        kept_start = not from_scratch and not finetuned["f1_mean"] > starting["f1_mean"] + min_gain
         record = {
             "result": "starting model kept: fine-tuning did not beat it on the held-out images" if kept_start
-            else "fine-tuned model",
-            "kept_starting_model": kept_start,
+            else "trained from scratch" if from_scratch else "fine-tuned model",
+            "kept_starting_model": kept_start, "from_scratch": from_scratch,
             "images_folder": str(Path(images_dir)), "masks_folder": str(Path(masks_dir)),
-            "training_images": [names[stem].name for stem in train_names],
-            "held_out_images": [names[stem].name for stem in held_out],
-            "held_out_choice": f"seed {seed}, {len(held_out)} of {len(inputs.stems)} images",
+            "training_images": staged.training_images, "held_out_images": staged.held_out_images,
+            "held_out_choice": staged.choice,
             "label_components": label_components,
             "starting_model": {"name": init_card.get("name", inputs.init.stem), "card": str(inputs.init),
-                               "weights_sha256": init_card["sha256"]},
+                               "weights_sha256": init_card["sha256"],
+                               **({"used_for": "architecture, normalization and targets only"} if from_scratch else {})},
             "epochs": trained["training"]["epochs"],
             "steps_per_epoch": trained["training"]["steps"] // max(1, trained["training"]["epochs"]),
             "steps": trained["training"]["steps"], "best_epoch": trained["training"]["best_epoch"],
@@ -617,10 +746,11 @@ def finetune(images_dir: Path, masks_dir: Path, out: Path, init: Path | None = N
             **({"command": command} if command else {}),
         }
         record["total_minutes"] = round(progress.elapsed() / 60, 2)
-        card_path, weights_path = _write_model(inputs, record, trained_card)
+        card_path, weights_path = _write_model(inputs, record, trained_card, staged.held_out)
+    onnx_path = _write_onnx(card_path, progress) if onnx else None
     _report(progress, record, card_path)
-    return FinetuneResult(card_path, weights_path, kept_start, starting["f1_mean"], finetuned["f1_mean"],
-                          list(train_names), list(held_out), record)
+    return FinetuneResult(card_path, weights_path, kept_start, None if starting is None else starting["f1_mean"],
+                          finetuned["f1_mean"], list(staged.train), list(staged.held_out), record, onnx_path)
 
 
 def main(argv=None) -> int:
@@ -628,13 +758,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nucleiseg.finetune", description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=Path, required=True, help="folder of greyscale images (PNG/TIFF)")
     parser.add_argument("--masks", type=Path, required=True,
-                        help="folder of instance-label masks, one per image, same file stem (16-bit labels)")
+                        help="folder of instance-label masks, one per image, named as the image (or with an ending "
+                             "such as _masks or _labels; 16-bit labels)")
     parser.add_argument("--out", type=Path, required=True, help="model path without suffix, e.g. my-models/plate1")
     parser.add_argument("--init", type=Path, help=f"starting model card (default: {default_init()})")
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget in minutes (default 15)")
     parser.add_argument("--label-components", action="store_true",
                         help="masks are binary or semantic: make each connected object a nucleus")
-    parser.add_argument("--holdout", type=int, help="images held out (default: about 20 %%, at least 1)")
+    parser.add_argument("--holdout", type=int, help="images held out (default: about 20 %%, at least 1; "
+                                                    "a single image: a strip of it)")
     parser.add_argument("--seed", type=int, default=0, help="chooses the held-out images and seeds training")
     parser.add_argument("--crop", type=int, default=256, help="training crop edge in pixels (default 256)")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -643,13 +775,17 @@ def main(argv=None) -> int:
                         help="robust (default): every augmentation; standard: flips and intensity")
     parser.add_argument("--min-gain", type=float, default=0.0,
                         help="held-out mean F1 the fine-tuned model must gain to replace the starting one (default 0)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="random starting weights (the --init card gives only the architecture and normalization)")
+    parser.add_argument("--no-onnx", action="store_true", help="do not write the ONNX file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing card at --out")
     args = parser.parse_args(argv)
     try:
         finetune(args.images, args.masks, args.out, init=args.init, minutes=args.minutes,
                  label_components=args.label_components, holdout=args.holdout, seed=args.seed, crop=args.crop,
                  batch_size=args.batch_size, learning_rate=args.learning_rate, augmentation=args.augmentation,
-                 min_gain=args.min_gain, overwrite=args.overwrite,
+                 min_gain=args.min_gain, overwrite=args.overwrite, from_scratch=args.from_scratch,
+                 onnx=not args.no_onnx,
                  command=" ".join(["python -m nucleiseg.finetune", *(argv if argv is not None else sys.argv[1:])]))
     except ValueError as error:  # DataError and ModelError are ValueErrors
         print(f"{parser.prog}: error: {error}", file=sys.stderr)

@@ -84,14 +84,17 @@ def finetuned(data, start, tmp_path_factory):
 def test_the_command_writes_a_loadable_card_with_what_it_did(finetuned, data, start):
     out, printed, argv = finetuned
     card_path = out.with_suffix(".json")
-    assert sorted(p.name for p in out.parent.iterdir()) == ["plate1.json", "plate1.weights.h5"]
-    model = cards.load(card_path)  # checksum verified, network built
+    assert sorted(p.name for p in out.parent.iterdir()) == ["plate1.json", "plate1.onnx", "plate1.weights.h5"]
+    model = cards.load(card_path, engine="tensorflow")  # checksum verified, network built
     card = json.loads(card_path.read_text())
+    # The ONNX file is the trained weights' (its card fields as the export writes them).
+    assert card["onnx"] == "plate1.onnx" and card["onnx_sha256"] == cards.sha256_of(out.parent / "plate1.onnx")
+    assert card["onnx_weights_sha256"] == card["sha256"] and cards.load(card_path, engine="onnxruntime").engine == "onnxruntime"
     record = card["fine_tuning"]
     start_card = json.loads(start.read_text())
     assert card["name"] == "plate1" and card["architecture"] == start_card["architecture"]
     assert model.normalization == start_card["normalization"]
-    assert not record["kept_starting_model"] and record["result"] == "fine-tuned model"
+    assert not record["kept_starting_model"] and record["result"] == "fine-tuned model" and not record["from_scratch"]
     # Every image is used once: about 20 % held out (one of four), the rest trained on.
     everything = sorted(p.name for p in (data / "images").iterdir())
     assert len(record["held_out_images"]) == 1
@@ -137,7 +140,8 @@ def test_the_held_out_scores_are_the_metric_of_the_one_inference_path(finetuned,
     image = layouts.read_image(data / "images" / name)
     labels = layouts.read_labels(data / "masks" / name)
     for card, key in ((start, "starting_model"), (card_path, "fine_tuned")):
-        predicted = segment(image, cards.load(card), cards.tuned_postprocess(card))[1]
+        # TensorFlow: the engine the held-out images were scored with, before the ONNX file existed.
+        predicted = segment(image, cards.load(card, engine="tensorflow"), cards.tuned_postprocess(card))[1]
         assert record["held_out_scores"][key]["f1_mean"] == pytest.approx(score_image(labels, predicted).f1_mean)
 
 
@@ -206,6 +210,37 @@ def test_cellprofilers_unet_module_accepts_the_card(finetuned):
     np.testing.assert_array_equal(found, expected)
 
 
+def test_headless_cellprofiler_runs_the_card_in_the_unet_pipeline(finetuned, data, tmp_path):
+    """What a user does next: unet.cppipe with *Custom model file* set to the card, headless."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("cellprofiler_core")
+    from plugin_files import PLUGINS_DIR
+
+    from nucleiseg.inference import segment
+
+    out, _, _ = finetuned
+    card_path = out.with_suffix(".json")
+    made = subprocess.run([sys.executable, "-m", "nucleiseg_cellprofiler.pipelines", "unet", "--model-card", str(card_path),
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr[-2000:]
+    pipeline = tmp_path / "unet.cppipe"
+    assert f"Model card file:{card_path.resolve()}" in pipeline.read_text().replace("\\\\", "/")
+    listing = tmp_path / "files.txt"
+    listing.write_text("".join(f"{path}\n" for folder in ("images", "masks") for path in sorted((data / folder).iterdir())))
+    env = dict(os.environ, HOME=str(tmp_path))  # CellProfiler's config stays out of the real home
+    run = subprocess.run([os.path.join(os.path.dirname(sys.executable), "cellprofiler"), "-c", "-r", "-p", str(pipeline),
+                          "--plugins-directory", str(PLUGINS_DIR), "-e", "imageio_reader", "-o", str(tmp_path / "out"),
+                          "--file-list", str(listing)], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    model, settings = cards.load(card_path), cards.tuned_postprocess(card_path)
+    for image_path in sorted((data / "images").iterdir()):
+        found = layouts.read_labels(tmp_path / "out" / "labels" / f"{image_path.stem}.tiff")
+        np.testing.assert_array_equal(found, segment(layouts.read_image(image_path), model, settings)[1])
+
+
 def test_the_starting_model_is_kept_when_fine_tuning_does_not_beat_it(data, start, tmp_path):
     printed = io.StringIO()
     result = finetune.finetune(data / "images", data / "masks", tmp_path / "kept", init=start, minutes=0.05,
@@ -240,10 +275,26 @@ def test_missing_and_unmatched_masks_are_all_named(data, start, tmp_path):
     images, masks = copy_folder(data, tmp_path)
     (masks / "synth_001.png").unlink()
     (masks / "synth_002.png").unlink()
-    shutil.copy(data / "masks" / "synth_000.png", masks / "synth_000_mask.png")
+    shutil.copy(data / "masks" / "synth_000.png", masks / "synth_000_extra.png")
     message = refused(images, masks, tmp_path / "out" / "m", init=start)
-    assert f"2 image(s) without a mask of the same stem in {masks}: {images / 'synth_001.png'}, {images / 'synth_002.png'}" in message
-    assert f"1 mask(s) without an image of the same stem in {images}: {masks / 'synth_000_mask.png'}" in message
+    assert (f"2 image(s) without a mask in {masks} (named as the image, or with one of the endings "
+            f"{', '.join(layouts.MASK_SUFFIXES)}): {images / 'synth_001.png'}, {images / 'synth_002.png'}") in message
+    assert f"1 mask(s) without an image of the same stem in {images}: {masks / 'synth_000_extra.png'}" in message
+
+
+def test_masks_named_after_their_image_with_an_ending_are_paired(data, start, tmp_path):
+    images, masks = copy_folder(data, tmp_path)
+    for stem, ending in (("synth_000", "_masks"), ("synth_001", "_cp_masks"), ("synth_002", "-Labels")):
+        (masks / f"{stem}.png").rename(masks / f"{stem}{ending}.png")
+    checked = finetune.check_inputs(images, masks, tmp_path / "out" / "m", init=start, crop=SIZE)
+    assert checked.stems == [f"synth_{i:03d}" for i in range(N_IMAGES)]
+    assert [path.name for path in checked.masks] == ["synth_000_masks.png", "synth_001_cp_masks.png",
+                                                     "synth_002-Labels.png", "synth_003.png"]
+    assert "masks paired by the image's stem followed by '-labels' (1), '_cp_masks' (1), '_masks' (1)" in checked.notes
+    # Two masks for one image: both named, nothing trained.
+    shutil.copy(masks / "synth_003.png", masks / "synth_003_mask.png")
+    message = refused(images, masks, tmp_path / "out" / "m", init=start)
+    assert f"several masks for the image stem 'synth_003': {masks / 'synth_003.png'}, {masks / 'synth_003_mask.png'}" in message
 
 
 def test_missing_folders_are_named(start, tmp_path):
@@ -306,13 +357,55 @@ def test_images_smaller_than_the_crop_are_named_with_a_crop_that_fits(data, star
         data / "images", data / "masks", tmp_path / "out" / "m", init=start, crop=60)
 
 
-def test_fewer_than_two_images_are_refused(data, start, tmp_path):
+def test_a_single_image_too_small_to_split_is_refused(data, start, tmp_path):
     images, masks = tmp_path / "images", tmp_path / "masks"
     images.mkdir(), masks.mkdir()
     shutil.copy(data / "images" / "synth_000.png", images)
     shutil.copy(data / "masks" / "synth_000.png", masks)
     message = refused(images, masks, tmp_path / "out" / "m", init=start)
-    assert f"1 matched image(s) in {images}; fine-tuning needs at least 2" in message
+    assert (f"{images / 'synth_000.png'}: the only image, 48x48, is too small to hold out a strip of 32 pixels and "
+            f"train on the rest: the rest would be smaller than the 48-pixel crop; annotate a second image or pass a "
+            "smaller --crop") in message
+    assert "--holdout 1: with one image, a strip of it is held out" in refused(
+        images, masks, tmp_path / "out" / "m", init=start, crop=8, holdout=1)
+    (masks / "synth_000.png").unlink()
+    assert f"no matched image in {images}" in refused(images, masks, tmp_path / "out" / "m", init=start)
+
+
+def test_a_single_image_is_split_into_a_training_part_and_a_held_out_strip():
+    image = np.arange(100 * 140, dtype=np.uint16).reshape(100, 140)
+    labels = np.zeros((100, 140), np.int32)
+    labels[10:20, 10:20], labels[40:60, 100:120], labels[70:80, 130:140] = 5, 9, 2  # 9 is cut by the border
+    (train_image, train_labels), (held_image, held_labels), where = finetune.split_single_image(image, labels, crop=96)
+    # The longer side (140 columns): 20 % (28) is less than the 32-pixel minimum.
+    assert where == "its last 32 columns" and train_image.shape == (100, 108) and held_image.shape == (100, 32)
+    np.testing.assert_array_equal(np.hstack([train_image, held_image]), image)
+    assert sorted(np.unique(train_labels)) == [0, 1, 2] and sorted(np.unique(held_labels)) == [0, 1, 2]
+    np.testing.assert_array_equal(np.hstack([train_labels, held_labels]) > 0, labels > 0)
+    assert "smaller than the 120-pixel crop" in finetune.split_single_image(image, labels, crop=120)
+    labels[:, 108:] = 0
+    assert finetune.split_single_image(image, labels, crop=96) == "its held-out strip (the last 32 columns) has no nucleus"
+
+
+def test_one_image_trains_from_scratch_on_its_training_part(start, tmp_path):
+    folder = tmp_path / "one"
+    synthetic.generate(folder, n=1, size=96)
+    printed = io.StringIO()
+    result = finetune.finetune(folder / "images", folder / "masks", tmp_path / "mine" / "scratch", init=start,
+                               minutes=0.05, crop=SIZE, from_scratch=True, onnx=False, stream=printed)
+    card = json.loads(result.card.read_text())
+    record = card["fine_tuning"]
+    assert sorted(p.name for p in result.card.parent.iterdir()) == ["scratch.json", "scratch.weights.h5"]
+    assert record["from_scratch"] and not result.kept_starting_model and result.starting_f1 is None
+    assert record["result"] == "trained from scratch" and "initial_weights" not in card["training"]
+    assert record["training_images"] == ["synth_000.png (all but last 32 columns)"]
+    assert record["held_out_images"] == ["synth_000.png (its last 32 columns)"]
+    assert card["training"]["held_out_for_validation"] == ["synth_000.held-out"]
+    assert record["held_out_scores"]["starting_model"] is None and record["held_out_scores"]["fine_tuned"]["images"] == 1
+    assert record["learning_rate"] == pytest.approx(1e-3)  # the model type's rate, not a fine-tune's fifth of it
+    assert record["postprocess"]["starting_model"] == finetune.PostprocessSettings().to_dict()
+    assert "starting model  -      (none: trained from scratch" in printed.getvalue()
+    cards.load(result.card)
 
 
 def test_an_out_inside_models_is_refused_even_with_overwrite(data, start, tmp_path):

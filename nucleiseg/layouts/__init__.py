@@ -4,7 +4,8 @@ Import from here (``from nucleiseg import layouts``; ``layouts.select(...)``).  
 
 ``file_stems``
     :func:`files_by_stem`: the one listing of image files by stem, with the accepted
-    suffixes in :data:`IMAGE_SUFFIXES`.
+    suffixes in :data:`IMAGE_SUFFIXES`; :func:`masks_for_images` pairs masks named
+    ``<image stem><suffix>`` (:data:`MASK_SUFFIXES`) with their images.
 ``image_io``
     :func:`read_image`, :func:`read_labels` (also BBBC039's colour-coded masks),
     :func:`write_tiff`: single files, each error naming its file.
@@ -36,7 +37,7 @@ from .data_folders import (
     select,
     split_file,
 )
-from .file_stems import IMAGE_SUFFIXES, files_by_stem, image_stem
+from .file_stems import IMAGE_SUFFIXES, MASK_SUFFIXES, files_by_stem, image_stem, masks_for_images
 from .image_io import MAX_LABEL, colour_to_labels, consecutive_labels, read_array, read_image, read_labels, write_tiff
 from .manifest import image_kinds, manifest_marks, manifest_stems, marked_pairs
 
@@ -47,6 +48,7 @@ __all__ = [
     "LAYOUTS",
     "LAYOUT_BBBC039",
     "LAYOUT_OURS",
+    "MASK_SUFFIXES",
     "MAX_LABEL",
     "SPLITS",
     "CheckedPair",
@@ -65,6 +67,7 @@ __all__ = [
     "manifest_marks",
     "manifest_stems",
     "marked_pairs",
+    "masks_for_images",
     "materialize",
     "prepare",
     "read_array",

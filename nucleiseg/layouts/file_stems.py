@@ -61,3 +61,50 @@ def image_stem(name: str) -> str:
     if Path(base).suffix.lower() in IMAGE_SUFFIXES:
         return Path(base).stem
     return base
+
+
+#: Endings that annotation tools and pipelines put after an image's stem in its mask's name
+#: (Cellpose ``_cp_masks``, napari and Fiji exports ``_labels``/``_mask``); longest first, so
+#: ``a_cp_masks`` is read as ``a`` and not as ``a_cp``.
+MASK_SUFFIXES = tuple(sorted({f"{sep}{word}" for sep in "_-" for word in ("cp_masks", "masks", "mask", "labels", "label")},
+                             key=lambda suffix: (-len(suffix), suffix)))
+
+
+def masks_for_images(image_stems, masks: dict[str, list[Path]]) -> tuple[dict[str, list[Path]], list[Path], dict[str, int]]:
+    """Pair masks with images by stem, accepting a mask named after its image plus a mask suffix.
+
+    Parameters
+    ----------
+    image_stems : iterable of str
+        Stems of the images.
+    masks : dict of str to list of Path
+        Mask files per stem, as :func:`files_by_stem` gives them.
+
+    Returns
+    -------
+    by_image : dict of str to list of Path
+        Masks per image stem (more than one is left to the caller to report). A mask whose stem
+        is an image's pairs with it; otherwise one whose stem is an image's followed by one of
+        :data:`MASK_SUFFIXES` (``a_masks.tif`` with ``a.png``; case ignored in the suffix).
+    unmatched : list of Path
+        Masks of no image, sorted.
+    suffixes : dict of str to int
+        How many masks each suffix paired.
+    """
+    images = set(image_stems)
+    by_image: dict[str, list[Path]] = {}
+    unmatched, suffixes = [], {}
+    for stem, paths in masks.items():
+        target, used = (stem, None) if stem in images else (None, None)
+        if target is None:
+            for suffix in MASK_SUFFIXES:
+                if stem.lower().endswith(suffix) and stem[: -len(suffix)] in images:
+                    target, used = stem[: -len(suffix)], suffix
+                    break
+        if target is None:
+            unmatched.extend(paths)
+            continue
+        by_image.setdefault(target, []).extend(paths)
+        if used:
+            suffixes[used] = suffixes.get(used, 0) + len(paths)
+    return by_image, sorted(unmatched), suffixes
