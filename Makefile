@@ -7,7 +7,7 @@ SPLIT   ?= val
 PIPELINES ?= basic,advanced,unet,deepcell
 OUT     ?= out/benchmark
 
-.PHONY: venv test test-slow test-backends benchmark clean gui-deps gui-test check-onnx onnx
+.PHONY: venv test test-slow test-backends benchmark clean gui-deps gui-test check-onnx onnx check-bioimageio
 
 # The lock is installed with --no-deps: cellprofiler-nightly declares wxPython and
 # mysqlclient, which headless runs do not need and which do not build here.
@@ -63,6 +63,25 @@ check-onnx: $(VENV_ONNX)/.installed
 onnx: venv
 	$(PY) -m nucleiseg.export --shipped --onnx
 
+# ---- The bioimage.io package of the shipped general U-Net, validated by bioimageio.core -------
+# Written with the main .venv (Keras and ONNX Runtime), validated offline in .venv-bioimageio
+# (requirements-bioimageio.lock: bioimageio.core brings numpy 2, so it has its own environment);
+# test_model runs both weights formats on the package's test input.
+VENV_BIOIMAGEIO ?= .venv-bioimageio
+BIOIMAGEIO_OUT  ?= out/bioimageio/unet.zip
+
+$(VENV_BIOIMAGEIO)/.installed: requirements-bioimageio.lock
+	test -x $(VENV_BIOIMAGEIO)/bin/python || $(PYTHON3) -m venv $(VENV_BIOIMAGEIO)
+	echo '*' > $(VENV_BIOIMAGEIO)/.gitignore
+	$(VENV_BIOIMAGEIO)/bin/python -m pip install --quiet --no-deps -r requirements-bioimageio.lock
+	touch $@
+
+check-bioimageio: venv $(VENV_BIOIMAGEIO)/.installed
+	mkdir -p $(dir $(BIOIMAGEIO_OUT))
+	$(PY) -m nucleiseg.export "$$($(PY) -c 'from nucleiseg import model_types; print(model_types.get("unet").default_card)')" \
+		--bioimageio $(BIOIMAGEIO_OUT)
+	$(VENV_BIOIMAGEIO)/bin/python tests/check_bioimageio_package.py $(BIOIMAGEIO_OUT)
+
 # ---- CellProfiler's GUI under Xvfb (tests marked `gui`; not part of `make test`) --------------
 # wxPython has no Linux wheel on PyPI; Debian's python3-wxgtk4.0 serves /usr/bin/python3, so the
 # GUI environment is a venv of that Python that also sees the system site-packages (wx).
@@ -93,4 +112,4 @@ gui-test: $(VENV_GUI)/.installed
 	$(PY_GUI) -m pytest -m gui -q -p no:cacheprovider tests/test_gui.py
 
 clean:
-	rm -rf $(VENV) $(VENV_GUI) $(VENV_ONNX) .venv-jax .venv-torch out .pytest_cache
+	rm -rf $(VENV) $(VENV_GUI) $(VENV_ONNX) $(VENV_BIOIMAGEIO) .venv-jax .venv-torch out .pytest_cache
