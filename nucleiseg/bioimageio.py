@@ -402,9 +402,10 @@ test input with the preprocessing above.
 
 ## Limitations
 
-Trained on fluorescence nuclei at roughly 20-40x; brightfield, histology or very
-different magnifications are out of its domain. It is not robust to strong blur or noise
-(see nucleiseg's robustness benchmark).
+Trained on the fluorescence images named under Training only; brightfield, histology
+and other modalities are outside its domain. nucleiseg's robustness benchmark finds it
+not yet robust to strong changes of the images (blur, noise, scale): check it on your own
+images before relying on it.
 
 ## Citation
 
