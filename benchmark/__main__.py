@@ -7,6 +7,7 @@
     python -m benchmark pipelines        # list the pipelines that exist
     python -m benchmark learning-curve ...   # paper Figure 4, see benchmark/learning_curve.py
     python -m benchmark transfer ...         # paper Figure 5, see benchmark/transfer.py
+    python -m benchmark finetune-curve ...   # how many images to annotate, see benchmark/finetune_curve.py
     python -m benchmark robustness ...       # the split and perturbed copies of it, see benchmark/robustness.py
     python -m benchmark leave-one-kind-out ...   # train without one kind of image, score on it
     python -m benchmark speed metric|unet|deepcell-modes|throughput|training ...   # see benchmark/speed/
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from nucleiseg.layouts import LAYOUTS, DataError
 
-from . import compare, leave_one_kind_out, learning_curve, robustness, speed, transfer
+from . import compare, finetune_curve, leave_one_kind_out, learning_curve, robustness, speed, transfer
 from .errors import BenchmarkError, PipelineError
 from .pipeline_files import PIPELINES_DIR, available_pipelines
 from .report import regenerate
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_parser(sub)
     sub.add_parser("pipelines", help="list the pipelines in pipelines/").set_defaults(handler=pipelines_command)
     learning_curve.add_parser(sub)  # the paper's experiments: Figures 4 and 5
+    finetune_curve.add_parser(sub)  # Figure 4 as a user lives it: the fine-tuning command on 1, 2, 4 ... images
     transfer.add_parser(sub)
     leave_one_kind_out.add_parser(sub)
     robustness.add_parser(sub)

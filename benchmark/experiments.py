@@ -44,7 +44,7 @@ SCORE_COLUMNS = ("images", "nuclei", "predicted", "f1_mean", "f1_050", "f1_070",
 #: Default reference pipeline of the plots.
 REFERENCE_PIPELINE = "advanced"
 #: Text columns of ``progress.csv`` and ``results.csv``; every other column holds numbers.
-LEDGER_TEXT_COLUMNS = ("model", "trained_on", "held_out", "images_hash", "images_file")
+LEDGER_TEXT_COLUMNS = ("model", "trained_on", "held_out", "start", "images_hash", "images_file")
 
 
 class ExperimentError(ValueError):
