@@ -1,10 +1,11 @@
 """How many images must I annotate? The learning curve the way a user lives it.
 
-    python -m benchmark finetune-curve --data DIR --out OUT [--column bbbc039_field]
+    python -m benchmark finetune-curve --data DIR --out OUT [--kind bbbc039]
         [--sizes 1,2,4,8,16] [--repeats 3] [--minutes 2] [--starts general,scratch] [--seed 0]
 
-For each size ``n`` and repeat, ``n`` training images of one kind (those whose manifest
-``--column`` is non-empty; default the BBBC039 fields) are drawn without replacement, put in a
+For each size ``n`` and repeat, ``n`` training images of one kind (:func:`nucleiseg.layouts.image_kinds`:
+``bbbc039`` for the BBBC039 fields, the default, else an image size such as ``360x360``) are
+drawn without replacement, put in a
 plain folder of images and masks, and given to the one fine-tuning command,
 ``python -m nucleiseg.finetune``, with its defaults and a budget of ``--minutes``: once starting
 from the shipped general U-Net (``general``) and once from random weights with the same budget
@@ -59,12 +60,26 @@ def parse_starts(text: str) -> list[str]:
     return starts
 
 
-def marked_names(data: Path, split: str, column: str) -> list[str]:
-    """Stems of ``split`` whose manifest ``column`` is non-empty (ExperimentError naming ``--column``)."""
+def kind_names(data: Path, split: str, kind: str) -> list[str]:
+    """Stems of ``split`` of one kind (:func:`nucleiseg.layouts.image_kinds` of the data's manifest).
+
+    Raises
+    ------
+    ExperimentError
+        Naming ``--kind`` (with the kinds there are) or the manifest.
+    """
+    manifest = Path(data) / "manifest.csv"
+    if not manifest.is_file():
+        raise ex.ExperimentError(f"--data {data}: no manifest.csv, which says each image's kind")
     try:
-        return [pair.stem for pair in layouts.marked_pairs(data, split, column)]
+        kinds = layouts.image_kinds(manifest)
     except ValueError as error:
-        raise ex.ExperimentError(f"--column: {error}") from None
+        raise ex.ExperimentError(f"--data: {error}") from None
+    names = [pair.stem for pair in layouts.list_pairs(data, split) if kinds.get(pair.stem) == kind]
+    if not names:
+        known = sorted(set(kinds.values()))
+        raise ex.ExperimentError(f"--kind {kind!r}: no {split} image of that kind in {data}; kinds: {', '.join(known)}")
+    return names
 
 
 def link_folder(data: Path, names: list[str], dest: Path, split: str | None = None) -> Path:
@@ -120,7 +135,7 @@ def score(eval_data: Path, pipeline: str, out: Path, workers: int) -> dict:
     return ex.summarize(result.per_image)
 
 
-def run(data: Path, out: Path, column: str = "bbbc039_field", sizes=(1, 2, 4, 8, 16), repeats: int = 3,
+def run(data: Path, out: Path, kind: str = "bbbc039", sizes=(1, 2, 4, 8, 16), repeats: int = 3,
         minutes: float = 2.0, starts=STARTS, seed: int = 0, train_split: str = "train", val_split: str = "val",
         workers: int = 1, command: str = "", trainer=None, scorer=None) -> list[dict]:
     """Fine-tune and score every (size, repeat, start) not yet recorded in ``out``; write the outputs when all are done.
@@ -133,10 +148,10 @@ def run(data: Path, out: Path, column: str = "bbbc039_field", sizes=(1, 2, 4, 8,
     data, out = Path(data), Path(out)
     if minutes <= 0:
         raise ex.ExperimentError(f"--minutes {minutes}: must be positive")
-    train_names = marked_names(data, train_split, column)
-    val_names = marked_names(data, val_split, column)
+    train_names = kind_names(data, train_split, kind)
+    val_names = kind_names(data, val_split, kind)
     subsets = sample_subsets(train_names, list(sizes), repeats, seed)
-    settings = {"experiment": "finetune-curve", "data": str(data.resolve()), "column": column, "train_split": train_split,
+    settings = {"experiment": "finetune-curve", "data": str(data.resolve()), "kind": kind, "train_split": train_split,
                 "val_split": val_split, "val_images": val_names, "minutes": minutes, "seed": seed,
                 "starting_model": str(model_types.get("unet").default_card)}
     ledger = ex.Ledger(out, settings, COLUMNS)
@@ -150,7 +165,7 @@ def run(data: Path, out: Path, column: str = "bbbc039_field", sizes=(1, 2, 4, 8,
     keys = [(n, repeat, start) for repeat in range(1, repeats + 1) for n in sorted(sizes) for start in starts]
     todo = [key for key in keys if not ledger.done(model_name(*key))]
     log(f"finetune-curve: {len(keys)} models requested, {len(keys) - len(todo)} already done; {len(train_names)} "
-        f"{column} training images, {len(val_names)} evaluation images, {minutes:g} min per model")
+        f"{kind} training images, {len(val_names)} evaluation images, {minutes:g} min per model")
     for index, (n, repeat, start) in enumerate(todo, start=1):
         name = model_name(n, repeat, start)
         names = subsets[(n, repeat)]
@@ -259,7 +274,7 @@ def report(rows: list[dict], references: dict, settings: dict, command: str, n_t
         f"Finished {ex.stamp()}; {len(rows)} models. Command:", "", *ex.command_block(command), "",
         answer(rows, references), "",
         f"Each model: n images drawn without replacement from the {n_train} `{settings['train_split']}` images of "
-        f"`{settings['data']}` whose manifest column `{settings['column']}` is set (the lists are in `subsets/`), "
+        f"`{settings['data']}` of kind `{settings['kind']}` (`nucleiseg.layouts.image_kinds`; the lists are in `subsets/`), "
         f"given to `python -m nucleiseg.finetune` with its defaults (held-out images, robust augmentation, "
         f"post-processing tuned on the training images, the better of start and result kept) and a budget of "
         f"{settings['minutes']:g} minutes instead of its default 15; `scratch` adds `--from-scratch`. Minutes are "
@@ -290,7 +305,8 @@ def add_parser(sub) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="data folder in our layout with a manifest.csv")
     parser.add_argument("--out", required=True, type=Path, help="output folder (resumes the models already recorded there)")
-    parser.add_argument("--column", default="bbbc039_field", help="manifest column marking the kind (default bbbc039_field)")
+    parser.add_argument("--kind", default="bbbc039", help="kind of image (nucleiseg.layouts.image_kinds): bbbc039 "
+                        "(default) or a size such as 360x360")
     parser.add_argument("--sizes", default="1,2,4,8,16", help="numbers of annotated images (default 1,2,4,8,16)")
     parser.add_argument("--repeats", type=int, default=3, help="draws per size (default 3)")
     parser.add_argument("--minutes", type=float, default=2.0, help="fine-tuning budget per model (default 2)")
@@ -305,6 +321,6 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     """Run the sub-command from parsed arguments; returns the exit status."""
     def body():
-        run(args.data, args.out, args.column, parse_sizes(args.sizes), args.repeats, args.minutes, parse_starts(args.starts),
+        run(args.data, args.out, args.kind, parse_sizes(args.sizes), args.repeats, args.minutes, parse_starts(args.starts),
             args.seed, args.train_split, args.val_split, args.workers, command=ex.canonical_command("finetune-curve", args))
     return ex.run_cli(body)

@@ -16,7 +16,7 @@ from nucleiseg import cards, synthetic
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """12 synthetic images: 8 train (5 marked as the kind), 4 val (3 marked), with a manifest."""
+    """12 synthetic images: 8 train (5 marked as BBBC039 fields), 4 val (3 marked), with a manifest."""
     folder = tmp_path_factory.mktemp("data")
     synthetic.generate(folder, n=12, size=48)
     stems = sorted(p.stem for p in (folder / "images").iterdir())
@@ -25,9 +25,9 @@ def data(tmp_path_factory):
     marked = set(stems[:5]) | set(stems[8:11])
     with open(folder / "manifest.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["name", "split", "kind"])
+        writer.writerow(["name", "height", "width", "split", "bbbc039_field"])
         for i, stem in enumerate(stems):
-            writer.writerow([stem, "train" if i < 8 else "val", "x" if stem in marked else ""])
+            writer.writerow([stem, 48, 48, "train" if i < 8 else "val", "x" if stem in marked else ""])
     return folder, stems
 
 
@@ -68,7 +68,7 @@ def test_the_curve_draws_from_the_kind_scores_on_its_val_images_and_resumes(data
     folder, stems = data
     stand = StandIns()
     out = tmp_path / "curve"
-    rows = fc.run(folder, out, column="kind", sizes=[1, 2, 4], repeats=2, minutes=0.5, trainer=stand.trainer,
+    rows = fc.run(folder, out, kind="bbbc039", sizes=[1, 2, 4], repeats=2, minutes=0.5, trainer=stand.trainer,
                   scorer=stand.scorer)
     assert len(rows) == 12 and len(stand.trained) == 12
     # Only marked training images are drawn; the evaluation folder links the marked val images.
@@ -93,11 +93,11 @@ def test_the_curve_draws_from_the_kind_scores_on_its_val_images_and_resumes(data
     assert (out / "plots" / "finetune_curve.png").stat().st_size > 0 and (out / "results.csv").is_file()
     # Run again: everything is recorded, nothing is trained; only the references are scored again.
     again = StandIns()
-    fc.run(folder, out, column="kind", sizes=[1, 2, 4], repeats=2, minutes=0.5, trainer=again.trainer, scorer=again.scorer)
+    fc.run(folder, out, kind="bbbc039", sizes=[1, 2, 4], repeats=2, minutes=0.5, trainer=again.trainer, scorer=again.scorer)
     assert again.trained == [] and again.scored == ["unet", "advanced"]
     # Other settings into the same folder are refused rather than mixed.
     with pytest.raises(ex.ExperimentError, match="minutes differ"):
-        fc.run(folder, out, column="kind", sizes=[1], repeats=1, minutes=1.0, trainer=again.trainer, scorer=again.scorer)
+        fc.run(folder, out, kind="bbbc039", sizes=[1], repeats=1, minutes=1.0, trainer=again.trainer, scorer=again.scorer)
 
 
 def test_the_answer_says_when_no_size_is_enough():
@@ -112,13 +112,15 @@ def test_the_answer_says_when_no_size_is_enough():
 
 
 def test_bad_settings_are_named(data, tmp_path):
-    folder, _ = data
-    with pytest.raises(ex.ExperimentError, match="--column: .*'nonesuch'"):
-        fc.run(folder, tmp_path / "a", column="nonesuch", trainer=None, scorer=None)
+    folder, stems = data
+    with pytest.raises(ex.ExperimentError, match="--kind 'nonesuch': no train image of that kind in .*; kinds: 48x48, bbbc039"):
+        fc.run(folder, tmp_path / "a", kind="nonesuch")
+    # The unmarked images are a kind of their own, named by their size.
+    assert fc.kind_names(folder, "train", "48x48") == stems[5:8]
     with pytest.raises(ex.ExperimentError, match="--minutes 0"):
-        fc.run(folder, tmp_path / "b", column="kind", minutes=0)
+        fc.run(folder, tmp_path / "b", kind="bbbc039", minutes=0)
     with pytest.raises(ex.ExperimentError, match="larger than the training set"):
-        fc.run(folder, tmp_path / "c", column="kind", sizes=[8])
+        fc.run(folder, tmp_path / "c", kind="bbbc039", sizes=[8])
     with pytest.raises(ex.ExperimentError, match="choose from general, scratch"):
         fc.parse_starts("general,pretrained")
     assert not (tmp_path / "c" / "results.csv").exists()
