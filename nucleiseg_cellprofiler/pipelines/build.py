@@ -13,10 +13,10 @@ pipeline are registered in :mod:`.kinds`; docs/CONVENTIONS.md lists the names ev
 pipeline uses.
 
 The pipelines are written by the installed CellProfiler's modules, so in the format and
-module revisions of that CellProfiler. CellProfiler 4.2.8 loads 5's files only with a
-warning and misreads the settings of its input modules (Images, Metadata, NamesAndTypes are
-a revision older there), so its pipelines are written by 4.2.8 itself, into ``pipelines/cp4/``
-(``--cellprofiler 4``, run in ``.venv-cp42``).
+module revisions of that CellProfiler. CellProfiler 4.2.8 loads 5's files with a warning
+that the result may be unpredictable (its Images, Metadata and NamesAndTypes are a revision
+older and it drops the settings it lacks), so its pipelines are written by 4.2.8 itself, into
+``pipelines/cp4/`` (``--cellprofiler 4``, run in ``.venv-cp42``).
 """
 
 from __future__ import annotations
