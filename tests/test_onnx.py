@@ -384,14 +384,24 @@ def test_speed_unet_names_a_model_without_onnx_files(tmp_path, capsys):
 HEAVY = {"tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx"}
 
 
-def requirement_names(text: str) -> dict[str, str]:
-    """{normalized name: version} of ``name==version`` lines (comments and blank lines skipped)."""
+def requirement_names(text: str, python: str = "3.11") -> dict[str, str]:
+    """{normalized name: version} of ``name==version`` lines that apply to ``python`` (comments and blank lines skipped).
+
+    A line may end in an environment marker (``; python_version < "3.11"``: setup.cfg's pins
+    for CellProfiler 4.2.8 on Python 3.8); it counts only where the marker holds.
+    """
+    from packaging.markers import Marker
+
     pins = {}
     for line in text.splitlines():
         line = line.split("#")[0].strip()
-        if line:
-            name, version = line.split("==")
-            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+        if not line:
+            continue
+        line, _, marker = line.partition(";")
+        if marker.strip() and not Marker(marker.strip()).evaluate({"python_version": python}):
+            continue
+        name, version = line.strip().split("==")
+        pins[re.sub(r"[-_.]+", "-", name).lower()] = version
     return pins
 
 
@@ -409,3 +419,10 @@ def test_the_light_install_brings_onnx_runtime_and_not_tensorflow():
     assert "onnxruntime" in light and not set(light) & HEAVY
     pinned = {name: version for group in (base, *extras.values()) for name, version in group.items()}
     assert {name: full.get(name) for name in pinned} == pinned  # setup.cfg pins what the lock installs
+    # On Python 3.8 (CellProfiler 4.2.8): what requirements-cp42.lock installs, ONNX Runtime and no TensorFlow.
+    cp42 = requirement_names((ROOT / "requirements-cp42.lock").read_text())
+    old = {name: version for group in (requirement_names(config["options"]["install_requires"], "3.8"),
+                                       requirement_names(config["options.extras_require"]["onnx"], "3.8"))
+           for name, version in group.items()}
+    assert old and {name: cp42.get(name) for name in old} == old
+    assert "cellprofiler-core" in old and "onnxruntime" in old and not set(cp42) & HEAVY
