@@ -1,0 +1,42 @@
+"""Training of the 3-class networks (U-Net and DeepCell) on instance-labelled data.
+
+One loop serves both networks: random crops with augmentation, per-pixel
+weighted cross-entropy (boundary weight 10 by default), validation by the
+project's object-level mean F1 after post-processing, best-on-validation
+weights kept, checkpoints every epoch, resume, early stopping and a wall-clock
+budget. DeepCell is trained densely: its dilated whole-image form computes,
+for every pixel of a crop, exactly what the 61x61 patch network computes for
+that pixel's patch, so one crop trains on tens of thousands of patches.
+
+The modules: :mod:`.config` (:class:`TrainConfig`), :mod:`.examples` (images and batches),
+:mod:`.validation` (scoring during training), :mod:`.progress` (time left, the log),
+:mod:`.loop` (:func:`train`) and :mod:`.model_card` (writing the result). Import from here.
+"""
+
+from __future__ import annotations
+
+from .config import TrainConfig
+from .examples import initial_weights, load_examples, make_batch, split_names
+from .loop import build_network, compile_for_training, train, train_step
+from .model_card import export, member_record, training_hardware
+from .progress import clock, seconds_left
+from .validation import score_examples, validation_scores
+
+__all__ = [
+    "TrainConfig",
+    "build_network",
+    "clock",
+    "compile_for_training",
+    "export",
+    "initial_weights",
+    "load_examples",
+    "make_batch",
+    "member_record",
+    "score_examples",
+    "seconds_left",
+    "split_names",
+    "train",
+    "train_step",
+    "training_hardware",
+    "validation_scores",
+]

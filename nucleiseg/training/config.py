@@ -1,0 +1,66 @@
+"""What defines a training run: :class:`TrainConfig`, recorded in the model card."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import augment, model_types, targets
+from ..postprocess import PostprocessSettings
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (recorded in the model card)."""
+
+    network: str = "unet"  # a registered model type (nucleiseg.model_types.names())
+    base_filters: int = 32  # width, for model types that have one (the U-Net)
+    data: str = "../shared/data/dsb2018-fluo"
+    train_split: str = "train"
+    val_split: str = "val"
+    crop: int = 256
+    batch_size: int = 4
+    steps_per_epoch: int = 100
+    epochs: int = 1000
+    max_minutes: float = 0.0  # 0: no wall-clock budget
+    patience: int = 8  # epochs without validation improvement
+    lr_patience: int = 2  # epochs without improvement before the learning rate is halved
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"  # "adam" or "sgd" (DeepCell paper: SGD 0.01, momentum 0.9, Nesterov)
+    class_weights: tuple = targets.DEFAULT_CLASS_WEIGHTS
+    boundary_width: int = 1
+    normalization: dict = field(default_factory=lambda: {"method": "percentile", "low": 0.1, "high": 99.9})
+    # Flips, gain/offset by default; AugmentationConfig.robust() adds scale and signal variation.
+    augmentation: augment.AugmentationConfig = field(default_factory=augment.AugmentationConfig)
+    val_images: int = 0  # 0: the whole validation split
+    mixed_bfloat16: bool = False
+    seed: int = 0
+    snapshots: int = 1  # >1: ship the best N epochs as an ensemble (snapshot ensemble)
+    # Post-processing for validation during training (PostprocessSettings fields; empty: the
+    # defaults). Settings close to the ones the model will be tuned to judge epochs better.
+    val_postprocess: dict = field(default_factory=dict)
+    # Train (and validate) only on images whose column in the data's manifest.csv is non-empty,
+    # e.g. "bbbc039_field": a model for one imaging setup.
+    subset_column: str = ""
+    # >0: validate on this many images held out of the training split (seeded) instead of the
+    # validation split, which then stays untouched for reporting.
+    holdout: int = 0
+    # Model card (or weights) whose weights the network starts from: fine-tuning.
+    init_from: str = ""
+
+    def validation_split(self) -> str:
+        """The split the validation images come from: the training split when held out."""
+        return self.train_split if self.holdout else self.val_split
+
+    def validation_label(self) -> str:
+        """How cards and logs name where validation came from."""
+        return f"{self.train_split} (held out)" if self.holdout else self.val_split
+
+    def val_settings(self) -> PostprocessSettings:
+        """Validation post-processing: the model type's defaults, overridden by ``val_postprocess``."""
+        return PostprocessSettings.from_dict({**self.model_type().postprocess_defaults, **self.val_postprocess})
+
+    def model_type(self) -> model_types.ModelType:
+        return model_types.get(self.network)
+
+    def architecture(self) -> dict:
+        return self.model_type().architecture(self.base_filters)

@@ -1,0 +1,168 @@
+"""The training loop: steps, validation, best weights, checkpoints, resume, early stopping, budget."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .. import model_types
+from ..layers import BN_MOMENTUM
+from .config import TrainConfig
+from .examples import initial_weights, load_examples, make_batch, split_names
+from .model_card import export
+from .progress import _log, clock, seconds_left
+from .validation import validation_scores
+
+
+def train_step(network, examples, config: TrainConfig, rng: np.random.Generator) -> float:
+    """One optimizer step on a fresh random batch (:func:`make_batch`); returns its loss."""
+    x, y, w = make_batch(examples, config, rng)
+    one_hot = np.eye(len(config.model_type().classes), dtype=np.float32)[y]
+    loss = network.train_on_batch(x, one_hot, sample_weight=w)
+    return float(loss if np.isscalar(loss) else loss[0])
+
+
+def build_network(config: TrainConfig):
+    """A freshly initialised network of ``config``, compiled with its optimizer and loss."""
+    import keras
+
+    network = model_types.build(config.architecture())
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(config.learning_rate, momentum=0.9, nesterov=True)
+    else:
+        optimizer = keras.optimizers.Adam(config.learning_rate)
+    compile_for_training(network, optimizer)
+    return network
+
+
+def compile_for_training(network, optimizer) -> None:
+    """Compile with the training loss: cross-entropy on one-hot targets (:func:`train_step`).
+
+    One-hot rather than sparse: Keras 3.15's sparse cross-entropy fails in its backward pass
+    on the PyTorch backend (``grad_input must be contiguous``) for per-pixel outputs.
+    """
+    import keras
+
+    # XLA (Keras' "auto" on TensorFlow) was slower on this CPU and recompiles per image shape.
+    network.compile(optimizer=optimizer, loss=keras.losses.CategoricalCrossentropy(), jit_compile=False)
+
+
+def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True, network=None) -> Path:
+    """Train, keep the best-on-validation weights, write them with a model card.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    out : Path
+        Model path without suffix, e.g. ``models/unet/unet-dsb2018``; writes
+        ``<out>.weights.h5`` and ``<out>.json``.
+    checkpoints : Path
+        Folder for ``last.keras`` (full model with optimizer), ``best.weights.h5``
+        and ``state.json``; training resumes from it when ``resume``.
+    network : keras.Model, optional
+        A network from :func:`build_network` for ``config`` to train instead of building one
+        (when not resuming), e.g. one whose first steps were timed: its traced training
+        function is reused, which saves the first step's graph building. Its weights are
+        replaced by ``init_from``'s when that is set; its optimizer state is used as it is.
+
+    Returns
+    -------
+    Path of the model card.
+    """
+    import keras
+
+    out, checkpoints = Path(out), Path(checkpoints)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log = checkpoints / "train.log"
+    keras.utils.set_random_seed(config.seed)
+    if config.mixed_bfloat16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+
+    train_names, val_names, val_source = split_names(config)
+    train_examples = load_examples(config.data, config.train_split, config.normalization, names=train_names)
+    val_examples = load_examples(config.data, config.validation_split(), None, names=val_names)
+    _log(log, f"{len(train_examples)} training images, {len(val_examples)} validation images ({val_source})")
+
+    state_path, last_path, best_path = checkpoints / "state.json", checkpoints / "last.keras", checkpoints / "best.weights.h5"
+    architecture = config.architecture()
+    state = {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": [], "seconds": 0.0, "config": asdict(config)}
+    if resume and state_path.is_file() and last_path.is_file():
+        state = json.loads(state_path.read_text())
+        network = keras.models.load_model(last_path, custom_objects=model_types.custom_objects())
+        # Checkpoints of older runs were compiled with the sparse loss; the optimizer keeps its state.
+        compile_for_training(network, network.optimizer)
+        _log(log, f"resumed at epoch {state['epoch']} (best mean F1 {state['best_f1']:.4f})")
+    else:
+        network = network if network is not None else build_network(config)
+        if config.init_from:
+            network.load_weights(initial_weights(config))
+            _log(log, f"starting from the weights of {config.init_from}")
+            # The bar a fine-tune must clear: scored once, before any step, on the same images.
+            state["starting_weights"] = validation_scores(network, architecture, config.normalization,
+                                                          val_examples, config.val_settings())
+            _log(log, f"starting weights: val mean F1 {state['starting_weights']['f1_mean']:.4f} "
+                      f"error@0.7 {state['starting_weights']['error_rate_070']:.4f}")
+
+    network.jit_compile = False  # checkpoints saved before the line above
+    for layer in network.layers:
+        # Also for checkpoints written before BN_MOMENTUM was lowered.
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = BN_MOMENTUM
+    state.setdefault("learning_rate", config.learning_rate)
+    network.optimizer.learning_rate.assign(state["learning_rate"])
+    rng = np.random.default_rng([config.seed, state["epoch"]])
+    started = time.time() - state["seconds"]
+    stale = 0 if state["best_epoch"] < 0 else state["epoch"] - 1 - state["best_epoch"]
+    epoch_seconds = []  # durations of this invocation's epochs, for the time-left estimate
+    while state["epoch"] < config.epochs:
+        epoch_start = time.time()
+        losses = []
+        for step in range(config.steps_per_epoch):
+            losses.append(train_step(network, train_examples, config, rng))
+            if step % 10 == 0 or step == config.steps_per_epoch - 1:
+                done = (step + 1) / config.steps_per_epoch
+                bar = "#" * int(30 * done)
+                now = time.time()
+                left = seconds_left(config, state["epoch"], now - started, now - epoch_start, step + 1,
+                                    float(np.mean(epoch_seconds)) if epoch_seconds else None)
+                print(f"\repoch {state['epoch'] + 1} [{bar:<30}] {step + 1}/{config.steps_per_epoch} loss {np.mean(losses):.4f}"
+                      f" | {clock(now - started)} elapsed, ~{clock(left)} left", end="", flush=True)
+        print(flush=True)
+        scores = validation_scores(network, architecture, config.normalization, val_examples, config.val_settings())
+        state["epoch"] += 1
+        state["seconds"] = time.time() - started
+        record = {"epoch": state["epoch"], "steps": state["epoch"] * config.steps_per_epoch, "loss": float(np.mean(losses)), **scores, "seconds": round(state["seconds"], 1)}
+        state["history"].append(record)
+        if scores["f1_mean"] > state["best_f1"]:
+            state["best_f1"], state["best_epoch"], stale = scores["f1_mean"], state["epoch"] - 1, 0
+            network.save_weights(best_path)
+        else:
+            stale += 1
+            if stale % config.lr_patience == 0:
+                # Constant-rate training plateaued noisily; halving on plateau settles it.
+                state["learning_rate"] /= 2
+                network.optimizer.learning_rate.assign(state["learning_rate"])
+                _log(log, f"learning rate halved to {state['learning_rate']:.2e}")
+        if config.snapshots > 1:
+            network.save_weights(checkpoints / f"epoch{state['epoch']:04d}.weights.h5")
+        network.save(last_path)
+        state_path.write_text(json.dumps(state, indent=1))
+        epoch_seconds.append(time.time() - epoch_start)
+        _log(log, f"epoch {state['epoch']}: loss {record['loss']:.4f} val mean F1 {scores['f1_mean']:.4f} "
+                  f"error@0.7 {scores['error_rate_070']:.4f} ({time.time() - epoch_start:.0f} s; best {state['best_f1']:.4f})")
+        if stale >= config.patience:
+            _log(log, f"early stop: no validation improvement for {stale} epochs")
+            break
+        if config.max_minutes and state["seconds"] > 60 * config.max_minutes:
+            _log(log, f"wall-clock budget of {config.max_minutes} min reached")
+            break
+    starting = state.get("starting_weights")
+    if starting and state["best_f1"] <= starting["f1_mean"]:
+        _log(log, f"no epoch beat the starting weights on validation (best {state['best_f1']:.4f}, "
+                  f"starting weights {starting['f1_mean']:.4f}): the exported model is not an improvement")
+    return export(config, checkpoints, out, state)

@@ -1,0 +1,134 @@
+"""Writing a finished run's weights with their model card (one network, or a snapshot ensemble)."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from .. import cards, model_types
+from .config import TrainConfig
+from .examples import initial_weights, split_names
+
+
+def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Path:
+    """Write the best weights (or the best ``snapshots`` epochs, as an ensemble) with model cards."""
+    checkpoints, out = Path(checkpoints), Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if config.snapshots <= 1:
+        best = next((h for h in state["history"] if h["epoch"] == state["best_epoch"] + 1), {})
+        return _export_one(config, checkpoints / "best.weights.h5", out, state, best)
+    ranked = sorted(state["history"], key=lambda h: h["f1_mean"], reverse=True)
+    ranked = [h for h in ranked if (checkpoints / f"epoch{h['epoch']:04d}.weights.h5").is_file()][: config.snapshots]
+    member_files = []
+    for index, record in enumerate(sorted(ranked, key=lambda h: h["epoch"]), start=1):
+        member_out = out.with_name(f"{out.name}-{index}")
+        _export_one(config, checkpoints / f"epoch{record['epoch']:04d}.weights.h5", member_out, state, record,
+                    member_of=f"{out.name}.json")
+        member_files.append(f"{member_out.name}.json")
+    description = (f"snapshot ensemble: the {len(member_files)} epochs of one training run that scored best on validation; "
+                   "probabilities are averaged")
+    first = cards.read_card(out.parent / member_files[0])
+    card = {
+        **cards.ensemble_card(out.name, member_files, first, description, config.val_settings().to_dict()),
+        "training": {"data": str(config.data), "split": config.train_split, **_selection_record(config, state),
+                     "epochs": state["epoch"], "steps": state["epoch"] * config.steps_per_epoch,
+                     "wall_seconds": round(state["seconds"])},
+        "history": state["history"],
+    }
+    return cards.save_card(card, Path(f"{out}.json"))
+
+
+def _selection_record(config: TrainConfig, state: dict | None = None) -> dict:
+    """What a card says about the images a run used and the weights it started from (with their
+    validation score before training, when the run recorded it)."""
+    train_names, val_names, _ = split_names(config)
+    record = {"images": len(train_names)}
+    if config.subset_column:
+        record["subset_column"] = config.subset_column
+    if config.holdout:
+        record["held_out_for_validation"] = val_names
+    if config.init_from:
+        weights = initial_weights(config)
+        record["initial_weights"] = {"file": weights.name, "sha256": cards.sha256_of(weights)}
+        if state and "starting_weights" in state:
+            record["initial_weights"]["validation"] = state["starting_weights"]
+    return record
+
+
+def training_hardware() -> str:
+    """What ran the training, for the card: the accelerator Keras' backend uses, else the CPU."""
+    import keras
+
+    cpu = f"{platform.processor() or platform.machine()}, CPU"
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            return cpu if device.platform == "cpu" else f"{device.device_kind} ({device.platform}, JAX)"
+        if backend == "torch":
+            import torch
+
+            return f"{torch.cuda.get_device_name(0)} (CUDA, PyTorch)" if torch.cuda.is_available() else cpu
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            return f"{gpus[0].name} (TensorFlow)" if gpus else cpu
+    except Exception as error:  # a broken accelerator stack should not lose a finished run's card
+        return f"{cpu} (accelerator query failed: {type(error).__name__})"
+    return cpu
+
+
+def member_record(ensemble_card: str) -> dict:
+    """What a member card says about the ensemble it belongs to."""
+    return {"ensemble": ensemble_card,
+            "note": "this card's postprocess is the one validation used during training; "
+                    "the ensemble card holds the settings tuned for the averaged probabilities"}
+
+
+def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best: dict, member_of: str = "") -> Path:
+    import keras
+
+    weights = Path(f"{out}.weights.h5")
+    network = model_types.build(config.architecture())
+    network.load_weights(source)  # float32 copy of that epoch
+    network.save_weights(weights)
+    card = {
+        "name": Path(out).name,
+        "architecture": config.architecture(),
+        "parameters": int(network.count_params()),
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "normalization": config.normalization,
+        "classes": list(config.model_type().classes),
+        "targets": {"boundary_width": config.boundary_width, "definition": config.model_type().targets_definition},
+        "postprocess": config.val_settings().to_dict(),  # what epochs were judged with; tune_postprocess refines it
+        "training": {
+            "data": str(config.data),
+            "split": config.train_split,
+            **_selection_record(config, state),
+            "epochs": state["epoch"],
+            "best_epoch": state["best_epoch"] + 1,
+            "steps": state["epoch"] * config.steps_per_epoch,
+            "steps_of_best": (state["best_epoch"] + 1) * config.steps_per_epoch,
+            "crops_seen": state["epoch"] * config.steps_per_epoch * config.batch_size,
+            "crop": config.crop,
+            "batch_size": config.batch_size,
+            "optimizer": config.optimizer,
+            "learning_rate": config.learning_rate,
+            "loss": f"per-pixel weighted categorical cross-entropy, class weights {list(config.class_weights)}",
+            "augmentation": {"random_crop": config.crop, **config.augmentation.to_dict()},
+            "mixed_bfloat16": config.mixed_bfloat16,
+            "seed": config.seed,
+            "wall_seconds": round(state["seconds"]),
+            "hardware": training_hardware(),
+        },
+        "validation": {"split": config.validation_label(), "during_training": best,
+                       "during_training_postprocess": config.val_settings().to_dict()},
+        "history": state["history"],
+    }
+    if member_of:
+        card["member_of"] = member_record(member_of)
+    return cards.write_card(card, weights)
