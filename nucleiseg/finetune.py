@@ -55,6 +55,8 @@ PATIENCE = 4
 #: from scratch: a fifth of the model type's learning rate (the U-Net: 2e-4, as the shipped
 #: fine-tune for BBBC039-like images).
 LEARNING_RATE_FACTOR = 0.2
+#: How batch normalization is fine-tuned (see :func:`finetune`).
+BATCHNORM = ("frozen", "train")
 #: Augmentation recipes to choose from; robust is the default (see :func:`finetune`).
 AUGMENTATIONS = {"robust": augment.AugmentationConfig.robust, "standard": augment.AugmentationConfig}
 #: Split files of the staging folder: the training images (post-processing is tuned on them
@@ -609,7 +611,7 @@ def finetune(images_dir: Path, masks_dir: Path, out: Path, init: Path | None = N
              label_components: bool = False, holdout: int | None = None, seed: int = 0, crop: int = 256,
              batch_size: int = 4, learning_rate: float | None = None, augmentation: str = "robust",
              min_gain: float = 0.0, overwrite: bool = False, from_scratch: bool = False, onnx: bool = True,
-             command: str = "", stream=None) -> FinetuneResult:
+             batchnorm: str = "frozen", command: str = "", stream=None) -> FinetuneResult:
     """Fine-tune a model on your annotated images and write the better of it and the starting model.
 
     Parameters
@@ -657,6 +659,10 @@ def finetune(images_dir: Path, masks_dir: Path, out: Path, init: Path | None = N
         defaults judge the epochs, and the trained model is always written.
     onnx : bool
         Also write the model's ONNX file when the environment can (see :func:`_write_onnx`).
+    batchnorm : str
+        ``"frozen"`` (default): batch normalization keeps the starting model's statistics and
+        scales, since batches of a few crops of a few images estimate them badly; ``"train"``
+        lets them learn as in training from scratch (which always trains them).
     command : str
         The command line, for the card (the CLI fills it in).
     stream : file, optional
@@ -680,6 +686,8 @@ def finetune(images_dir: Path, masks_dir: Path, out: Path, init: Path | None = N
         raise ValueError(f"--min-gain {min_gain}: must be between -1 and 1 (a difference of mean F1)")
     if learning_rate is not None and not learning_rate > 0:
         raise ValueError(f"--learning-rate {learning_rate}: must be positive")
+    if batchnorm not in BATCHNORM:
+        raise ValueError(f"--batchnorm {batchnorm!r}: expected one of {', '.join(BATCHNORM)}")
     inputs = check_inputs(images_dir, masks_dir, out, init, crop, holdout, minutes, label_components, overwrite,
                           batch_size)
     progress = _Progress(stream)
@@ -701,7 +709,8 @@ def finetune(images_dir: Path, masks_dir: Path, out: Path, init: Path | None = N
             learning_rate=rate, optimizer=model_type.default_optimizer, class_weights=model_type.class_weights(),
             boundary_width=int(init_card.get("targets", {}).get("boundary_width", 1)),
             normalization=init_card["normalization"], augmentation=recipe, seed=seed,
-            val_postprocess=start_settings.to_dict(), init_from="" if from_scratch else str(inputs.init))
+            val_postprocess=start_settings.to_dict(), init_from="" if from_scratch else str(inputs.init),
+            freeze_batchnorm=batchnorm == "frozen" and not from_scratch)
         how = (f"about {HOLDOUT_FRACTION:.0%}, seed {seed}" if inputs.holdout else "a single image: a strip of it")
         progress.say(f"{len(inputs.stems)} image(s): training on {len(staged.train)}, holding out {len(staged.held_out)} ({how}) to choose the best epoch and compare: "
                      + ", ".join(staged.held_out_images))
@@ -740,6 +749,7 @@ def finetune(images_dir: Path, masks_dir: Path, out: Path, init: Path | None = N
             "training_minutes": round(training_seconds / 60, 2), "budget_minutes": minutes,
             "augmentation": {"recipe": augmentation, **recipe.to_dict()},
             "learning_rate": config.learning_rate, "crop": crop, "batch_size": batch_size,
+            "batchnorm": "frozen" if config.freeze_batchnorm else "trained",
             "held_out_scores": {"starting_model": starting, "fine_tuned": finetuned}, "min_gain": min_gain,
             "postprocess": {"starting_model": start_settings.to_dict(), "fine_tuned": tuned_settings.to_dict(),
                             "fine_tuned_choice": choice},
@@ -778,6 +788,8 @@ def main(argv=None) -> int:
     parser.add_argument("--from-scratch", action="store_true",
                         help="random starting weights (the --init card gives only the architecture and normalization)")
     parser.add_argument("--no-onnx", action="store_true", help="do not write the ONNX file")
+    parser.add_argument("--batchnorm", choices=BATCHNORM, default="frozen",
+                        help="frozen (default): keep the starting model's batch-normalization statistics; train: learn them")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing card at --out")
     args = parser.parse_args(argv)
     try:
@@ -785,7 +797,7 @@ def main(argv=None) -> int:
                  label_components=args.label_components, holdout=args.holdout, seed=args.seed, crop=args.crop,
                  batch_size=args.batch_size, learning_rate=args.learning_rate, augmentation=args.augmentation,
                  min_gain=args.min_gain, overwrite=args.overwrite, from_scratch=args.from_scratch,
-                 onnx=not args.no_onnx,
+                 onnx=not args.no_onnx, batchnorm=args.batchnorm,
                  command=" ".join(["python -m nucleiseg.finetune", *(argv if argv is not None else sys.argv[1:])]))
     except ValueError as error:  # DataError and ModelError are ValueErrors
         print(f"{parser.prog}: error: {error}", file=sys.stderr)

@@ -129,6 +129,27 @@ def test_the_command_writes_a_loadable_card_with_what_it_did(finetuned, data, st
     assert f"fine-tuned      {scores['fine_tuned']['f1_mean']:.3f}" in printed
 
 
+def test_batch_normalization_keeps_the_starting_statistics_by_default(finetuned, start):
+    """Fine-tuning on batches of a few crops: the normalization layers stay as the start had them."""
+    import keras
+
+    out, _, _ = finetuned
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["fine_tuning"]["batchnorm"] == "frozen" and card["training"]["freeze_batchnorm"]
+    tuned, first = cards.load(out.with_suffix(".json"), engine="tensorflow"), cards.load(start, engine="tensorflow")
+    frozen = trained = 0
+    for before, after in zip(first.networks[0].layers, tuned.networks[0].layers):
+        if not before.weights:
+            continue
+        same = all(np.array_equal(a, b) for a, b in zip(before.get_weights(), after.get_weights()))
+        if isinstance(before, keras.layers.BatchNormalization):
+            frozen += same
+            assert same, before.name
+        else:
+            trained += not same
+    assert frozen > 0 and trained > 0  # the convolutions did learn
+
+
 def test_the_held_out_scores_are_the_metric_of_the_one_inference_path(finetuned, data, start):
     from nucleiseg.inference import segment
     from nucleiseg.metric import score_image
@@ -403,6 +424,7 @@ def test_one_image_trains_from_scratch_on_its_training_part(start, tmp_path):
     assert card["training"]["held_out_for_validation"] == ["synth_000.held-out"]
     assert record["held_out_scores"]["starting_model"] is None and record["held_out_scores"]["fine_tuned"]["images"] == 1
     assert record["learning_rate"] == pytest.approx(1e-3)  # the model type's rate, not a fine-tune's fifth of it
+    assert record["batchnorm"] == "trained"  # random statistics must be learnt
     assert record["postprocess"]["starting_model"] == finetune.PostprocessSettings().to_dict()
     assert "starting model  -      (none: trained from scratch" in printed.getvalue()
     cards.load(result.card)

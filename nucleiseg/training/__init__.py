@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .config import TrainConfig
 from .examples import initial_weights, load_examples, make_batch, split_names
-from .loop import build_network, compile_for_training, train, train_step
+from .loop import build_network, compile_for_training, freeze_batchnorm, train, train_step
 from .model_card import export, member_record, training_hardware
 from .progress import clock, seconds_left
 from .validation import score_examples, validation_scores
@@ -28,6 +28,7 @@ __all__ = [
     "clock",
     "compile_for_training",
     "export",
+    "freeze_batchnorm",
     "initial_weights",
     "load_examples",
     "make_batch",

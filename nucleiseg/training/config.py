@@ -46,6 +46,9 @@ class TrainConfig:
     holdout: int = 0
     # Model card (or weights) whose weights the network starts from: fine-tuning.
     init_from: str = ""
+    # Batch normalization keeps the starting weights' statistics and scales (inference mode)
+    # instead of learning from batches of a few crops of a few images: for fine-tuning.
+    freeze_batchnorm: bool = False
 
     def validation_split(self) -> str:
         """The split the validation images come from: the training split when held out."""

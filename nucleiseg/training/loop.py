@@ -26,11 +26,24 @@ def train_step(network, examples, config: TrainConfig, rng: np.random.Generator)
     return float(loss if np.isscalar(loss) else loss[0])
 
 
+def freeze_batchnorm(network) -> None:
+    """Batch normalization layers in inference mode, their statistics and scales fixed (Keras 3:
+    a BatchNormalization layer that is not trainable normalizes with its moving statistics).
+    Takes effect at the next compile."""
+    import keras
+
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
 def build_network(config: TrainConfig):
     """A freshly initialised network of ``config``, compiled with its optimizer and loss."""
     import keras
 
     network = model_types.build(config.architecture())
+    if config.freeze_batchnorm:
+        freeze_batchnorm(network)
     if config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(config.learning_rate, momentum=0.9, nesterov=True)
     else:
@@ -94,6 +107,8 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     if resume and state_path.is_file() and last_path.is_file():
         state = json.loads(state_path.read_text())
         network = keras.models.load_model(last_path, custom_objects=model_types.custom_objects())
+        if config.freeze_batchnorm:
+            freeze_batchnorm(network)
         # Checkpoints of older runs were compiled with the sparse loss; the optimizer keeps its state.
         compile_for_training(network, network.optimizer)
         _log(log, f"resumed at epoch {state['epoch']} (best mean F1 {state['best_f1']:.4f})")

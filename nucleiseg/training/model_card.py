@@ -121,6 +121,7 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
             "loss": f"per-pixel weighted categorical cross-entropy, class weights {list(config.class_weights)}",
             "augmentation": {"random_crop": config.crop, **config.augmentation.to_dict()},
             "mixed_bfloat16": config.mixed_bfloat16,
+            "freeze_batchnorm": config.freeze_batchnorm,
             "seed": config.seed,
             "wall_seconds": round(state["seconds"]),
             "hardware": training_hardware(),
