@@ -376,6 +376,12 @@ def reference_scores(path: Path | None, pipeline: str, sets: Mapping[str, list[s
 # --------------------------------------------------------------------------------------------
 
 
+def mean_cell(figures: Mapping, key: str = "f1_mean") -> str:
+    """A report cell: the mean over a setting's models, with ``± sd`` when there were several."""
+    spread = f" ± {figures[key + '_sd']:.3f}" if figures["models"] > 1 else ""
+    return f"{figures[key]:.3f}{spread}"
+
+
 def error_cells(figures: Mapping) -> str:
     """The ``error rate | missed | merges | splits`` cells of a report row (errors at IoU 0.7)."""
     return (f"{float(figures['error_rate_070']):.3f} | {float(figures['missed']):.0f} | {float(figures['merges']):.0f} | "

@@ -286,8 +286,7 @@ def report(rows: list[dict], references: dict, settings: dict, command: str, n_t
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in by_setting(rows):
-        spread = f" ± {t['f1_mean_sd']:.3f}" if t["models"] > 1 else ""
-        lines.append(f"| {t['start']} | {t['n']} | {t['models']} | {t['f1_mean']:.3f}{spread} | {ex.error_cells(t)} | "
+        lines.append(f"| {t['start']} | {t['n']} | {t['models']} | {ex.mean_cell(t)} | {ex.error_cells(t)} | "
                      f"{t['steps']:.0f} | {t['training_minutes']:.1f} | {t['total_minutes']:.1f} | {t['kept']} |")
     for name, label in REFERENCES.items():
         figures = references[name]

@@ -232,9 +232,7 @@ def report(rows, reference, reference_pipeline, reference_note, schedule: ex.Sch
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in by_size(rows):
-        spread = f" ± {t['f1_mean_sd']:.3f}" if t["models"] > 1 else ""
-        lines.append(f"| {t['n']} | {t['models']} | {t['f1_mean']:.3f}{spread} | {t['error_rate_070']:.3f} | {t['missed']:.0f} | "
-                     f"{t['merges']:.0f} | {t['splits']:.0f} | {t['train_seconds']:.0f} |")
+        lines.append(f"| {t['n']} | {t['models']} | {ex.mean_cell(t)} | {ex.error_cells(t)} | {t['train_seconds']:.0f} |")
     if reference:
         lines.append(f"| {reference_pipeline} (reference) | | {float(reference['f1_mean']):.3f} | "
                      f"{float(reference['error_rate_070']):.3f} | {reference['missed']} | {reference['merges']} | {reference['splits']} | |")
