@@ -1,8 +1,8 @@
 """Intensity normalization, identical in training and inference.
 
 A normalization is described by a small dict stored in every model card, e.g.
-``{"method": "percentile", "low": 0.1, "high": 99.9}``; :func:`normalize`
-applies it.
+``{"method": "percentile", "low": 0.1, "high": 99.9}`` or ``{"method": "robust",
+"foreground": 0.5}`` (:func:`robust_normalize`); :func:`normalize` applies it.
 """
 
 from __future__ import annotations
@@ -38,6 +38,49 @@ def percentile_normalize(image: np.ndarray, low: float = 0.1, high: float = 99.9
     if hi - lo < 1e-12:
         return np.zeros_like(image)
     return (image - lo) / np.float32(hi - lo)
+
+
+def robust_normalize(image: np.ndarray, foreground: float = 0.5, inside: np.ndarray | None = None) -> np.ndarray:
+    """Scale by the background and the typical nucleus, not by the brightest pixels.
+
+    The pixels are split into background and foreground by Otsu's threshold on their
+    logarithm (so that a few very bright objects do not pull the threshold up to them);
+    the background's median maps to 0 and the foreground's median to ``foreground``. A few
+    bright objects change neither median much, where they set the 99.9th percentile that
+    :func:`percentile_normalize` scales by and so dim every other nucleus. Values are not
+    clipped; an image without two intensity levels maps to zeros.
+
+    Parameters
+    ----------
+    image : ndarray
+        2-D greyscale image of any numeric dtype.
+    foreground : float
+        Value the median foreground pixel maps to (0.5: where nuclei typically lie after
+        percentile normalization).
+    inside : ndarray of bool, optional
+        Take the statistics over these pixels only (all pixels when None or empty).
+
+    Returns
+    -------
+    ndarray of float32, same shape.
+    """
+    from skimage.filters import threshold_otsu
+
+    if not foreground > 0:
+        raise ValueError(f"robust normalization: foreground level must be positive, got {foreground}")
+    image = np.asarray(image, dtype=np.float32)
+    pixels = pixels_inside(image, inside).ravel()
+    logs = np.log1p(pixels - pixels.min())
+    if logs.max() - logs.min() < 1e-12:
+        return np.zeros_like(image)
+    threshold = threshold_otsu(logs)
+    background, nuclei = pixels[logs <= threshold], pixels[logs > threshold]
+    if not len(nuclei) or not len(background):
+        return np.zeros_like(image)
+    lo, hi = float(np.median(background)), float(np.median(nuclei))
+    if hi - lo < 1e-12:
+        return np.zeros_like(image)
+    return (image - np.float32(lo)) * np.float32(foreground / (hi - lo))
 
 
 def check_mask(mask, shape: tuple[int, ...]) -> np.ndarray:
@@ -76,4 +119,4 @@ def _methods() -> dict:
     """Normalization methods by the name cards give them; a network's own scheme lives with its model type."""
     from .model_types.deepcell import deepcell_normalize
 
-    return {"percentile": percentile_normalize, "deepcell": deepcell_normalize}
+    return {"percentile": percentile_normalize, "robust": robust_normalize, "deepcell": deepcell_normalize}

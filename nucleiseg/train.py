@@ -36,7 +36,11 @@ def main(argv=None) -> int:
     parser.add_argument("--optimizer", choices=["adam", "sgd"])
     parser.add_argument("--boundary-weight", type=float, default=10.0)
     parser.add_argument("--boundary-width", type=int, default=1)
-    parser.add_argument("--normalization", choices=["percentile", "deepcell"], default="percentile")
+    parser.add_argument("--normalization", choices=["percentile", "robust", "deepcell"], default="percentile",
+                        help="percentile (--percentiles to 0 and 1), robust (background median to 0, median nucleus "
+                             "pixel to 0.5: few bright objects do not set the scale) or deepcell")
+    parser.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"), default=(0.1, 99.9),
+                        help="percentile normalization: the percentiles mapped to 0 and 1 (default 0.1 99.9)")
     parser.add_argument("--elastic", action="store_true", help="elastic deformation (image and labels move together)")
     parser.add_argument("--scale-jitter", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="zoom each crop by a log-uniform factor in [LOW, HIGH] (e.g. 0.5 2)")
@@ -87,7 +91,11 @@ def main(argv=None) -> int:
         except ModelError as error:
             parser.error(f"--init: {error}")
     model_type = model_types.get(args.network)
-    normalization = {"method": "percentile", "low": 0.1, "high": 99.9} if args.normalization == "percentile" else {"method": "deepcell", "window": 61}
+    normalization = {"percentile": {"method": "percentile", "low": args.percentiles[0], "high": args.percentiles[1]},
+                     "robust": {"method": "robust", "foreground": 0.5},
+                     "deepcell": {"method": "deepcell", "window": 61}}[args.normalization]
+    if args.normalization == "percentile" and not 0 <= args.percentiles[0] < args.percentiles[1] <= 100:
+        parser.error(f"--percentiles {args.percentiles[0]:g} {args.percentiles[1]:g}: need 0 <= LOW < HIGH <= 100")
     try:
         augmentation = augment.AugmentationConfig(
             elastic=args.elastic or args.robust,

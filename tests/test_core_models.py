@@ -366,7 +366,8 @@ def test_percentile_normalization_maps_percentiles_to_0_and_1():
     assert out.min() < 0 and out.max() > 1  # not clipped
 
 
-@pytest.mark.parametrize("method", [{"method": "percentile", "low": 1, "high": 99}, {"method": "deepcell", "window": 5}])
+@pytest.mark.parametrize("method", [{"method": "percentile", "low": 1, "high": 99}, {"method": "robust", "foreground": 0.5},
+                                    {"method": "deepcell", "window": 5}])
 def test_normalization_statistics_come_from_inside_the_mask(method):
     rng = np.random.default_rng(0)
     image = rng.uniform(1, 2, (30, 30)).astype(np.float32)
@@ -379,6 +380,28 @@ def test_normalization_statistics_come_from_inside_the_mask(method):
     assert not np.allclose(normalize(artefact, method)[:, :10], inside, rtol=1e-3)
     with pytest.raises(ValueError, match="mask shape"):
         normalize(image, method, mask=mask[:10])
+
+
+def test_robust_normalization_is_not_set_by_a_few_bright_objects():
+    """Dim nuclei beside one bright object: percentiles dim them, the robust scale does not."""
+    rng = np.random.default_rng(1)
+    image = rng.normal(100, 3, (200, 200))
+    yy, xx = np.mgrid[:200, :200]
+    nuclei = np.zeros(image.shape, bool)
+    for cy, cx in rng.integers(15, 185, (25, 2)):
+        nuclei |= (yy - cy) ** 2 + (xx - cx) ** 2 < 36
+    image[nuclei] += 100
+    bright = image.copy()
+    bright[(yy - 100) ** 2 + (xx - 100) ** 2 < 16] = 5000  # 0.1 % of the pixels
+    assert normalize(image, {"method": "robust", "foreground": 0.5})[nuclei].mean() == pytest.approx(0.5, abs=0.02)
+    robust = normalize(bright, {"method": "robust", "foreground": 0.5})[nuclei & (bright < 5000)].mean()
+    percentile = normalize(bright, {"method": "percentile", "low": 0.1, "high": 99.9})[nuclei & (bright < 5000)].mean()
+    assert robust == pytest.approx(0.5, abs=0.03) and percentile < 0.2
+    background = normalize(bright, {"method": "robust", "foreground": 0.5})[~nuclei]
+    assert abs(np.median(background)) < 0.02
+    assert not normalize(np.full((20, 30), 7.0), {"method": "robust"}).any()
+    with pytest.raises(ValueError, match="foreground level must be positive"):
+        normalize(image, {"method": "robust", "foreground": 0})
 
 
 def test_mask_probabilities_and_prediction_with_a_mask(tiny_model):
@@ -555,6 +578,23 @@ def test_train_command_refuses_a_missing_val_postprocess_card(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "--val-postprocess" in error and str(missing) in error
     assert not (tmp_path / "model.json").exists()
+
+
+def test_train_command_takes_the_normalization_into_the_card(tmp_path, capsys):
+    from nucleiseg.train import main
+
+    data = tmp_path / "data"
+    synthetic.generate(data, n=4, size=48)
+    common = ["unet", "--data", str(data), "--base-filters", "2", "--crop", "48", "--batch-size", "1",
+              "--steps-per-epoch", "1", "--epochs", "1", "--val-images", "1"]
+    with pytest.raises(SystemExit) as stopped:
+        main([*common, "--percentiles", "2", "1", "--out", str(tmp_path / "bad")])
+    assert stopped.value.code == 2 and "--percentiles 2 1: need 0 <= LOW < HIGH <= 100" in capsys.readouterr().err
+    for extra, expected in ((["--percentiles", "1", "99.8"], {"method": "percentile", "low": 1.0, "high": 99.8}),
+                            (["--normalization", "robust"], {"method": "robust", "foreground": 0.5})):
+        out = tmp_path / expected["method"]
+        assert main([*common, *extra, "--out", str(out), "--checkpoints", str(tmp_path / f"ck-{expected['method']}")]) in (0, None)
+        assert json.loads(out.with_suffix(".json").read_text())["normalization"] == expected
 
 
 # --- training on a subset, held-out validation, fine-tuning ---------------------------
