@@ -89,8 +89,9 @@ class CheckedInputs:
         Images to hold out (0 for a single image, which is split instead).
     notes : list of str
         Things to tell the user that do not stop the run (ignored files, labelled components).
-    crop : int
-        Training crop edge.
+    single_split : tuple, optional
+        For a single image, its training part, held-out strip and where the strip lies
+        (:func:`split_single_image`).
     """
 
     out: Path
@@ -102,7 +103,7 @@ class CheckedInputs:
     arrays: list[tuple[np.ndarray, np.ndarray]] = field(repr=False)
     holdout: int
     notes: list[str] = field(default_factory=list)
-    crop: int = 256
+    single_split: tuple | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -311,6 +312,7 @@ def check_inputs(images_dir: Path, masks_dir: Path, out: Path, init: Path | None
                      f"({relabelled} in all)")
     if matched is not None and not stems:
         problems.append(f"no matched image in {images_dir}; fine-tuning needs at least one annotated image")
+    split = None
     if len(stems) == 1 and len(arrays) == 1 and not too_small:
         split = split_single_image(*arrays[0], crop)
         if isinstance(split, str):
@@ -323,7 +325,7 @@ def check_inputs(images_dir: Path, masks_dir: Path, out: Path, init: Path | None
         problems.append(f"--holdout {holdout}: must be between 1 and {len(stems) - 1} ({len(stems)} images)")
     if problems:
         raise layouts.DataError(problems, header="cannot fine-tune; nothing was written")
-    return CheckedInputs(out_paths(out)[0], Path(init), init_card, stems, images, masks, arrays, chosen, notes, crop)
+    return CheckedInputs(out_paths(out)[0], Path(init), init_card, stems, images, masks, arrays, chosen, notes, split)
 
 
 def split_single_image(image: np.ndarray, labels: np.ndarray, crop: int):
@@ -522,15 +524,13 @@ def _stage(inputs: CheckedInputs, folder: Path, seed: int) -> _Staged:
     """
     files = dict(zip(inputs.stems, inputs.images))
     if inputs.holdout:
-        chosen = set(np.random.default_rng(seed).choice(len(inputs.stems), inputs.holdout, replace=False).tolist())
         staged = list(zip(inputs.stems, inputs.arrays))
-        train = [stem for i, stem in enumerate(inputs.stems) if i not in chosen]
-        held = [stem for i, stem in enumerate(inputs.stems) if i in chosen]
+        train, held = training.hold_out(inputs.stems, inputs.holdout, seed)
         result = _Staged(train, held, [files[stem].name for stem in train], [files[stem].name for stem in held],
                          f"seed {seed}, {len(held)} of {len(inputs.stems)} images")
     else:
         (stem,) = inputs.stems
-        train_part, held_part, where = split_single_image(*inputs.arrays[0], inputs.crop)
+        train_part, held_part, where = inputs.single_split
         held_stem = f"{stem}.held-out"
         staged = [(stem, train_part), (held_stem, held_part)]
         result = _Staged([stem], [held_stem], [f"{files[stem].name} (all but {where[4:]})"],

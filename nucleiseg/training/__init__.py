@@ -16,7 +16,7 @@ The modules: :mod:`.config` (:class:`TrainConfig`), :mod:`.examples` (images and
 from __future__ import annotations
 
 from .config import TrainConfig
-from .examples import initial_weights, load_examples, make_batch, split_names
+from .examples import hold_out, initial_weights, load_examples, make_batch, split_names
 from .loop import build_network, compile_for_training, freeze_batchnorm, train, train_step
 from .model_card import export, member_record, training_hardware
 from .progress import clock, seconds_left
@@ -29,6 +29,7 @@ __all__ = [
     "compile_for_training",
     "export",
     "freeze_batchnorm",
+    "hold_out",
     "initial_weights",
     "load_examples",
     "make_batch",

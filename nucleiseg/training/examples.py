@@ -56,6 +56,12 @@ def load_examples(data_dir: Path, split: str, normalization: dict | None, limit:
     return examples
 
 
+def hold_out(names: list[str], count: int, seed: int) -> tuple[list[str], list[str]]:
+    """``(kept, held)``: ``count`` of ``names`` chosen by ``seed`` and the rest, each in the order given."""
+    chosen = set(np.random.default_rng(seed).choice(len(names), count, replace=False).tolist())
+    return [n for i, n in enumerate(names) if i not in chosen], [n for i, n in enumerate(names) if i in chosen]
+
+
 def split_names(config: TrainConfig) -> tuple[list[str], list[str], str]:
     """Stems of the training and the validation images of a run, and where validation comes from.
 
@@ -81,9 +87,7 @@ def split_names(config: TrainConfig) -> tuple[list[str], list[str], str]:
     if config.holdout:
         if not 0 < config.holdout < len(train_names):
             raise ValueError(f"holdout {config.holdout}: must be between 1 and {len(train_names) - 1} (training images: {len(train_names)})")
-        chosen = set(np.random.default_rng(config.seed).choice(len(train_names), config.holdout, replace=False).tolist())
-        val_names = [name for i, name in enumerate(train_names) if i in chosen]
-        train_names = [name for i, name in enumerate(train_names) if i not in chosen]
+        train_names, val_names = hold_out(train_names, config.holdout, config.seed)
         return train_names, val_names, config.validation_label()
     val_names = stems(config.val_split)
     if config.val_images:
