@@ -73,6 +73,11 @@ class Schedule:
         Crops per step.
     learning_rate : float
         Adam learning rate, constant.
+    robust : bool
+        The robust augmentation (:meth:`nucleiseg.augment.AugmentationConfig.robust`) instead of
+        the shipped U-Net's flips, rotations and global gain.
+    bf16 : bool
+        Train with Keras' ``mixed_bfloat16`` policy (scoring stays float32, as in the modules).
     postprocess : PostprocessSettings
         How probabilities become nuclei when scoring.
     """
@@ -82,6 +87,8 @@ class Schedule:
     crop: int = 256
     batch: int = 4
     learning_rate: float = 1e-3
+    robust: bool = False
+    bf16: bool = False
     postprocess: PostprocessSettings = field(default_factory=PostprocessSettings)
 
     def __post_init__(self):
@@ -97,12 +104,15 @@ class Schedule:
         return asdict(self)
 
     def train_config(self, data: Path, seed: int):
-        """The :class:`nucleiseg.training.TrainConfig` of one model (augmentation as the shipped U-Net)."""
+        """The :class:`nucleiseg.training.TrainConfig` of one model (augmentation as the shipped U-Net unless ``robust``)."""
+        from nucleiseg.augment import AugmentationConfig
         from nucleiseg.training import TrainConfig
 
+        augmentation = AugmentationConfig.robust() if self.robust else AugmentationConfig()
         return TrainConfig(network="unet", base_filters=self.width, data=str(data), crop=self.crop,
                            batch_size=self.batch, steps_per_epoch=self.steps, epochs=1,
-                           learning_rate=self.learning_rate, seed=seed)
+                           learning_rate=self.learning_rate, seed=seed, augmentation=augmentation,
+                           mixed_bfloat16=self.bf16)
 
     def markdown(self) -> str:
         """The schedule as a Markdown table for reports."""
@@ -115,11 +125,23 @@ class Schedule:
             f"| batch | {self.batch} random crops of {self.crop} x {self.crop} |",
             f"| optimizer | Adam, learning rate {self.learning_rate:g}, constant |",
             f"| loss | per-pixel weighted cross-entropy, class weights {list(config.class_weights)} (background, interior, boundary) |",
-            f"| augmentation | flips/rot90 {config.augmentation.flips}, intensity scaling {config.augmentation.intensity}, elastic {config.augmentation.elastic} |",
+            f"| augmentation | {augmentation_text(config.augmentation)} |",
+            f"| precision | {'mixed bfloat16 in training, float32 when scoring' if self.bf16 else 'float32'} |",
             f"| normalization | {config.normalization} |",
             f"| post-processing | {self.postprocess.to_dict()} |",
         ]
         return "\n".join(lines)
+
+
+def augmentation_text(augmentation) -> str:
+    """The augmentations switched on, in words (``robust`` is the project's recipe for unseen images)."""
+    values = augmentation.to_dict()
+    on = [name for name, value in values.items() if value is True]
+    if values["scale"]:
+        on.append(f"scale jitter {values['scale'][0]:g}-{values['scale'][1]:g}x")
+    signal = {"gamma", "nucleus_brightness", "background", "blur", "noise"} & set(on)
+    text = ", ".join(name.replace("_", " ") for name in on)
+    return text + (f" (each signal transform with probability {values['probability']:g})" if signal else "")
 
 
 def summarize(rows: Iterable[Mapping[str, float]]) -> dict:
@@ -196,7 +218,7 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
     keras.utils.set_random_seed(seed)
     config = schedule.train_config(data, seed)
     examples = training.load_examples(data, split, config.normalization, names=train_names)
-    network = training.build_network(config)
+    network = build_for_training(config)
     rng = np.random.default_rng(seed)
     started = time.time()
     losses = []
@@ -209,9 +231,10 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
         weights.parent.mkdir(parents=True, exist_ok=True)
         network.save_weights(weights)
     started = time.time()
+    scorer = float32_copy(network, config) if schedule.bf16 else network
     scores = {}
     for name, eval_examples in eval_sets.items():
-        rows = training.score_examples(network, config.architecture(), config.normalization, eval_examples, schedule.postprocess)
+        rows = training.score_examples(scorer, config.architecture(), config.normalization, eval_examples, schedule.postprocess)
         scores[name] = summarize(rows)
     tenth = max(1, len(losses) // 10)
     return {
@@ -222,6 +245,31 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
         "loss_last": round(float(np.mean(losses[-tenth:])), 5),
         "scores": scores,
     }
+
+
+def build_for_training(config):
+    """The training network of ``config``; with ``mixed_bfloat16`` built under that policy, which is then reset."""
+    import keras
+
+    from nucleiseg import training
+
+    if not config.mixed_bfloat16:
+        return training.build_network(config)
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        return training.build_network(config)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def float32_copy(network, config):
+    """A float32 network of ``config`` holding ``network``'s weights (mixed-precision variables are float32 already)."""
+    from nucleiseg import model_types
+
+    copy = model_types.build(config.architecture())
+    copy.set_weights(network.get_weights())
+    return copy
 
 
 #: Signature of :func:`train_and_score`; tests pass a stand-in.
@@ -417,6 +465,9 @@ def add_schedule_arguments(parser, steps: int) -> None:
     parser.add_argument("--crop", type=int, default=256, help="crop side in pixels (default 256)")
     parser.add_argument("--batch", type=int, default=4, help="crops per step (default 4)")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--robust", action="store_true",
+                        help="the robust augmentation (signal, blur, noise, elastic, scale jitter 0.5-2x) instead of the shipped U-Net's")
+    parser.add_argument("--bf16", action="store_true", help="train in mixed bfloat16 (scoring stays float32)")
     parser.add_argument("--seed", type=int, default=0, help="seed of subsets and training (default 0)")
     parser.add_argument("--repeats", type=int, default=1, help="models per setting, each with its own draw and seed (default 1)")
     parser.add_argument("--reference", type=Path, default=None,
@@ -425,16 +476,18 @@ def add_schedule_arguments(parser, steps: int) -> None:
 
 
 def schedule_from(args) -> Schedule:
-    return Schedule(width=args.width, steps=args.steps, crop=args.crop, batch=args.batch, learning_rate=args.learning_rate)
+    return Schedule(width=args.width, steps=args.steps, crop=args.crop, batch=args.batch, learning_rate=args.learning_rate,
+                    robust=args.robust, bf16=args.bf16)
 
 
 def canonical_command(name: str, args) -> str:
     """The sub-command with every option spelled out (reproduces the run whatever the defaults become)."""
     parts = ["python", "-m", "benchmark", name]
     for key, value in vars(args).items():
-        if key in ("command", "handler") or value is None:
+        if key in ("command", "handler") or value is None or value is False:
             continue
-        parts += [f"--{key.replace('_', '-')}", str(value)]
+        flag = f"--{key.replace('_', '-')}"
+        parts += [flag] if value is True else [flag, str(value)]
     return shlex.join(parts)
 
 

@@ -312,3 +312,30 @@ def test_cli_trains_a_tiny_unet_and_skips_it_when_run_again(data, tmp_path):
     assert benchmark_main(argv) == 0  # resumes: the model is not trained again
     assert (out / "progress.csv").read_text() == before
     assert "1 already done" in (out / "run.log").read_text().splitlines()[-2]
+
+
+def test_robust_bf16_schedule_trains_in_bfloat16_scores_in_float32_and_reports_it(data, tmp_path):
+    import keras
+
+    schedule = ex.Schedule(width=2, steps=2, crop=64, batch=2, robust=True, bf16=True)
+    config = schedule.train_config(data, 0)
+    assert config.mixed_bfloat16 and config.augmentation.noise and config.augmentation.scale == (0.5, 2.0)
+    network = ex.build_for_training(config)
+    assert network.layers[1].compute_dtype == "bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"  # reset for whatever is built next
+    copy = ex.float32_copy(network, config)
+    assert all(layer.compute_dtype == "float32" for layer in copy.layers[1:])
+    assert all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), network.get_weights()))
+    text = schedule.markdown()
+    assert "noise" in text and "scale jitter 0.5-2x" in text and "mixed bfloat16" in text
+    assert "noise" not in ex.Schedule().markdown()
+
+    out = tmp_path / "lc"
+    argv = ["learning-curve", "--data", str(data), "--out", str(out), "--sizes", "2", "--width", "2", "--steps", "2",
+            "--crop", "64", "--batch", "2", "--val-images", "2", "--robust", "--bf16"]
+    assert benchmark_main(argv) == 0
+    (row,) = read_rows(out / "results.csv")
+    assert 0.0 <= float(row["f1_mean"]) <= 1.0
+    report = (out / "report.md").read_text()
+    assert "--robust --bf16" in report and "--robust True" not in report
+    assert json.loads((out / "settings.json").read_text())["schedule"]["robust"] is True
