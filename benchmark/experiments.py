@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from nucleiseg import layouts
+from nucleiseg import layouts, normalization
 from nucleiseg.metric import SIZE_BINS
 from nucleiseg.postprocess import PostprocessSettings
 
@@ -78,6 +78,9 @@ class Schedule:
         the shipped U-Net's flips, rotations and global gain.
     bf16 : bool
         Train with Keras' ``mixed_bfloat16`` policy (scoring stays float32, as in the modules).
+    normalization : dict
+        The card form of the intensity normalization (:func:`nucleiseg.normalization.spec_for`),
+        the same in training and scoring.
     postprocess : PostprocessSettings
         How probabilities become nuclei when scoring.
     """
@@ -89,6 +92,7 @@ class Schedule:
     learning_rate: float = 1e-3
     robust: bool = False
     bf16: bool = False
+    normalization: dict = field(default_factory=lambda: dict(normalization.DEFAULT))
     postprocess: PostprocessSettings = field(default_factory=PostprocessSettings)
 
     def __post_init__(self):
@@ -112,7 +116,7 @@ class Schedule:
         return TrainConfig(network="unet", base_filters=self.width, data=str(data), crop=self.crop,
                            batch_size=self.batch, steps_per_epoch=self.steps, epochs=1,
                            learning_rate=self.learning_rate, seed=seed, augmentation=augmentation,
-                           mixed_bfloat16=self.bf16)
+                           mixed_bfloat16=self.bf16, normalization=dict(self.normalization))
 
     def markdown(self) -> str:
         """The schedule as a Markdown table for reports."""
@@ -468,6 +472,10 @@ def add_schedule_arguments(parser, steps: int) -> None:
     parser.add_argument("--robust", action="store_true",
                         help="the robust augmentation (signal, blur, noise, elastic, scale jitter 0.5-2x) instead of the shipped U-Net's")
     parser.add_argument("--bf16", action="store_true", help="train in mixed bfloat16 (scoring stays float32)")
+    parser.add_argument("--normalization", choices=("percentile", "robust"), default="percentile",
+                        help="intensity normalization in training and scoring (default percentile)")
+    parser.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"), default=(0.1, 99.9),
+                        help="percentile normalization: the percentiles mapped to 0 and 1 (default 0.1 99.9)")
     parser.add_argument("--seed", type=int, default=0, help="seed of subsets and training (default 0)")
     parser.add_argument("--repeats", type=int, default=1, help="models per setting, each with its own draw and seed (default 1)")
     parser.add_argument("--reference", type=Path, default=None,
@@ -476,8 +484,12 @@ def add_schedule_arguments(parser, steps: int) -> None:
 
 
 def schedule_from(args) -> Schedule:
+    try:
+        spec = normalization.spec_for(args.normalization, tuple(args.percentiles))
+    except ValueError as error:
+        raise ExperimentError(f"--normalization/--percentiles: {error}") from None
     return Schedule(width=args.width, steps=args.steps, crop=args.crop, batch=args.batch, learning_rate=args.learning_rate,
-                    robust=args.robust, bf16=args.bf16)
+                    robust=args.robust, bf16=args.bf16, normalization=spec)
 
 
 def canonical_command(name: str, args) -> str:
@@ -487,7 +499,12 @@ def canonical_command(name: str, args) -> str:
         if key in ("command", "handler") or value is None or value is False:
             continue
         flag = f"--{key.replace('_', '-')}"
-        parts += [flag] if value is True else [flag, str(value)]
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, (list, tuple)):
+            parts += [flag, *map(str, value)]
+        else:
+            parts += [flag, str(value)]
     return shlex.join(parts)
 
 

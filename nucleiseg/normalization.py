@@ -10,7 +10,28 @@ from __future__ import annotations
 import numpy as np
 
 DEFAULT = {"method": "percentile", "low": 0.1, "high": 99.9}
+#: Methods a training command may name (``deepcell`` is DeepCell's own scheme, see its model type).
+METHODS = ("percentile", "robust", "deepcell")
 
+
+def spec_for(method: str, percentiles: tuple[float, float] = (0.1, 99.9)) -> dict:
+    """The card's normalization dict for a method named on a command line.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method, or percentiles outside ``0 <= low < high <= 100``.
+    """
+    if method == "percentile":
+        low, high = percentiles
+        if not 0 <= low < high <= 100:
+            raise ValueError(f"percentiles {low:g} {high:g}: need 0 <= LOW < HIGH <= 100")
+        return {"method": "percentile", "low": float(low), "high": float(high)}
+    if method == "robust":
+        return {"method": "robust", "foreground": 0.5}
+    if method == "deepcell":
+        return {"method": "deepcell", "window": 61}
+    raise ValueError(f"unknown normalization method {method!r}; expected one of {', '.join(METHODS)}")
 
 def percentile_normalize(image: np.ndarray, low: float = 0.1, high: float = 99.9,
                          inside: np.ndarray | None = None) -> np.ndarray:

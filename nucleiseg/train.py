@@ -12,6 +12,8 @@ from pathlib import Path
 
 from . import augment, model_types
 from .cards import ModelError, member_cards, tuned_postprocess
+from .normalization import METHODS as NORMALIZATIONS
+from .normalization import spec_for as normalization_spec
 from .training import TrainConfig, initial_weights, split_names, train
 
 
@@ -36,7 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--optimizer", choices=["adam", "sgd"])
     parser.add_argument("--boundary-weight", type=float, default=10.0)
     parser.add_argument("--boundary-width", type=int, default=1)
-    parser.add_argument("--normalization", choices=["percentile", "robust", "deepcell"], default="percentile",
+    parser.add_argument("--normalization", choices=NORMALIZATIONS, default="percentile",
                         help="percentile (--percentiles to 0 and 1), robust (background median to 0, median nucleus "
                              "pixel to 0.5: few bright objects do not set the scale) or deepcell")
     parser.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"), default=(0.1, 99.9),
@@ -91,11 +93,10 @@ def main(argv=None) -> int:
         except ModelError as error:
             parser.error(f"--init: {error}")
     model_type = model_types.get(args.network)
-    normalization = {"percentile": {"method": "percentile", "low": args.percentiles[0], "high": args.percentiles[1]},
-                     "robust": {"method": "robust", "foreground": 0.5},
-                     "deepcell": {"method": "deepcell", "window": 61}}[args.normalization]
-    if args.normalization == "percentile" and not 0 <= args.percentiles[0] < args.percentiles[1] <= 100:
-        parser.error(f"--percentiles {args.percentiles[0]:g} {args.percentiles[1]:g}: need 0 <= LOW < HIGH <= 100")
+    try:
+        normalization = normalization_spec(args.normalization, tuple(args.percentiles))
+    except ValueError as error:
+        parser.error(f"--normalization/--percentiles: {error}")
     try:
         augmentation = augment.AugmentationConfig(
             elastic=args.elastic or args.robust,

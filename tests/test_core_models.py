@@ -589,7 +589,7 @@ def test_train_command_takes_the_normalization_into_the_card(tmp_path, capsys):
               "--steps-per-epoch", "1", "--epochs", "1", "--val-images", "1"]
     with pytest.raises(SystemExit) as stopped:
         main([*common, "--percentiles", "2", "1", "--out", str(tmp_path / "bad")])
-    assert stopped.value.code == 2 and "--percentiles 2 1: need 0 <= LOW < HIGH <= 100" in capsys.readouterr().err
+    assert stopped.value.code == 2 and "--normalization/--percentiles: percentiles 2 1: need 0 <= LOW < HIGH <= 100" in capsys.readouterr().err
     for extra, expected in ((["--percentiles", "1", "99.8"], {"method": "percentile", "low": 1.0, "high": 99.8}),
                             (["--normalization", "robust"], {"method": "robust", "foreground": 0.5})):
         out = tmp_path / expected["method"]

@@ -332,10 +332,21 @@ def test_robust_bf16_schedule_trains_in_bfloat16_scores_in_float32_and_reports_i
 
     out = tmp_path / "lc"
     argv = ["learning-curve", "--data", str(data), "--out", str(out), "--sizes", "2", "--width", "2", "--steps", "2",
-            "--crop", "64", "--batch", "2", "--val-images", "2", "--robust", "--bf16"]
+            "--crop", "64", "--batch", "2", "--val-images", "2", "--robust", "--bf16", "--normalization", "robust"]
     assert benchmark_main(argv) == 0
     (row,) = read_rows(out / "results.csv")
     assert 0.0 <= float(row["f1_mean"]) <= 1.0
     report = (out / "report.md").read_text()
-    assert "--robust --bf16" in report and "--robust True" not in report
-    assert json.loads((out / "settings.json").read_text())["schedule"]["robust"] is True
+    assert "--robust --bf16 --normalization robust --percentiles 0.1 99.9" in report and "--robust True" not in report
+    schedule = json.loads((out / "settings.json").read_text())["schedule"]
+    assert schedule["robust"] is True and schedule["normalization"] == {"method": "robust", "foreground": 0.5}
+
+
+def test_schedule_normalization_reaches_training_and_bad_percentiles_name_the_option(data, tmp_path, capsys):
+    schedule = ex.Schedule(normalization={"method": "percentile", "low": 1.0, "high": 99.8})
+    assert schedule.train_config(data, 0).normalization == {"method": "percentile", "low": 1.0, "high": 99.8}
+    argv = ["learning-curve", "--data", str(data), "--out", str(tmp_path / "bad"), "--sizes", "2",
+            "--percentiles", "5", "1"]
+    assert benchmark_main(argv) == 2
+    assert "--normalization/--percentiles: percentiles 5 1" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
