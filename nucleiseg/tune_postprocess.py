@@ -10,6 +10,12 @@ are written into the card's ``postprocess`` field (the weights, and so the
 checksum, are untouched). Tune on the
 training split: validation figures stay honest only if nothing was chosen
 on them.
+
+With ``--perturbations scale_0.5x,scale_2x`` (names of
+:data:`nucleiseg.perturbations.PERTURBATIONS`), every drawn image is scored as
+it is and as each perturbed copy, labels perturbed alike: settings such as
+the minimum size are then chosen for images of other magnifications too, still
+on training images only.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layouts, metric, cards
+from . import cards, layouts, metric, perturbations
 from .inference import predict_probabilities
 from .postprocess import PostprocessSettings
 from .search import coordinate_search
@@ -47,28 +53,34 @@ def sample_pairs(data_dir: Path, split: str, images: int, seed: int = 0, subset_
 
 
 def tune(card: Path, data_dir: Path, split: str = "train", images: int = 60, grid: dict = GRID,
-         subset_column: str = "") -> dict:
+         subset_column: str = "", perturbed: tuple[str, ...] = ()) -> dict:
     """Search post-processing settings for a model on a split's images.
+
+    ``perturbed`` names perturbations whose copies of every image are scored beside it.
 
     Returns
     -------
     dict
         ``best`` (settings as a dict), ``f1_mean`` (their macro mean F1),
-        ``default_settings_f1_mean``, ``images`` (how many were scored) and
-        ``grid`` (the values searched), as :func:`write_tuning` records them.
+        ``default_settings_f1_mean``, ``images`` (how many were scored, copies
+        included), ``perturbations`` and ``grid`` (the values searched), as
+        :func:`write_tuning` records them.
     """
+    perturbed = tuple(perturbations.check_names(perturbed))
     model = cards.load(card)
     cases = []
     for pair in sample_pairs(data_dir, split, images, subset_column=subset_column):
-        image = layouts.read_image(pair.image)
-        cases.append((predict_probabilities(image, model), layouts.read_labels(pair.mask)))
+        image, truth = layouts.read_image(pair.image), layouts.read_labels(pair.mask)
+        versions = [(image, truth)] + [perturbations.perturb(name, image, truth, pair.stem) for name in perturbed]
+        cases += [(predict_probabilities(version, model), labels) for version, labels in versions]
 
     def score(settings: PostprocessSettings) -> float:
         return float(np.mean([metric.score_image(gt, model.model_type.to_labels(p, settings)).f1_mean for p, gt in cases]))
 
     best, best_f1 = coordinate_search(lambda point: score(PostprocessSettings(**point)), PostprocessSettings().to_dict(), grid)
     return {"best": best, "f1_mean": best_f1, "default_settings_f1_mean": score(PostprocessSettings()),
-            "images": len(cases), "grid": {name: list(values) for name, values in grid.items()}}
+            "images": len(cases), "perturbations": list(perturbed),
+            "grid": {name: list(values) for name, values in grid.items()}}
 
 
 def write_tuning(card: Path, result: dict, split: str, subset_column: str = "") -> Path:
@@ -81,6 +93,7 @@ def write_tuning(card: Path, result: dict, split: str, subset_column: str = "") 
         "split": split,
         "images": result["images"],
         **({"subset_column": subset_column} if subset_column else {}),
+        **({"perturbations": result["perturbations"]} if result.get("perturbations") else {}),
         "f1_mean": round(result["f1_mean"], 4),
         "default_settings_f1_mean": round(result["default_settings_f1_mean"], 4),
         "grid": result["grid"],
@@ -97,15 +110,23 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=60, help="random images of the split (0: all)")
     parser.add_argument("--subset-column", default="", metavar="COLUMN",
                         help="only images whose COLUMN in the data folder's manifest.csv is non-empty (e.g. bbbc039_field)")
+    parser.add_argument("--perturbations", default="", metavar="NAMES",
+                        help="comma-separated perturbations (e.g. scale_0.5x,scale_2x) whose copies of each image are scored too")
     parser.add_argument("--dry-run", action="store_true", help="print, do not write the card")
     args = parser.parse_args(argv)
+    perturbed = tuple(name.strip() for name in args.perturbations.split(",") if name.strip())
     try:
-        result = tune(args.card, args.data, args.split, args.images, subset_column=args.subset_column)
+        perturbations.check_names(perturbed)
+    except ValueError as error:
+        parser.error(f"--perturbations: {error}")
+    try:
+        result = tune(args.card, args.data, args.split, args.images, subset_column=args.subset_column, perturbed=perturbed)
     except ValueError as error:  # ModelError too
         parser.error(str(error))
     print(json.dumps({"best": result["best"], "f1_mean": round(result["f1_mean"], 4),
                       "default_settings_f1_mean": round(result["default_settings_f1_mean"], 4),
-                      "split": args.split, "images": result["images"], "subset_column": args.subset_column}, indent=2))
+                      "split": args.split, "images": result["images"], "subset_column": args.subset_column,
+                      "perturbations": list(perturbed)}, indent=2))
     if not args.dry_run:
         path = write_tuning(args.card, result, args.split, args.subset_column)
         print(f"updated {path}")

@@ -69,3 +69,35 @@ def test_sample_pairs_keeps_only_marked_images(tmp_path):
     assert len(sample_pairs(tmp_path, "train", 0)) == 3
     with pytest.raises(ValueError, match="'kind'.*'val'"):
         sample_pairs(tmp_path, "val", 0, subset_column="kind")
+
+
+def test_tune_scores_perturbed_copies_beside_each_image_and_records_them(tmp_path, monkeypatch, capsys):
+    """With perturbations, each drawn image is scored as it is and as each copy (here twice its size)."""
+    import keras
+
+    from nucleiseg import cards, layouts, synthetic, tune_postprocess
+    from nucleiseg.model_types.unet import build_unet
+
+    synthetic.generate(tmp_path / "data", n=6, size=32)
+    keras.utils.set_random_seed(0)
+    weights = tmp_path / "tiny.weights.h5"
+    build_unet(2).save_weights(weights)
+    card = cards.write_card({"architecture": {"name": "unet", "base_filters": 2, "n_classes": 3},
+                             "normalization": {"method": "percentile", "low": 1, "high": 99}}, weights)
+    shapes = []
+    predict = tune_postprocess.predict_probabilities
+    monkeypatch.setattr(tune_postprocess, "predict_probabilities",
+                        lambda image, model: shapes.append(image.shape) or predict(image, model))
+    result = tune_postprocess.tune(card, tmp_path / "data", "train", images=0, grid={"min_size": (5,)},
+                                   perturbed=("scale_2x",))
+    train = layouts.list_pairs(tmp_path / "data", "train")
+    assert result["images"] == 2 * len(train) and result["perturbations"] == ["scale_2x"]
+    assert shapes == [shape for _ in train for shape in ((32, 32), (64, 64))]
+    write_tuning(card, result, "train")
+    assert json.loads(card.read_text())["postprocess_tuning"]["perturbations"] == ["scale_2x"]
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        tune_postprocess.tune(card, tmp_path / "data", "train", images=0, perturbed=("scale_3x",))
+    with pytest.raises(SystemExit) as stopped:
+        tune_postprocess.main([str(card), "--data", str(tmp_path / "data"), "--perturbations", "scale_2x,fog"])
+    assert stopped.value.code == 2 and "--perturbations: unknown perturbation(s) fog" in capsys.readouterr().err
+    cards.clear_cache()
