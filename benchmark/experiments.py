@@ -72,7 +72,10 @@ class Schedule:
     batch : int
         Crops per step.
     learning_rate : float
-        Adam learning rate, constant.
+        Adam learning rate: constant, or the start of a cosine decay with ``cosine``.
+    cosine : bool
+        Decay the learning rate to 0 over the steps along half a cosine, so the final weights
+        (the ones scored) are not one noisy point of a constant-rate walk.
     robust : bool
         The robust augmentation (:meth:`nucleiseg.augment.AugmentationConfig.robust`) instead of
         the shipped U-Net's flips, rotations and global gain.
@@ -90,6 +93,7 @@ class Schedule:
     crop: int = 256
     batch: int = 4
     learning_rate: float = 1e-3
+    cosine: bool = False
     robust: bool = False
     bf16: bool = False
     normalization: dict = field(default_factory=lambda: dict(normalization.DEFAULT))
@@ -106,6 +110,12 @@ class Schedule:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def rate_at(self, step: int) -> float:
+        """The learning rate of step ``step`` (0-based)."""
+        if not self.cosine:
+            return self.learning_rate
+        return float(self.learning_rate * 0.5 * (1 + np.cos(np.pi * step / self.steps)))
 
     def train_config(self, data: Path, seed: int):
         """The :class:`nucleiseg.training.TrainConfig` of one model (augmentation as the shipped U-Net unless ``robust``)."""
@@ -127,7 +137,7 @@ class Schedule:
             f"| network | U-Net, base width {self.width} (the paper: 64) |",
             f"| steps | {self.steps} (one batch each; weights after the last step are scored, no model selection) |",
             f"| batch | {self.batch} random crops of {self.crop} x {self.crop} |",
-            f"| optimizer | Adam, learning rate {self.learning_rate:g}, constant |",
+            f"| optimizer | Adam, learning rate {self.learning_rate:g}, {'cosine decay to 0' if self.cosine else 'constant'} |",
             f"| loss | per-pixel weighted cross-entropy, class weights {list(config.class_weights)} (background, interior, boundary) |",
             f"| augmentation | {augmentation_text(config.augmentation)} |",
             f"| precision | {'mixed bfloat16 in training, float32 when scoring' if self.bf16 else 'float32'} |",
@@ -227,6 +237,8 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
     started = time.time()
     losses = []
     for step in range(schedule.steps):
+        if schedule.cosine:
+            network.optimizer.learning_rate.assign(schedule.rate_at(step))
         losses.append(training.train_step(network, examples, config, rng))
         if (step + 1) % 20 == 0 or step + 1 == schedule.steps:
             log(f"  step {step + 1}/{schedule.steps} loss {np.mean(losses[-20:]):.4f} ({time.time() - started:.0f} s)")
@@ -469,6 +481,8 @@ def add_schedule_arguments(parser, steps: int) -> None:
     parser.add_argument("--crop", type=int, default=256, help="crop side in pixels (default 256)")
     parser.add_argument("--batch", type=int, default=4, help="crops per step (default 4)")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--cosine", action="store_true",
+                        help="decay the learning rate to 0 along half a cosine (steadier final weights than a constant rate)")
     parser.add_argument("--robust", action="store_true",
                         help="the robust augmentation (signal, blur, noise, elastic, scale jitter 0.5-2x) instead of the shipped U-Net's")
     parser.add_argument("--bf16", action="store_true", help="train in mixed bfloat16 (scoring stays float32)")
@@ -489,7 +503,7 @@ def schedule_from(args) -> Schedule:
     except ValueError as error:
         raise ExperimentError(f"--normalization/--percentiles: {error}") from None
     return Schedule(width=args.width, steps=args.steps, crop=args.crop, batch=args.batch, learning_rate=args.learning_rate,
-                    robust=args.robust, bf16=args.bf16, normalization=spec)
+                    cosine=args.cosine, robust=args.robust, bf16=args.bf16, normalization=spec)
 
 
 def canonical_command(name: str, args) -> str:

@@ -350,3 +350,19 @@ def test_schedule_normalization_reaches_training_and_bad_percentiles_name_the_op
     assert benchmark_main(argv) == 2
     assert "--normalization/--percentiles: percentiles 5 1" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_cosine_schedule_decays_the_rate_to_zero_and_training_follows_it(data, monkeypatch):
+    schedule = ex.Schedule(width=2, steps=4, crop=64, batch=2, learning_rate=1e-3, cosine=True)
+    assert [round(schedule.rate_at(step), 7) for step in range(4)] == [1e-3, 0.0008536, 0.0005, 0.0001464]
+    assert ex.Schedule(steps=4).rate_at(3) == 1e-3
+    assert "cosine decay to 0" in schedule.markdown()
+    from nucleiseg import training
+
+    seen = []
+    step = training.train_step
+    monkeypatch.setattr(training, "train_step", lambda network, *rest: seen.append(
+        float(network.optimizer.learning_rate.numpy())) or step(network, *rest))
+    examples = {"val": training.load_examples(data, "val", None)[:1]}
+    ex.train_and_score(data, "train", ex.split_names(data, "train")[:2], examples, schedule, seed=0)
+    assert np.allclose(seen, [schedule.rate_at(i) for i in range(4)], rtol=1e-5)
