@@ -9,7 +9,11 @@ shipping new weights, and say so in the commit:
     .venv/bin/python tests/quality_gate.py --record
 
 The images are chosen by rule from the data folder's manifest (sorted by name
-within each group), so the gate needs no list of file names.
+within each group), so the gate needs no list of file names. A gate may perturb
+its images first (:func:`nucleiseg.perturbations.perturb`, seeded by name and
+image): the general U-Net is trained to survive noise, blur and a halved
+magnification, and a model that loses that must fail CI as surely as one that
+loses clean accuracy.
 """
 
 from __future__ import annotations
@@ -41,10 +45,14 @@ class Gate:
     card: Path
     images: tuple
     networks: int | None = None  # None: a single-network card
+    perturbation: str | None = None  # a name of nucleiseg.perturbations.PERTURBATIONS
 
 
+GENERAL_UNET = ROOT / "models/unet/unet-dsb2018.json"
 GATES = (
-    Gate("unet-dsb2018", ROOT / "models/unet/unet-dsb2018.json", GENERAL_IMAGES),
+    Gate("unet-dsb2018", GENERAL_UNET, GENERAL_IMAGES),
+    *(Gate(f"unet-dsb2018 under {name}", GENERAL_UNET, GENERAL_IMAGES, perturbation=name)
+      for name in ("noise", "blur", "scale_0.5x")),
     Gate("unet-bbbc039", ROOT / "models/unet/unet-bbbc039.json", BBBC039_IMAGES),
     Gate("deepcell-dsb2018 (network 1)", ROOT / "models/deepcell/deepcell-dsb2018.json", GENERAL_IMAGES, 1),
     Gate("deepcell-bbbc039 (network 1)", ROOT / "models/deepcell/deepcell-bbbc039.json", BBBC039_IMAGES, 1),
@@ -68,17 +76,20 @@ def choose_images(rule: tuple, data: Path = DATA, split: str = "val") -> list[st
     return chosen
 
 
-def score(model, stems: list[str], data: Path = DATA, settings=None) -> float:
-    """Mean object F1 of a loaded model on the images ``stems`` of ``data``."""
-    from nucleiseg import layouts, metric
+def score(model, stems: list[str], data: Path = DATA, settings=None, perturbation: str | None = None) -> float:
+    """Mean object F1 of a loaded model on the images ``stems`` of ``data`` (perturbed first if asked)."""
+    from nucleiseg import layouts, metric, perturbations
     from nucleiseg.inference import segment
 
     by_stem = {pair.stem: pair for pair in layouts.list_pairs(data, "val")}
     values = []
     for stem in stems:
         pair = by_stem[stem]
-        _, labels = segment(layouts.read_image(pair.image), model, settings)
-        values.append(metric.score_image(layouts.read_labels(pair.mask), labels).f1_mean)
+        image, truth = layouts.read_image(pair.image), layouts.read_labels(pair.mask)
+        if perturbation:
+            image, truth = perturbations.perturb(perturbation, image, truth, stem)
+        _, labels = segment(image, model, settings)
+        values.append(metric.score_image(truth, labels).f1_mean)
     return float(np.mean(values))
 
 
@@ -88,7 +99,7 @@ def run_gate(gate: Gate, data: Path = DATA) -> tuple[float, list[str]]:
 
     stems = choose_images(gate.images, data)
     model = cards.load(gate.card, ensemble_size=gate.networks)
-    return score(model, stems, data, cards.tuned_postprocess(gate.card)), stems
+    return score(model, stems, data, cards.tuned_postprocess(gate.card), gate.perturbation), stems
 
 
 def read_record(path: Path = RECORD) -> dict:

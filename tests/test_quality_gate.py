@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import quality_gate as qg
+from nucleiseg.perturbations import PERTURBATIONS
 
 if not (qg.DATA / "manifest.csv").is_file():
     if os.environ.get("CI"):
@@ -24,6 +25,8 @@ def test_every_shipped_model_has_a_gate_and_a_recorded_figure():
     from nucleiseg import model_types
 
     assert {str(gate.card) for gate in qg.GATES} == {str(card) for card in model_types.shipped_cards()}
+    # Every perturbed gate names a perturbation the robustness benchmark knows.
+    assert all(gate.perturbation in PERTURBATIONS for gate in qg.GATES if gate.perturbation)
     assert set(RECORDED) == {gate.name for gate in qg.GATES}
 
 
