@@ -36,20 +36,27 @@ def test_write_tuning_records_settings_and_keeps_the_rest_of_the_card(tmp_path):
     assert json.loads(card.read_text())["postprocess"] == best  # a refused write changes nothing
 
 
-def test_tune_reports_the_images_it_scored_and_the_grid_it_searched(tmp_path):
-    """'--images 0' means all: the record says how many that was, and the grid actually used."""
+def tiny_card(folder, images: int):
+    """A synthetic data folder of ``images`` 32x32 images in ``folder``/data and a width-2 U-Net's card."""
     import keras
 
-    from nucleiseg import cards, layouts, synthetic
+    from nucleiseg import cards, synthetic
     from nucleiseg.model_types.unet import build_unet
+
+    synthetic.generate(folder / "data", n=images, size=32)
+    keras.utils.set_random_seed(0)
+    weights = folder / "tiny.weights.h5"
+    build_unet(2).save_weights(weights)
+    return cards.write_card({"architecture": {"name": "unet", "base_filters": 2, "n_classes": 3},
+                             "normalization": {"method": "percentile", "low": 1, "high": 99}}, weights)
+
+
+def test_tune_reports_the_images_it_scored_and_the_grid_it_searched(tmp_path):
+    """'--images 0' means all: the record says how many that was, and the grid actually used."""
+    from nucleiseg import cards, layouts
     from nucleiseg.tune_postprocess import tune
 
-    synthetic.generate(tmp_path / "data", n=8, size=32)
-    keras.utils.set_random_seed(0)
-    weights = tmp_path / "tiny.weights.h5"
-    build_unet(2).save_weights(weights)
-    card = cards.write_card({"architecture": {"name": "unet", "base_filters": 2, "n_classes": 3},
-                             "normalization": {"method": "percentile", "low": 1, "high": 99}}, weights)
+    card = tiny_card(tmp_path, 8)
     small = {"dilation": (1, 2), "min_size": (5,)}
     result = tune(card, tmp_path / "data", "train", images=0, grid=small)
     train = layouts.list_pairs(tmp_path / "data", "train")
@@ -73,17 +80,9 @@ def test_sample_pairs_keeps_only_marked_images(tmp_path):
 
 def test_tune_scores_perturbed_copies_beside_each_image_and_records_them(tmp_path, monkeypatch, capsys):
     """With perturbations, each drawn image is scored as it is and as each copy (here twice its size)."""
-    import keras
+    from nucleiseg import cards, layouts, tune_postprocess
 
-    from nucleiseg import cards, layouts, synthetic, tune_postprocess
-    from nucleiseg.model_types.unet import build_unet
-
-    synthetic.generate(tmp_path / "data", n=6, size=32)
-    keras.utils.set_random_seed(0)
-    weights = tmp_path / "tiny.weights.h5"
-    build_unet(2).save_weights(weights)
-    card = cards.write_card({"architecture": {"name": "unet", "base_filters": 2, "n_classes": 3},
-                             "normalization": {"method": "percentile", "low": 1, "high": 99}}, weights)
+    card = tiny_card(tmp_path, 6)
     shapes = []
     predict = tune_postprocess.predict_probabilities
     monkeypatch.setattr(tune_postprocess, "predict_probabilities",
