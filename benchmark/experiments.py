@@ -139,23 +139,12 @@ class Schedule:
             f"| batch | {self.batch} random crops of {self.crop} x {self.crop} |",
             f"| optimizer | Adam, learning rate {self.learning_rate:g}, {'cosine decay to 0' if self.cosine else 'constant'} |",
             f"| loss | per-pixel weighted cross-entropy, class weights {list(config.class_weights)} (background, interior, boundary) |",
-            f"| augmentation | {augmentation_text(config.augmentation)} |",
+            f"| augmentation | {config.augmentation.describe()} |",
             f"| precision | {'mixed bfloat16 in training, float32 when scoring' if self.bf16 else 'float32'} |",
             f"| normalization | {config.normalization} |",
             f"| post-processing | {self.postprocess.to_dict()} |",
         ]
         return "\n".join(lines)
-
-
-def augmentation_text(augmentation) -> str:
-    """The augmentations switched on, in words (``robust`` is the project's recipe for unseen images)."""
-    values = augmentation.to_dict()
-    on = [name for name, value in values.items() if value is True]
-    if values["scale"]:
-        on.append(f"scale jitter {values['scale'][0]:g}-{values['scale'][1]:g}x")
-    signal = {"gamma", "nucleus_brightness", "background", "blur", "noise"} & set(on)
-    text = ", ".join(name.replace("_", " ") for name in on)
-    return text + (f" (each signal transform with probability {values['probability']:g})" if signal else "")
 
 
 def summarize(rows: Iterable[Mapping[str, float]]) -> dict:
@@ -232,7 +221,7 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
     keras.utils.set_random_seed(seed)
     config = schedule.train_config(data, seed)
     examples = training.load_examples(data, split, config.normalization, names=train_names)
-    network = build_for_training(config)
+    network = training.build_network(config)
     rng = np.random.default_rng(seed)
     started = time.time()
     losses = []
@@ -261,22 +250,6 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
         "loss_last": round(float(np.mean(losses[-tenth:])), 5),
         "scores": scores,
     }
-
-
-def build_for_training(config):
-    """The training network of ``config``; with ``mixed_bfloat16`` built under that policy, which is then reset."""
-    import keras
-
-    from nucleiseg import training
-
-    if not config.mixed_bfloat16:
-        return training.build_network(config)
-    previous = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        return training.build_network(config)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 def float32_copy(network, config):
@@ -488,7 +461,7 @@ def add_schedule_arguments(parser, steps: int) -> None:
     parser.add_argument("--bf16", action="store_true", help="train in mixed bfloat16 (scoring stays float32)")
     parser.add_argument("--normalization", choices=("percentile", "robust"), default="percentile",
                         help="intensity normalization in training and scoring (default percentile)")
-    parser.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"), default=(0.1, 99.9),
+    parser.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"), default=normalization.DEFAULT_PERCENTILES,
                         help="percentile normalization: the percentiles mapped to 0 and 1 (default 0.1 99.9)")
     parser.add_argument("--seed", type=int, default=0, help="seed of subsets and training (default 0)")
     parser.add_argument("--repeats", type=int, default=1, help="models per setting, each with its own draw and seed (default 1)")

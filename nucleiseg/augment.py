@@ -170,6 +170,10 @@ def add_noise(image: np.ndarray, rng: np.random.Generator, gaussian=(0.0, 0.08),
     return (image + shot + read).astype(np.float32)
 
 
+#: The switches of :class:`AugmentationConfig` applied to a crop with its ``probability``.
+SIGNAL_TRANSFORMS = ("nucleus_brightness", "background", "gamma", "blur", "noise")
+
+
 @dataclass(frozen=True)
 class AugmentationConfig:
     """Which augmentations a training run applies (recorded in the model card).
@@ -198,6 +202,16 @@ class AugmentationConfig:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "scale": list(self.scale)}
+
+    def describe(self) -> str:
+        """The augmentations switched on, in words (for reports)."""
+        on = [name for name, value in asdict(self).items() if value is True]
+        if self.scale:
+            on.append(f"scale jitter {self.scale[0]:g}-{self.scale[1]:g}x")
+        text = ", ".join(name.replace("_", " ") for name in on)
+        if any(getattr(self, name) for name in SIGNAL_TRANSFORMS):
+            text += f" (each signal transform with probability {self.probability:g})"
+        return text
 
     @classmethod
     def robust(cls, **changes) -> "AugmentationConfig":

@@ -10,11 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 DEFAULT = {"method": "percentile", "low": 0.1, "high": 99.9}
+#: The default's (low, high) percentiles, for command lines.
+DEFAULT_PERCENTILES = (DEFAULT["low"], DEFAULT["high"])
 #: Methods a training command may name (``deepcell`` is DeepCell's own scheme, see its model type).
 METHODS = ("percentile", "robust", "deepcell")
 
 
-def spec_for(method: str, percentiles: tuple[float, float] = (0.1, 99.9)) -> dict:
+def spec_for(method: str, percentiles: tuple[float, float] = DEFAULT_PERCENTILES) -> dict:
     """The card's normalization dict for a method named on a command line.
 
     Raises
@@ -32,6 +34,7 @@ def spec_for(method: str, percentiles: tuple[float, float] = (0.1, 99.9)) -> dic
     if method == "deepcell":
         return {"method": "deepcell", "window": 61}
     raise ValueError(f"unknown normalization method {method!r}; expected one of {', '.join(METHODS)}")
+
 
 def percentile_normalize(image: np.ndarray, low: float = 0.1, high: float = 99.9,
                          inside: np.ndarray | None = None) -> np.ndarray:

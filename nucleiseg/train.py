@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import augment, model_types
 from .cards import ModelError, member_cards, tuned_postprocess
+from .normalization import DEFAULT_PERCENTILES
 from .normalization import METHODS as NORMALIZATIONS
 from .normalization import spec_for as normalization_spec
 from .training import TrainConfig, initial_weights, split_names, train
@@ -41,7 +42,7 @@ def main(argv=None) -> int:
     parser.add_argument("--normalization", choices=NORMALIZATIONS, default="percentile",
                         help="percentile (--percentiles to 0 and 1), robust (background median to 0, median nucleus "
                              "pixel to 0.5: few bright objects do not set the scale) or deepcell")
-    parser.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"), default=(0.1, 99.9),
+    parser.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"), default=DEFAULT_PERCENTILES,
                         help="percentile normalization: the percentiles mapped to 0 and 1 (default 0.1 99.9)")
     parser.add_argument("--elastic", action="store_true", help="elastic deformation (image and labels move together)")
     parser.add_argument("--scale-jitter", type=float, nargs=2, metavar=("LOW", "HIGH"),

@@ -317,10 +317,12 @@ def test_cli_trains_a_tiny_unet_and_skips_it_when_run_again(data, tmp_path):
 def test_robust_bf16_schedule_trains_in_bfloat16_scores_in_float32_and_reports_it(data, tmp_path):
     import keras
 
+    from nucleiseg import training
+
     schedule = ex.Schedule(width=2, steps=2, crop=64, batch=2, robust=True, bf16=True)
     config = schedule.train_config(data, 0)
     assert config.mixed_bfloat16 and config.augmentation.noise and config.augmentation.scale == (0.5, 2.0)
-    network = ex.build_for_training(config)
+    network = training.build_network(config)
     assert network.layers[1].compute_dtype == "bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"  # reset for whatever is built next
     copy = ex.float32_copy(network, config)

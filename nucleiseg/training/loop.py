@@ -38,10 +38,20 @@ def freeze_batchnorm(network) -> None:
 
 
 def build_network(config: TrainConfig):
-    """A freshly initialised network of ``config``, compiled with its optimizer and loss."""
+    """A freshly initialised network of ``config``, compiled with its optimizer and loss.
+
+    With ``config.mixed_bfloat16`` its layers compute in bfloat16 (float32 variables); the
+    global dtype policy is set for the build only and then put back as it was.
+    """
     import keras
 
-    network = model_types.build(config.architecture())
+    previous = keras.mixed_precision.global_policy().name
+    if config.mixed_bfloat16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        network = model_types.build(config.architecture())
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     if config.freeze_batchnorm:
         freeze_batchnorm(network)
     if config.optimizer == "sgd":
