@@ -10,6 +10,7 @@
     python -m benchmark finetune-curve ...   # how many images to annotate, see benchmark/finetune_curve.py
     python -m benchmark robustness ...       # the split and perturbed copies of it, see benchmark/robustness.py
     python -m benchmark leave-one-kind-out ...   # train without one kind of image, score on it
+    python -m benchmark widths ...           # U-Net widths at equal training wall-clock
     python -m benchmark speed metric|unet|deepcell-modes|throughput|training ...   # see benchmark/speed/
 
 Exit status: 0 on success, 1 when a pipeline fails, 2 for bad data, arguments, missing
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from nucleiseg.layouts import LAYOUTS, DataError
 
-from . import compare, finetune_curve, leave_one_kind_out, learning_curve, robustness, speed, transfer
+from . import compare, finetune_curve, leave_one_kind_out, learning_curve, robustness, speed, transfer, width_choice
 from .errors import BenchmarkError, PipelineError
 from .pipeline_files import PIPELINES_DIR, available_pipelines
 from .report import regenerate
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune_curve.add_parser(sub)  # Figure 4 as a user lives it: the fine-tuning command on 1, 2, 4 ... images
     transfer.add_parser(sub)
     leave_one_kind_out.add_parser(sub)
+    width_choice.add_parser(sub)
     robustness.add_parser(sub)
     speed.add_parser(sub)
     return parser

@@ -128,14 +128,20 @@ class Schedule:
                            learning_rate=self.learning_rate, seed=seed, augmentation=augmentation,
                            mixed_bfloat16=self.bf16, normalization=dict(self.normalization))
 
-    def markdown(self) -> str:
-        """The schedule as a Markdown table for reports."""
+    def markdown(self, per_model: str = "") -> str:
+        """The schedule as a Markdown table for reports.
+
+        ``per_model``: when given, the width and the number of steps are set per model
+        and their rows say this text instead of the schedule's values.
+        """
         config = self.train_config(Path("."), 0)
+        width = per_model or f"{self.width}"
+        steps = per_model or f"{self.steps}"
         lines = [
             "| setting | value |",
             "|---|---|",
-            f"| network | U-Net, base width {self.width} (the paper: 64) |",
-            f"| steps | {self.steps} (one batch each; weights after the last step are scored, no model selection) |",
+            f"| network | U-Net, base width {width} (the paper: 64) |",
+            f"| steps | {steps} (one batch each; weights after the last step are scored, no model selection) |",
             f"| batch | {self.batch} random crops of {self.crop} x {self.crop} |",
             f"| optimizer | Adam, learning rate {self.learning_rate:g}, {'cosine decay to 0' if self.cosine else 'constant'} |",
             f"| loss | per-pixel weighted cross-entropy, class weights {list(config.class_weights)} (background, interior, boundary) |",
@@ -214,15 +220,9 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
         ``loss_last`` (mean loss of the first and last tenth of the steps) and
         ``scores``: set name -> :func:`summarize` figures.
     """
-    import keras
-
     from nucleiseg import training
 
-    keras.utils.set_random_seed(seed)
-    config = schedule.train_config(data, seed)
-    examples = training.load_examples(data, split, config.normalization, names=train_names)
-    network = training.build_network(config)
-    rng = np.random.default_rng(seed)
+    config, examples, network, rng = start_training(data, split, train_names, schedule, seed)
     started = time.time()
     losses = []
     for step in range(schedule.steps):
@@ -250,6 +250,38 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
         "loss_last": round(float(np.mean(losses[-tenth:])), 5),
         "scores": scores,
     }
+
+
+def start_training(data: Path, split: str, train_names: list[str], schedule: Schedule, seed: int):
+    """Seeded start of one model: its config, normalized training examples, a fresh network and the crop generator."""
+    import keras
+
+    from nucleiseg import training
+
+    keras.utils.set_random_seed(seed)
+    config = schedule.train_config(data, seed)
+    examples = training.load_examples(data, split, config.normalization, names=train_names)
+    return config, examples, training.build_network(config), np.random.default_rng(seed)
+
+
+def seconds_per_step(data: Path, split: str, train_names: list[str], schedule: Schedule, seed: int,
+                     steps: int = 10, warmup: int = 3) -> float:
+    """Median seconds of one training step of ``schedule``'s network, on a throwaway model.
+
+    ``warmup`` steps first (graph tracing, memory), then ``steps`` timed one by one;
+    the median keeps a stray slow step (another process) from setting a budget.
+    """
+    from nucleiseg import training
+
+    config, examples, network, rng = start_training(data, split, train_names, schedule, seed)
+    for _ in range(warmup):
+        training.train_step(network, examples, config, rng)
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        training.train_step(network, examples, config, rng)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
 
 
 def float32_copy(network, config):
@@ -430,27 +462,31 @@ def report_ending(title: str, plot: str) -> list[str]:
     return ["", "Every model is a row of `results.csv`.", "", f"![{title}]({plot})", ""]
 
 
-def add_experiment_parser(sub, name: str, help: str, doc: str, steps: int, handler):
+def add_experiment_parser(sub, name: str, help: str, doc: str, steps: int, handler, varied: tuple = ()):
     """Register an experiment sub-command with the shared schedule options; returns its parser for its own options.
 
     The description is the first paragraph of ``doc`` (the module's docstring).
+    ``varied`` names schedule options (``"width"``, ``"steps"``) the experiment sets
+    per model itself, so the sub-command does not offer them.
     """
     parser = sub.add_parser(name, help=help, description=doc.split("\n\n")[0],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_schedule_arguments(parser, steps=steps)
+    add_schedule_arguments(parser, steps=steps, varied=varied)
     parser.set_defaults(handler=handler)
     return parser
 
 
-def add_schedule_arguments(parser, steps: int) -> None:
-    """Options shared by the experiment sub-commands."""
+def add_schedule_arguments(parser, steps: int, varied: tuple = ()) -> None:
+    """Options shared by the experiment sub-commands (less the ``varied`` ones, see :func:`add_experiment_parser`)."""
     parser.add_argument("--data", required=True, type=Path, help="data folder in our layout (e.g. ../shared/data/dsb2018-fluo)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (resumes the models already recorded there)")
     parser.add_argument("--train-split", default="train", help="split the training images come from (default train)")
     parser.add_argument("--val-split", default="val", help="split of the evaluation images (default val)")
     parser.add_argument("--val-images", type=int, default=0, help="score on the first K images of the validation split only (default 0: all)")
-    parser.add_argument("--width", type=int, default=16, help="U-Net base width (default 16; the paper: 64)")
-    parser.add_argument("--steps", type=int, default=steps, help=f"training steps per model (default {steps})")
+    if "width" not in varied:
+        parser.add_argument("--width", type=int, default=16, help="U-Net base width (default 16; the paper: 64)")
+    if "steps" not in varied:
+        parser.add_argument("--steps", type=int, default=steps, help=f"training steps per model (default {steps})")
     parser.add_argument("--crop", type=int, default=256, help="crop side in pixels (default 256)")
     parser.add_argument("--batch", type=int, default=4, help="crops per step (default 4)")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -475,8 +511,9 @@ def schedule_from(args) -> Schedule:
         spec = normalization.spec_for(args.normalization, tuple(args.percentiles))
     except ValueError as error:
         raise ExperimentError(f"--normalization/--percentiles: {error}") from None
-    return Schedule(width=args.width, steps=args.steps, crop=args.crop, batch=args.batch, learning_rate=args.learning_rate,
-                    cosine=args.cosine, robust=args.robust, bf16=args.bf16, normalization=spec)
+    return Schedule(width=getattr(args, "width", Schedule.width), steps=getattr(args, "steps", Schedule.steps),
+                    crop=args.crop, batch=args.batch, learning_rate=args.learning_rate, cosine=args.cosine,
+                    robust=args.robust, bf16=args.bf16, normalization=spec)
 
 
 def canonical_command(name: str, args) -> str:
