@@ -93,6 +93,7 @@ def convert(network, out: Path, opset: int = OPSET) -> Path:
     if len(factors) == 1:
         _constant_resize_scales(model, factors.pop())
     _dilated_max_pools(model)
+    _concatenations_into_convolutions(model)
     _softmax_after_layout_transpose(model)
     _drop_unused(model)
     onnx.checker.check_model(model)
@@ -104,7 +105,7 @@ def _constant_resize_scales(model, factor: tuple[int, int]) -> None:
     """Give every nearest-neighbour ``Resize`` constant scales (``factor`` on the spatial axes).
 
     tf2onnx computes each output size from the input's shape at run time; with constant
-    integer scales ONNX Runtime keeps the upsampling, and the concatenation after it, in
+    integer scales ONNX Runtime keeps the upsampling (and the convolutions after it) in
     its blocked CPU layout (no reordering of the decoder's activations).
     """
     from onnx import numpy_helper, shape_inference
@@ -186,6 +187,62 @@ def _dilated_max_pools(model) -> None:
         nodes[nodes.index(node)] = pool
         model.graph.ClearField("node")
         model.graph.node.extend(nodes)
+
+
+def _concatenations_into_convolutions(model) -> None:
+    """Replace each channel ``Concat`` that only feeds a convolution by one convolution per input, summed.
+
+    A convolution of concatenated channels is the sum of convolutions of each part with
+    its slice of the kernel (the bias added once). ONNX Runtime's blocked CPU layout
+    copies a concatenation slowly (a third of the U-Net's time on a 520x696 field) but
+    fuses the sum and the ReLU after it into its convolutions. Only the order of
+    additions changes; the export's check compares the results.
+    """
+    from onnx import helper, numpy_helper, shape_inference
+
+    channels = {value.name: value.type.tensor_type.shape.dim[1].dim_value
+                for value in shape_inference.infer_shapes(model).graph.value_info
+                if len(value.type.tensor_type.shape.dim) == 4}
+    constants = {init.name: init for init in model.graph.initializer}
+    consumers = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {output.name for output in model.graph.output}
+    nodes = list(model.graph.node)
+    for concat in [node for node in nodes if node.op_type == "Concat"]:
+        axis = next((a.i for a in concat.attribute if a.name == "axis"), None)
+        after = consumers.get(concat.output[0], [])
+        if axis != 1 or len(concat.input) < 2 or len(after) != 1 or concat.output[0] in outputs:
+            continue
+        (conv,) = after
+        sizes = [channels.get(name, 0) for name in concat.input]
+        group = next((a.i for a in conv.attribute if a.name == "group"), 1)
+        if conv.op_type != "Conv" or conv.input[0] != concat.output[0] or group != 1 or conv.input[1] not in constants or 0 in sizes:
+            continue
+        kernel = numpy_helper.to_array(constants[conv.input[1]])
+        if kernel.shape[1] != sum(sizes):
+            continue
+        bias = conv.input[2:3] if len(conv.input) > 2 else []
+        parts, start = [], 0
+        for index, (name, size) in enumerate(zip(concat.input, sizes)):
+            weights = f"{conv.name}/part{index}/kernel"
+            model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(kernel[:, start:start + size]), weights))
+            start += size
+            part = helper.make_node("Conv", [name, weights, *(bias if index == 0 else [])], [f"{conv.name}/part{index}"],
+                                    name=f"{conv.name}/part{index}")
+            part.attribute.extend(conv.attribute)
+            parts.append(part)
+        total, sums = parts[0].output[0], []
+        for index, part in enumerate(parts[1:], start=1):
+            out = conv.output[0] if index == len(parts) - 1 else f"{conv.name}/sum{index}"
+            sums.append(helper.make_node("Add", [total, part.output[0]], [out], name=f"{conv.name}/sum{index}"))
+            total = out
+        at = nodes.index(conv)
+        nodes[at:at + 1] = [*parts, *sums]
+        nodes.remove(concat)
+    model.graph.ClearField("node")
+    model.graph.node.extend(nodes)
 
 
 def _softmax_after_layout_transpose(model) -> None:

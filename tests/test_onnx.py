@@ -92,6 +92,8 @@ def test_exported_graphs_keep_the_layers_in_onnx_runtimes_fast_forms():
         constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
         resizes = [node for node in graph.node if node.op_type == "Resize"]
         assert len(resizes) == (3 if "unet" in card_path.name else 0)
+        # The U-Net's skip connections: two convolutions summed instead of a concatenation.
+        assert "Concat" not in kinds and kinds.count("Add") == (3 if "unet" in card_path.name else 0)
         for node in resizes:
             assert list(constants[node.input[2]]) == [1, 1, 2, 2] and len(node.input) == 3
         # DeepCell's DilatedMaxPool2D layers: one dilated MaxPool each, no slices.
