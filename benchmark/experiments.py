@@ -236,7 +236,7 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
         weights.parent.mkdir(parents=True, exist_ok=True)
         network.save_weights(weights)
     started = time.time()
-    scorer = float32_copy(network, config) if schedule.bf16 else network
+    scorer = training.float32_copy(network, config) if schedule.bf16 else network
     scores = {}
     for name, eval_examples in eval_sets.items():
         rows = training.score_examples(scorer, config.architecture(), config.normalization, eval_examples, schedule.postprocess)
@@ -282,15 +282,6 @@ def seconds_per_step(data: Path, split: str, train_names: list[str], schedule: S
         training.train_step(network, examples, config, rng)
         times.append(time.perf_counter() - started)
     return float(np.median(times))
-
-
-def float32_copy(network, config):
-    """A float32 network of ``config`` holding ``network``'s weights (mixed-precision variables are float32 already)."""
-    from nucleiseg import model_types
-
-    copy = model_types.build(config.architecture())
-    copy.set_weights(network.get_weights())
-    return copy
 
 
 #: Signature of :func:`train_and_score`; tests pass a stand-in.

@@ -538,6 +538,27 @@ def test_short_training_run_writes_a_loadable_model(tmp_path):
     cards.clear_cache()
 
 
+def test_bf16_training_validates_a_float32_copy_and_leaves_the_global_policy_alone(tmp_path, monkeypatch):
+    """Epochs are judged as the modules run the network (float32), with each epoch's weights."""
+    from nucleiseg import model_types
+    from nucleiseg.training import TrainConfig, loop, train
+
+    data = tmp_path / "data"
+    synthetic.generate(data, n=3, size=64)
+    seen = []
+    score = loop.validation_scores
+    monkeypatch.setattr(loop, "validation_scores", lambda network, *rest: seen.append(
+        (network.layers[1].compute_dtype, network.get_weights()[0].copy())) or score(network, *rest))
+    config = TrainConfig(network="unet", base_filters=2, data=str(data), crop=64, batch_size=2, steps_per_epoch=1,
+                         epochs=2, patience=10, mixed_bfloat16=True)
+    card = json.loads(train(config, tmp_path / "m", tmp_path / "ck").read_text())
+    assert [dtype for dtype, _ in seen] == ["float32", "float32"]
+    assert not np.array_equal(seen[0][1], seen[1][1])  # the copy follows the training
+    assert keras.mixed_precision.global_policy().name == "float32" and card["training"]["mixed_bfloat16"]
+    resumed = keras.models.load_model(tmp_path / "ck" / "last.keras", custom_objects=model_types.custom_objects())
+    assert resumed.layers[1].compute_dtype == "bfloat16"  # a resumed run trains in bfloat16 again
+
+
 # --- augmentation ----------------------------------------------------------------------
 
 

@@ -325,7 +325,7 @@ def test_robust_bf16_schedule_trains_in_bfloat16_scores_in_float32_and_reports_i
     network = training.build_network(config)
     assert network.layers[1].compute_dtype == "bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"  # reset for whatever is built next
-    copy = ex.float32_copy(network, config)
+    copy = training.float32_copy(network, config)
     assert all(layer.compute_dtype == "float32" for layer in copy.layers[1:])
     assert all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), network.get_weights()))
     text = schedule.markdown()

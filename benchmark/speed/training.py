@@ -252,8 +252,6 @@ def time_training(variant: Variant, settings: dict) -> dict:
                          batch_size=settings["batch_size"], seed=settings["seed"], augmentation=augmentation,
                          mixed_bfloat16=variant.policy == "mixed_bfloat16")
     keras.utils.set_random_seed(config.seed)
-    # As nucleiseg.training.train does for mixed_bfloat16: the policy before the network is built.
-    keras.mixed_precision.set_global_policy(variant.policy)
     examples = synthetic_examples(config, settings["images"], config.seed)
     network = build_network(config)
     if variant.jit:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .config import TrainConfig
 from .examples import hold_out, initial_weights, load_examples, make_batch, split_names
-from .loop import build_network, compile_for_training, freeze_batchnorm, train, train_step
+from .loop import build_network, compile_for_training, float32_copy, freeze_batchnorm, train, train_step
 from .model_card import export, member_record, training_hardware
 from .progress import clock, seconds_left
 from .validation import score_examples, validation_scores
@@ -27,6 +27,7 @@ __all__ = [
     "build_network",
     "clock",
     "compile_for_training",
+    "float32_copy",
     "export",
     "freeze_batchnorm",
     "hold_out",

@@ -62,6 +62,18 @@ def build_network(config: TrainConfig):
     return network
 
 
+def float32_copy(network, config: TrainConfig, into=None):
+    """A float32 network of ``config`` holding ``network``'s weights, for scoring a mixed-precision network.
+
+    Mixed-precision variables are float32 already, so the copy is exact; it computes as
+    the modules do. ``into``: a copy made earlier, whose weights are replaced (its
+    traced prediction functions are kept).
+    """
+    copy = into if into is not None else model_types.build(config.architecture())
+    copy.set_weights(network.get_weights())
+    return copy
+
+
 def compile_for_training(network, optimizer) -> None:
     """Compile with the training loss: cross-entropy on one-hot targets (:func:`train_step`).
 
@@ -103,8 +115,6 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     out.parent.mkdir(parents=True, exist_ok=True)
     log = checkpoints / "train.log"
     keras.utils.set_random_seed(config.seed)
-    if config.mixed_bfloat16:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
     train_names, val_names, val_source = split_names(config)
     train_examples = load_examples(config.data, config.train_split, config.normalization, names=train_names)
@@ -144,6 +154,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     started = time.time() - state["seconds"]
     stale = 0 if state["best_epoch"] < 0 else state["epoch"] - 1 - state["best_epoch"]
     epoch_seconds = []  # durations of this invocation's epochs, for the time-left estimate
+    scorer = None  # with mixed bfloat16: the float32 copy that validation scores, as the modules will run it
     while state["epoch"] < config.epochs:
         epoch_start = time.time()
         losses = []
@@ -158,7 +169,9 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
                 print(f"\repoch {state['epoch'] + 1} [{bar:<30}] {step + 1}/{config.steps_per_epoch} loss {np.mean(losses):.4f}"
                       f" | {clock(now - started)} elapsed, ~{clock(left)} left", end="", flush=True)
         print(flush=True)
-        scores = validation_scores(network, architecture, config.normalization, val_examples, config.val_settings())
+        if config.mixed_bfloat16:
+            scorer = float32_copy(network, config, into=scorer)
+        scores = validation_scores(scorer or network, architecture, config.normalization, val_examples, config.val_settings())
         state["epoch"] += 1
         state["seconds"] = time.time() - started
         record = {"epoch": state["epoch"], "steps": state["epoch"] * config.steps_per_epoch, "loss": float(np.mean(losses)), **scores, "seconds": round(state["seconds"], 1)}
