@@ -109,8 +109,7 @@ def run(data: Path, out: Path, schedule: ex.Schedule, widths: list[int], minutes
     val_names = ex.split_names(data, val_split, "--val-split")
     if val_images:
         val_names = val_names[:val_images]
-    for width in widths:
-        replace(schedule, width=width)  # checks each width before any training
+    by_width = {width: replace(schedule, width=width) for width in widths}  # each width checked before any training
     sets = [CLEAN, *names]
     references, reference_note = ex.reference_scores(reference, reference_pipeline, {CLEAN: val_names})
     cols = columns(sets)
@@ -132,10 +131,10 @@ def run(data: Path, out: Path, schedule: ex.Schedule, widths: list[int], minutes
     for index, (width, repeat) in enumerate(todo, start=1):
         name = model_name(width, repeat)
         model_seed = ex.model_seed(seed, width, repeat)
-        per_step = timer(data, train_split, train_names, replace(schedule, width=width), model_seed)
+        per_step = timer(data, train_split, train_names, by_width[width], model_seed)
         steps = steps_for(minutes, per_step)
         log(f"[{index}/{len(todo)}] {name}: {per_step:.3f} s per step -> {steps} steps, seed {model_seed}")
-        result = trainer(data, train_split, train_names, eval_sets, replace(schedule, width=width, steps=steps), model_seed,
+        result = trainer(data, train_split, train_names, eval_sets, replace(by_width[width], steps=steps), model_seed,
                          weights=out / "weights" / f"{name}.weights.h5", log=log)
         log(f"[{index}/{len(todo)}] {name}: " + ", ".join(f"{s} {result['scores'][s]['f1_mean']:.4f}" for s in sets))
         ledger.add({"model": name, "width": width, "repeat": repeat, "seed": model_seed, "minutes": minutes,
