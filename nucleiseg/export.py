@@ -194,8 +194,8 @@ def _concatenations_into_convolutions(model) -> None:
 
     A convolution of concatenated channels is the sum of convolutions of each part with
     its slice of the kernel (the bias added once). ONNX Runtime's blocked CPU layout
-    copies a concatenation slowly (a third of the U-Net's time on a 520x696 field) but
-    fuses the sum and the ReLU after it into its convolutions. Only the order of
+    copies a concatenation as a pass of its own but fuses the sum and the ReLU after it
+    into its convolutions. Only the order of
     additions changes; the export's check compares the results.
     """
     from onnx import helper, numpy_helper, shape_inference

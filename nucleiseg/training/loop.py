@@ -121,8 +121,16 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     val_examples = load_examples(config.data, config.validation_split(), None, names=val_names)
     _log(log, f"{len(train_examples)} training images, {len(val_examples)} validation images ({val_source})")
 
-    state_path, last_path, best_path = checkpoints / "state.json", checkpoints / "last.keras", checkpoints / "best.weights.h5"
     architecture = config.architecture()
+    scorer = None  # with mixed bfloat16: the float32 copy that validation scores, as the modules will run it
+
+    def validate(network) -> dict:
+        nonlocal scorer
+        if config.mixed_bfloat16:
+            scorer = float32_copy(network, config, into=scorer)
+        return validation_scores(scorer or network, architecture, config.normalization, val_examples, config.val_settings())
+
+    state_path, last_path, best_path = checkpoints / "state.json", checkpoints / "last.keras", checkpoints / "best.weights.h5"
     state = {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": [], "seconds": 0.0, "config": asdict(config)}
     if resume and state_path.is_file() and last_path.is_file():
         state = json.loads(state_path.read_text())
@@ -138,8 +146,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
             network.load_weights(initial_weights(config))
             _log(log, f"starting from the weights of {config.init_from}")
             # The bar a fine-tune must clear: scored once, before any step, on the same images.
-            state["starting_weights"] = validation_scores(network, architecture, config.normalization,
-                                                          val_examples, config.val_settings())
+            state["starting_weights"] = validate(network)
             _log(log, f"starting weights: val mean F1 {state['starting_weights']['f1_mean']:.4f} "
                       f"error@0.7 {state['starting_weights']['error_rate_070']:.4f}")
 
@@ -154,7 +161,6 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     started = time.time() - state["seconds"]
     stale = 0 if state["best_epoch"] < 0 else state["epoch"] - 1 - state["best_epoch"]
     epoch_seconds = []  # durations of this invocation's epochs, for the time-left estimate
-    scorer = None  # with mixed bfloat16: the float32 copy that validation scores, as the modules will run it
     while state["epoch"] < config.epochs:
         epoch_start = time.time()
         losses = []
@@ -169,9 +175,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
                 print(f"\repoch {state['epoch'] + 1} [{bar:<30}] {step + 1}/{config.steps_per_epoch} loss {np.mean(losses):.4f}"
                       f" | {clock(now - started)} elapsed, ~{clock(left)} left", end="", flush=True)
         print(flush=True)
-        if config.mixed_bfloat16:
-            scorer = float32_copy(network, config, into=scorer)
-        scores = validation_scores(scorer or network, architecture, config.normalization, val_examples, config.val_settings())
+        scores = validate(network)
         state["epoch"] += 1
         state["seconds"] = time.time() - started
         record = {"epoch": state["epoch"], "steps": state["epoch"] * config.steps_per_epoch, "loss": float(np.mean(losses)), **scores, "seconds": round(state["seconds"], 1)}
