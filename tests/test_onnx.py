@@ -381,6 +381,78 @@ def test_speed_unet_names_a_model_without_onnx_files(tmp_path, capsys):
     assert "--engine onnxruntime:" in err and "plain.json names no ONNX file" in err and "python -m nucleiseg.export" in err
 
 
+def keras_convolution_gflop(card_path: Path, height: int, width: int) -> float:
+    """Arithmetic of every Conv2D of a card's Keras network on one ``height`` x ``width`` image, counted from its layers."""
+    network = engines.keras_network(card_path, cards.read_card(card_path))
+    total = 0.0
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            # Output height and width from the layer's own shape on this input (its level's downsampling).
+            shape = keras.Model(network.input, layer.output).compute_output_shape((1, height, width, 1))
+            total += 2.0 * kh * kw * cin * cout * shape[1] * shape[2] / 1e9
+    return total
+
+
+def test_convolution_arithmetic_reads_weight_and_output_shapes_blocked_or_not():
+    from benchmark.speed.onnx_profile import convolution_gflop
+
+    expected = 2 * 16 * 32 * 9 * 10 * 20 / 1e9
+    assert convolution_gflop([16, 32, 3, 3], [1, 16, 10, 20]) == pytest.approx(expected)
+    assert convolution_gflop([16, 32, 3, 3], [1, 1, 10, 20, 16]) == pytest.approx(expected)
+    assert convolution_gflop([16, 32, 3, 3], [2, 16, 10, 20]) == pytest.approx(2 * expected)
+    with pytest.raises(ValueError, match="not a 2-D convolution"):
+        convolution_gflop([16, 32, 3], [1, 16, 10, 20])
+
+
+def test_profile_summary_averages_each_operator_over_the_runs():
+    from benchmark.speed.onnx_profile import summarize
+
+    def kernel(op, dur):
+        return {"cat": "Node", "name": f"{op}_kernel_time", "dur": dur, "args": {"op_name": op}}
+
+    run = [kernel("Conv", 3000), kernel("Relu", 500), kernel("Conv", 1000), {"cat": "Session", "name": "x", "dur": 9e9},
+           {"cat": "Node", "name": "Conv_fence_before", "dur": 7e9, "args": {"op_name": "Conv"}}]
+    found = summarize(run + run, runs=2)
+    assert found.milliseconds == {"Conv": 4.0, "Relu": 0.5} and found.nodes == {"Conv": 2, "Relu": 1}
+    assert found.total_ms == 4.5 and found.convolution_ms == 4.0
+    found.convolution_gflop = 0.2
+    assert found.convolution_gflops == pytest.approx(50.0)
+
+
+def test_profile_of_an_exported_unet_counts_the_networks_convolutions(exported):
+    """The profiler's arithmetic is the Keras network's, though the export split each skip convolution in two."""
+    from benchmark.speed.onnx_profile import profile
+
+    card = exported["unet"]
+    found = profile(card.with_suffix(".onnx"), [np.zeros((1, 64, 96, 1), np.float32)] * 2, runs=2)
+    assert found.runs == 2 and found.nodes["Conv"] > 0 and found.convolution_ms > 0
+    assert found.convolution_gflop == pytest.approx(2 * keras_convolution_gflop(card, 64, 96), rel=1e-6)
+    assert set(found.milliseconds) >= {"Conv", "Softmax"}
+
+
+def test_speed_unet_profile_prints_operators_and_rates(exported, capsys):
+    from benchmark.__main__ import main as cli_main
+
+    card = exported["unet"]
+    assert cli_main(["speed", "unet", "--model", str(card), "--engine", "both", "--size", "64x96", "--repeats", "1",
+                     "--profile"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^ONNX Runtime profile of unet-random\.onnx: 1 batch\(es\) of 1x64x96 per image", out, re.M), out
+    assert re.search(r"^  Conv +[\d.]+ ms +[\d.]+ % +\(\d+ kernel\(s\)\)$", out, re.M), out
+    gflop = float(re.search(r"^convolutions: ([\d.]+) GFLOP per image, \d+ GFLOP/s under ONNX Runtime$", out, re.M)[1])
+    assert gflop == pytest.approx(keras_convolution_gflop(card, 64, 96), abs=0.006)
+    assert re.search(r"^TensorFlow: the same batches through the whole network in [\d.]+ ms warm", out, re.M), out
+    assert re.search(r"^for scale: numpy float32 matrix product 2048 x 2048 at \d+ GFLOP/s", out, re.M), out
+
+
+def test_speed_unet_profile_needs_onnx_runtime(exported, capsys):
+    from benchmark.__main__ import main as cli_main
+
+    assert cli_main(["speed", "unet", "--model", str(exported["unet"]), "--size", "32x32", "--repeats", "0", "--profile"]) == 2
+    assert "--profile profiles ONNX Runtime: add --engine onnxruntime or --engine both" in capsys.readouterr().err
+
+
 # --- the light install -------------------------------------------------------------------
 
 HEAVY = {"tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx"}

@@ -1,7 +1,7 @@
 """Whole-image inference time of a model card (default: the shipped U-Net), cold and warm, per engine.
 
 ``python -m benchmark speed unet [--model CARD] [--engine tensorflow|onnxruntime|both] [--image PATH | --size HxW]
-[--repeats 5] [--ensemble N] [--augment]``
+[--repeats 5] [--ensemble N] [--augment] [--profile]``
 
 Times what ClassifyBoundariesUNet / ClassifyPixelsDeepCell do per image set:
 normalization, network (tiled as the modules' defaults), post-processing with
@@ -17,7 +17,11 @@ the probabilities alone: normalization, tiling and the network, which is all tha
 differs) and the largest difference between their probabilities. Threads: each engine's use of every
 CPU this process may run on. ``--size 4000x4000`` tiles the synthetic image to
 that size, to show time and peak memory (the process's maximum resident set)
-on large fields.
+on large fields. ``--profile`` (ONNX Runtime) adds where its time goes
+(:mod:`benchmark.speed.onnx_profile`): milliseconds per operator type of the first
+network on the batches it got for this image, the convolutions' arithmetic and rate in
+GFLOP/s, TensorFlow's rate on the same batches when it was timed too, and a float32
+matrix product's rate on this CPU for scale.
 """
 
 from __future__ import annotations
@@ -56,8 +60,9 @@ def add_parser(tools) -> None:
     parser.add_argument("--augment", action="store_true", help="average over the 8 flips and rotations")
     parser.add_argument("--engine", choices=(*ENGINES, BOTH), default=ENGINES[0],
                         help="inference engine to time, or both side by side (default tensorflow)")
+    parser.add_argument("--profile", action="store_true",
+                        help="ONNX Runtime: time per operator type and the convolutions' GFLOP/s (needs --engine onnxruntime or both)")
     parser.set_defaults(handler=main)
-
 
 
 def main(args) -> int:
@@ -68,6 +73,8 @@ def main(args) -> int:
     settings = cards.tuned_postprocess(args.model)
     image = chosen_image(args)
     chosen = ENGINES if args.engine == BOTH else (args.engine,)
+    if args.profile and "onnxruntime" not in chosen:
+        raise BenchmarkError("--profile profiles ONNX Runtime: add --engine onnxruntime or --engine both")
     try:
         timings = side_by_side({engine: lambda model: (model, segment(image, model, settings, augment=args.augment))
                                 for engine in chosen}, args.repeats,
@@ -98,4 +105,48 @@ def main(args) -> int:
         difference = float(np.abs(keras_run.result[1][0] - onnx_run.result[1][0]).max())
         print(f"largest difference in any class probability between the engines: {difference:.1e}")
     print(f"peak memory (max resident set of the process): {peak_memory_mb():.0f} MB")
+    if args.profile:
+        print_profile(image, {engine: timings[engine].result[0] for engine in chosen}, args)
     return 0
+
+
+def batches_of_first_network(image: np.ndarray, model, augment: bool) -> list:
+    """The batches ``model``'s first network gets while the probabilities of ``image`` are made."""
+    from nucleiseg.inference import predict_probabilities
+
+    network, seen = model.networks[0], []
+    run = network.predict_on_batch
+
+    def recording(batch):
+        seen.append(np.array(batch, dtype=np.float32))
+        return run(batch)
+
+    network.predict_on_batch = recording
+    try:
+        predict_probabilities(image, model, augment=augment)
+    finally:
+        del network.predict_on_batch
+    return seen
+
+
+def print_profile(image: np.ndarray, models: dict, args) -> None:
+    """Print ONNX Runtime's time per operator type, the convolutions' GFLOP/s and, for scale, TensorFlow's and BLAS'."""
+    from .onnx_profile import matrix_product_gflops, profile
+    from .timing import cold_and_warm
+
+    onnx_model = models["onnxruntime"]
+    batches = batches_of_first_network(image, onnx_model, args.augment)
+    network = onnx_model.networks[0]
+    found = profile(network.path, batches, runs=max(1, args.repeats))
+    shapes = sorted({f"{b.shape[0]}x{b.shape[1]}x{b.shape[2]}" for b in batches})
+    print(f"ONNX Runtime profile of {network.path.name}: {len(batches)} batch(es) of {', '.join(shapes)} per image, "
+          f"mean of {found.runs} run(s); kernels {found.total_ms:.1f} ms per image")
+    for kind, ms in found.milliseconds.items():
+        print(f"  {kind:<16} {ms:8.1f} ms  {100 * ms / found.total_ms:5.1f} %  ({found.nodes[kind]} kernel(s))")
+    print(f"convolutions: {found.convolution_gflop:.2f} GFLOP per image, {found.convolution_gflops:.0f} GFLOP/s under ONNX Runtime")
+    if "tensorflow" in models:
+        keras_network = models["tensorflow"].networks[0]
+        timing = cold_and_warm(lambda _: [keras_network.predict_on_batch(batch) for batch in batches], max(1, args.repeats))
+        print(f"TensorFlow: the same batches through the whole network in {1e3 * timing.warm:.1f} ms warm, "
+              f"so at least {found.convolution_gflop / timing.warm:.0f} GFLOP/s for its convolutions")
+    print(f"for scale: numpy float32 matrix product 2048 x 2048 at {matrix_product_gflops():.0f} GFLOP/s on this CPU")
