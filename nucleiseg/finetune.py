@@ -704,7 +704,7 @@ def finetune(images_dir: Path, masks_dir: Path, out: Path, init: Path | None = N
         staging = scratch / "data"
         staged = _stage(inputs, staging, seed)
         config = training.TrainConfig(
-            network=model_type.name, base_filters=int(architecture.get("base_filters", 32)), data=str(staging),
+            network=model_type.name, base_filters=int(architecture.get("base_filters", 0)), data=str(staging),
             train_split=FIT_SPLIT, val_split=HELD_OUT_SPLIT, crop=crop, batch_size=batch_size, patience=PATIENCE,
             learning_rate=rate, optimizer=model_type.default_optimizer, class_weights=model_type.class_weights(),
             boundary_width=int(init_card.get("targets", {}).get("boundary_width", 1)),

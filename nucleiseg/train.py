@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="model path without suffix, e.g. models/unet/unet-dsb2018")
     parser.add_argument("--checkpoints", help="checkpoint folder (default: checkpoints/<name>)")
     parser.add_argument("--no-resume", action="store_true", help="start afresh even when checkpoints exist")
-    parser.add_argument("--base-filters", type=int, help="U-Net top-level width (64 = the paper's; default 32, or the --init model's)")
+    parser.add_argument("--base-filters", type=int, help="U-Net top-level width (64 = the paper's; default 16, or the --init model's)")
     parser.add_argument("--crop", type=int, default=256, help="training crop edge in pixels")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--steps-per-epoch", type=int, default=100)
@@ -57,7 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument("--augment-probability", type=float, default=0.5,
                         help="chance that each signal augmentation is applied to a crop")
     parser.add_argument("--val-images", type=int, default=0, help="validate on the first N images of the split (0: all)")
-    parser.add_argument("--bf16", action="store_true", help="mixed bfloat16 training (measure first: on our Zen 4 CPUs it was slower than float32 with TensorFlow 2.21)")
+    parser.add_argument("--bf16", action="store_true", help="mixed bfloat16 compute, float32 weights (measure first with python -m benchmark speed training: "
+                             "faster than float32 on the AMD Zen 4 CPUs of this project)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--snapshots", type=int, default=1, help="ship the best N epochs as an ensemble (DeepCell default 5)")
     parser.add_argument(
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
         except ModelError as error:
             parser.error(f"--val-postprocess: {error}")
 
-    base_filters = args.base_filters or 32
+    base_filters = args.base_filters or model_types.get(args.network).architecture().get("base_filters", 0)
     if args.init and not args.base_filters:
         try:
             base_filters = member_cards(args.init)[0][1]["architecture"].get("base_filters", base_filters)

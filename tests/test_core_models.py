@@ -618,6 +618,21 @@ def test_train_command_takes_the_normalization_into_the_card(tmp_path, capsys):
         assert json.loads(out.with_suffix(".json").read_text())["normalization"] == expected
 
 
+def test_train_command_default_width_is_the_shipped_unets(tmp_path, monkeypatch):
+    """Without --base-filters (and --init) a U-Net is trained at the width the shipped model has."""
+    import nucleiseg.train as train_command
+
+    data = tmp_path / "data"
+    synthetic.generate(data, n=4, size=48)
+    seen = []
+    monkeypatch.setattr(train_command, "train", lambda config, out, checkpoints, resume: seen.append(config) or out)
+    assert train_command.main(["unet", "--data", str(data), "--out", str(tmp_path / "m")]) == 0
+    shipped = cards.read_card(model_types.get("unet").default_card)["architecture"]["base_filters"]
+    assert seen[0].base_filters == shipped and seen[0].architecture()["base_filters"] == shipped
+    assert train_command.main(["unet", "--data", str(data), "--out", str(tmp_path / "w"), "--base-filters", "24"]) == 0
+    assert seen[1].architecture()["base_filters"] == 24
+
+
 # --- training on a subset, held-out validation, fine-tuning ---------------------------
 
 

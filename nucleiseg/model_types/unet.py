@@ -50,6 +50,11 @@ def build_unet(base_filters: int = 64, n_classes: int = 3, input_channels: int =
     return keras.Model(inputs, softmax_classes(x, n_classes), name=f"unet{base_filters}")
 
 
+#: Width when none is given: ``python -m benchmark widths`` found 16 best at equal training
+#: wall-clock on this project's CPUs (README, *Which width for a training budget*); the shipped U-Nets are 16.
+DEFAULT_WIDTH = 16
+
+
 class UNet(ModelType):
     name = "unet"
     multiple = 2 ** (LEVELS - 1)
@@ -58,7 +63,7 @@ class UNet(ModelType):
     published = {"f1": 0.85, "error_070": 0.081}
 
     def architecture(self, width: int | None = None) -> dict:
-        return {"name": self.name, "base_filters": int(width or 32), "n_classes": len(self.classes)}
+        return {"name": self.name, "base_filters": int(width or DEFAULT_WIDTH), "n_classes": len(self.classes)}
 
     def build(self, spec: dict):
         return build_unet(base_filters=int(spec.get("base_filters", 64)), n_classes=int(spec.get("n_classes", 3)))

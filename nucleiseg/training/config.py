@@ -13,7 +13,7 @@ class TrainConfig:
     """Everything that defines a training run (recorded in the model card)."""
 
     network: str = "unet"  # a registered model type (nucleiseg.model_types.names())
-    base_filters: int = 32  # width, for model types that have one (the U-Net)
+    base_filters: int = 0  # width, for model types that have one (the U-Net); 0: the model type's default
     data: str = "../shared/data/dsb2018-fluo"
     train_split: str = "train"
     val_split: str = "val"
