@@ -9,6 +9,7 @@
     python -m benchmark transfer ...         # paper Figure 5, see benchmark/transfer.py
     python -m benchmark finetune-curve ...   # how many images to annotate, see benchmark/finetune_curve.py
     python -m benchmark robustness ...       # the split and perturbed copies of it, see benchmark/robustness.py
+    python -m benchmark conditions ...       # model cards on those copies in process (quick), see benchmark/model_conditions.py
     python -m benchmark leave-one-kind-out ...   # train without one kind of image, score on it
     python -m benchmark widths ...           # U-Net widths at equal training wall-clock
     python -m benchmark speed metric|unet|deepcell-modes|throughput|training ...   # see benchmark/speed/
@@ -25,7 +26,8 @@ from pathlib import Path
 
 from nucleiseg.layouts import LAYOUTS, DataError
 
-from . import compare, finetune_curve, leave_one_kind_out, learning_curve, robustness, speed, transfer, width_choice
+from . import (compare, finetune_curve, leave_one_kind_out, learning_curve, model_conditions, robustness, speed, transfer,
+               width_choice)
 from .errors import BenchmarkError, PipelineError
 from .pipeline_files import PIPELINES_DIR, available_pipelines
 from .report import regenerate
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_parser(sub)
     leave_one_kind_out.add_parser(sub)
     width_choice.add_parser(sub)
+    model_conditions.add_parser(sub)
     robustness.add_parser(sub)
     speed.add_parser(sub)
     return parser

@@ -34,6 +34,7 @@ from nucleiseg import perturbations
 
 from . import experiments as ex
 from .figures import pyplot, save_figure
+from .model_conditions import evaluation_sets
 from .outputs import write_atomic
 from .robustness import CLEAN, MAX_DROP
 from .tables import write_csv
@@ -120,10 +121,7 @@ def run(data: Path, out: Path, schedule: ex.Schedule, widths: list[int], minutes
     ledger = ex.Ledger(out, settings, cols)
     ex.clear_outputs(out, FINAL_OUTPUTS)
     log = ex.make_logger(out / "run.log")
-    clean = load_examples(data, val_split, None, names=val_names)
-    eval_sets = {CLEAN: clean}
-    for name in names:
-        eval_sets[name] = [(stem, *perturbations.perturb(name, image, labels, stem)) for stem, image, labels in clean]
+    eval_sets = evaluation_sets(load_examples(data, val_split, None, names=val_names), names)
     keys = [(width, repeat) for repeat in range(1, repeats + 1) for width in widths]
     todo = [key for key in keys if not ledger.done(model_name(*key))]
     log(f"widths {', '.join(map(str, widths))} at {minutes:g} training minutes each; {len(train_names)} training images, "
