@@ -40,14 +40,14 @@ def evaluation_sets(clean: list, names: list[str]) -> dict:
 
 def score_card(card: Path, sets: dict, engine: str = "auto") -> dict:
     """``{condition: figures}`` of one model card on each set, with its tuned post-processing."""
-    from nucleiseg import cards, metric
-    from nucleiseg.inference import segment
+    from nucleiseg import cards
+    from nucleiseg.training import score_model
 
     model = cards.load(card, engine=engine)
     settings = cards.tuned_postprocess(card)
     scores = {}
     for condition, examples in sets.items():
-        rows = [metric.score_image(labels, segment(image, model, settings)[1]).to_dict() for _, image, labels in examples]
+        rows = score_model(model, examples, settings)
         figures = ex.summarize(rows)
         figures["missed_tiny"] = int(sum(row["missed_tiny"] for row in rows))
         scores[condition] = figures

@@ -2,8 +2,8 @@
 
 Used by ``python -m benchmark speed unet --profile``. ONNX Runtime's own profiler
 records every kernel it runs; the convolutions' arithmetic follows from the graph's
-weight and output shapes (two operations per multiply-add), so their rate in GFLOP/s can be set beside what this CPU reaches on a large
-float32 matrix product (:func:`matrix_product_gflops`, numpy's BLAS): a network whose
+weight and output shapes (two operations per multiply-add), so their rate in GFLOP/s
+can be set beside what this CPU reaches on a large float32 matrix product (:func:`matrix_product_gflops`, numpy's BLAS): a network whose
 convolutions already run near that rate cannot get much faster in float32.
 """
 
@@ -72,14 +72,17 @@ def convolution_gflop(weight_shape, output_shape) -> float:
     return 2.0 * float(np.prod(weight)) * out[0] * out[2] * out[3] / 1e9
 
 
+def kernel_events(events: list) -> list:
+    """The profiler's kernel events (one per node run), in the order they ran."""
+    return [e for e in events if e.get("cat") == "Node" and str(e.get("name", "")).endswith(_KERNEL)]
+
+
 def summarize(events: list, runs: int) -> OperatorProfile:
     """Per-operator mean milliseconds of ONNX Runtime profiler ``events`` over ``runs`` runs."""
     if runs < 1:
         raise ValueError("runs must be at least 1")
     microseconds, counts = defaultdict(float), defaultdict(int)
-    for event in events:
-        if event.get("cat") != "Node" or not str(event.get("name", "")).endswith(_KERNEL):
-            continue
+    for event in kernel_events(events):
         kind = event.get("args", {}).get("op_name", "?")
         microseconds[kind] += float(event["dur"])
         counts[kind] += 1
@@ -137,7 +140,7 @@ def profile(path: Path, batches: list, runs: int = 3, threads: int | None = None
                 session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})
         events = json.loads(Path(session.end_profiling()).read_text())
     # Every run calls the same kernels; the first run (memory planning, first touches) is left out.
-    kernels = [e for e in events if e.get("cat") == "Node" and str(e.get("name", "")).endswith(_KERNEL)]
+    kernels = kernel_events(events)
     kernels_per_run = len(kernels) // (runs + 1)
     found = summarize(kernels[kernels_per_run:], runs)
     found.convolution_gflop = sum(graph_convolution_gflop(path, batch.shape) for batch in batches)

@@ -20,7 +20,7 @@ from .examples import hold_out, initial_weights, load_examples, make_batch, spli
 from .loop import build_network, compile_for_training, float32_copy, freeze_batchnorm, train, train_step
 from .model_card import export, member_record, training_hardware
 from .progress import clock, seconds_left
-from .validation import score_examples, validation_scores
+from .validation import score_examples, score_model, validation_scores
 
 __all__ = [
     "TrainConfig",
@@ -36,6 +36,7 @@ __all__ = [
     "make_batch",
     "member_record",
     "score_examples",
+    "score_model",
     "seconds_left",
     "split_names",
     "train",

@@ -18,11 +18,16 @@ def score_examples(network, architecture: dict, normalization: dict, examples, s
     (:func:`nucleiseg.inference.segment`: tiled, normalized with ``normalization``,
     post-processed with ``settings``, defaults when None).
     """
+    wrapped = cards.LoadedModel([{"architecture": architecture, "normalization": normalization}], [network], Path("."))
+    return score_model(wrapped, examples, settings)
+
+
+def score_model(model: cards.LoadedModel, examples, settings: PostprocessSettings | None = None) -> list[dict]:
+    """Per-image scores of a loaded model (:func:`nucleiseg.cards.load`) on ``(stem, raw image, labels)`` examples."""
     from .. import metric
     from ..inference import segment
 
-    wrapped = cards.LoadedModel([{"architecture": architecture, "normalization": normalization}], [network], Path("."))
-    return [metric.score_image(labels, segment(image, wrapped, settings)[1]).to_dict() for _, image, labels in examples]
+    return [metric.score_image(labels, segment(image, model, settings)[1]).to_dict() for _, image, labels in examples]
 
 
 def validation_scores(network, architecture: dict, normalization: dict, examples, settings: PostprocessSettings | None = None) -> dict:
