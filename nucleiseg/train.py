@@ -61,6 +61,10 @@ def main(argv=None) -> int:
                              "faster than float32 on the AMD Zen 4 CPUs of this project)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--snapshots", type=int, default=1, help="ship the best N epochs as an ensemble (DeepCell default 5)")
+    parser.add_argument("--average-last", type=int, default=0, metavar="N",
+                        help="ship the mean of the weights of the last N epochs (batch-norm statistics measured "
+                             "again on training batches) instead of the best epoch; epochs before a resume that "
+                             "asked for it left no weights and are skipped")
     parser.add_argument(
         "--val-postprocess", type=Path, metavar="CARD",
         help="validate with the post-processing recorded in this model card (e.g. the model being fine-tuned) "
@@ -81,6 +85,10 @@ def main(argv=None) -> int:
         help="start from this model's weights (fine-tuning; same architecture) instead of random ones",
     )
     args = parser.parse_args(argv)
+    if args.average_last < 0:
+        parser.error(f"--average-last {args.average_last}: must be 0 (off) or a number of epochs")
+    if args.average_last and args.snapshots > 1:
+        parser.error("--average-last and --snapshots both choose what is shipped: give one of them")
     val_postprocess = {}
     if args.val_postprocess:
         try:
@@ -131,6 +139,7 @@ def main(argv=None) -> int:
         mixed_bfloat16=args.bf16,
         seed=args.seed,
         snapshots=args.snapshots,
+        average_last=args.average_last,
         val_postprocess=val_postprocess,
         subset_column=args.subset_column,
         holdout=args.holdout,

@@ -10,11 +10,14 @@ that pixel's patch, so one crop trains on tens of thousands of patches.
 
 The modules: :mod:`.config` (:class:`TrainConfig`), :mod:`.examples` (images and batches),
 :mod:`.validation` (scoring during training), :mod:`.progress` (time left, the log),
-:mod:`.loop` (:func:`train`) and :mod:`.model_card` (writing the result). Import from here.
+:mod:`.loop` (:func:`train`), :mod:`.checkpoint_files` (the checkpoint folder),
+:mod:`.averaging` (shipping the mean of the last epochs) and :mod:`.model_card` (writing the result). Import from here.
 """
 
 from __future__ import annotations
 
+from . import checkpoint_files
+from .averaging import average_run, average_weight_files, recompute_batchnorm
 from .config import TrainConfig
 from .examples import hold_out, initial_weights, load_examples, make_batch, split_names
 from .loop import build_network, compile_for_training, float32_copy, freeze_batchnorm, train, train_step
@@ -24,6 +27,10 @@ from .validation import score_examples, score_model, validation_scores
 
 __all__ = [
     "TrainConfig",
+    "average_run",
+    "average_weight_files",
+    "checkpoint_files",
+    "recompute_batchnorm",
     "build_network",
     "clock",
     "compile_for_training",

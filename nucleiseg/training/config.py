@@ -35,6 +35,9 @@ class TrainConfig:
     mixed_bfloat16: bool = False
     seed: int = 0
     snapshots: int = 1  # >1: ship the best N epochs as an ensemble (snapshot ensemble)
+    # >0: ship the mean of the weights of the run's last N epochs (batch-norm statistics measured
+    # again on training batches) instead of the best epoch: nucleiseg.training.averaging.
+    average_last: int = 0
     # Post-processing for validation during training (PostprocessSettings fields; empty: the
     # defaults). Settings close to the ones the model will be tuned to judge epochs better.
     val_postprocess: dict = field(default_factory=dict)

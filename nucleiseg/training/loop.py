@@ -11,6 +11,8 @@ import numpy as np
 
 from .. import model_types
 from ..layers import BN_MOMENTUM
+from . import checkpoint_files
+from .averaging import average_run
 from .config import TrainConfig
 from .examples import initial_weights, load_examples, make_batch, split_names
 from .model_card import export
@@ -130,7 +132,8 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
             scorer = float32_copy(network, config, into=scorer)
         return validation_scores(scorer or network, architecture, config.normalization, val_examples, config.val_settings())
 
-    state_path, last_path, best_path = checkpoints / "state.json", checkpoints / "last.keras", checkpoints / "best.weights.h5"
+    state_path, last_path, best_path = (checkpoints / checkpoint_files.STATE, checkpoints / checkpoint_files.LAST,
+                                        checkpoints / checkpoint_files.BEST)
     state = {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": [], "seconds": 0.0, "config": asdict(config)}
     if resume and state_path.is_file() and last_path.is_file():
         state = json.loads(state_path.read_text())
@@ -190,8 +193,8 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
                 state["learning_rate"] /= 2
                 network.optimizer.learning_rate.assign(state["learning_rate"])
                 _log(log, f"learning rate halved to {state['learning_rate']:.2e}")
-        if config.snapshots > 1:
-            network.save_weights(checkpoints / f"epoch{state['epoch']:04d}.weights.h5")
+        if config.snapshots > 1 or config.average_last:
+            network.save_weights(checkpoint_files.epoch_weights(checkpoints, state["epoch"]))
         network.save(last_path)
         state_path.write_text(json.dumps(state, indent=1))
         epoch_seconds.append(time.time() - epoch_start)
@@ -203,6 +206,13 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         if config.max_minutes and state["seconds"] > 60 * config.max_minutes:
             _log(log, f"wall-clock budget of {config.max_minutes} min reached")
             break
+    if config.average_last:
+        state["average"] = average_run(config, checkpoints, state, train_examples,
+                                       lambda averaged: validation_scores(averaged, architecture, config.normalization,
+                                                                          val_examples, config.val_settings()))
+        state_path.write_text(json.dumps(state, indent=1))
+        _log(log, f"mean of the weights of epochs {state['average']['epochs'][0]}-{state['average']['epochs'][-1]}: "
+                  f"val mean F1 {state['average']['validation']['f1_mean']:.4f} (best single epoch {state['best_f1']:.4f})")
     starting = state.get("starting_weights")
     if starting and state["best_f1"] <= starting["f1_mean"]:
         _log(log, f"no epoch beat the starting weights on validation (best {state['best_f1']:.4f}, "

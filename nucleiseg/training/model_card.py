@@ -6,6 +6,7 @@ import platform
 from pathlib import Path
 
 from .. import cards, model_types
+from . import checkpoint_files
 from .config import TrainConfig
 from .examples import initial_weights, split_names
 
@@ -14,15 +15,17 @@ def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Pa
     """Write the best weights (or the best ``snapshots`` epochs, as an ensemble) with model cards."""
     checkpoints, out = Path(checkpoints), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if config.average_last and "average" in state:
+        return _export_one(config, checkpoints / checkpoint_files.AVERAGE, out, state, state["average"]["validation"])
     if config.snapshots <= 1:
         best = next((h for h in state["history"] if h["epoch"] == state["best_epoch"] + 1), {})
-        return _export_one(config, checkpoints / "best.weights.h5", out, state, best)
+        return _export_one(config, checkpoints / checkpoint_files.BEST, out, state, best)
     ranked = sorted(state["history"], key=lambda h: h["f1_mean"], reverse=True)
-    ranked = [h for h in ranked if (checkpoints / f"epoch{h['epoch']:04d}.weights.h5").is_file()][: config.snapshots]
+    ranked = [h for h in ranked if checkpoint_files.epoch_weights(checkpoints, h["epoch"]).is_file()][: config.snapshots]
     member_files = []
     for index, record in enumerate(sorted(ranked, key=lambda h: h["epoch"]), start=1):
         member_out = out.with_name(f"{out.name}-{index}")
-        _export_one(config, checkpoints / f"epoch{record['epoch']:04d}.weights.h5", member_out, state, record,
+        _export_one(config, checkpoint_files.epoch_weights(checkpoints, record["epoch"]), member_out, state, record,
                     member_of=f"{out.name}.json")
         member_files.append(f"{member_out.name}.json")
     description = (f"snapshot ensemble: the {len(member_files)} epochs of one training run that scored best on validation; "
@@ -130,6 +133,12 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
                        "during_training_postprocess": config.val_settings().to_dict()},
         "history": state["history"],
     }
+    if source.name == checkpoint_files.AVERAGE:
+        average = state["average"]
+        card["training"]["weights"] = (f"mean of the weights of epochs {average['epochs'][0]}-{average['epochs'][-1]} "
+                                       f"({len(average['epochs'])} epochs), batch-norm statistics from "
+                                       f"{average['batchnorm_batches']} training batches")
+        card["training"]["average"] = {k: v for k, v in average.items() if k != "validation"}
     if member_of:
         card["member_of"] = member_record(member_of)
     return cards.write_card(card, weights)
