@@ -62,9 +62,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--snapshots", type=int, default=1, help="ship the best N epochs as an ensemble (DeepCell default 5)")
     parser.add_argument("--average-last", type=int, default=0, metavar="N",
-                        help="ship the mean of the weights of the last N epochs (batch-norm statistics measured "
-                             "again on training batches) instead of the best epoch; epochs before a resume that "
-                             "asked for it left no weights and are skipped")
+                        help="also average the weights of the last N epochs (batch-norm statistics measured "
+                             "again on training batches) and ship the mean when it scores at least as well on "
+                             "validation as the best epoch; epochs before a resume that asked for it left no "
+                             "weights and are skipped")
     parser.add_argument(
         "--val-postprocess", type=Path, metavar="CARD",
         help="validate with the post-processing recorded in this model card (e.g. the model being fine-tuned) "

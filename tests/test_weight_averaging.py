@@ -94,3 +94,57 @@ def test_train_command_refuses_bad_averaging_before_training(tmp_path, capsys):
             main(["unet", "--out", str(tmp_path / "model"), *extra])
         assert stopped.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "model.json").exists()
+
+
+def test_a_mean_that_scores_below_the_best_epoch_is_not_shipped(tmp_path):
+    """The mean is shipped only when validation says it is at least as good as the best epoch."""
+    from nucleiseg.training.model_card import export
+
+    synthetic.generate(tmp_path / "data", n=4, size=48)
+    config = TrainConfig(network="unet", base_filters=2, data=str(tmp_path / "data"), crop=48, steps_per_epoch=2,
+                         average_last=2)
+    checkpoints = tmp_path / "ck"
+    checkpoints.mkdir()
+    best, mean = build_unet(2), build_unet(2)
+    best.set_weights(_perturbed(best, 1))
+    mean.set_weights(_perturbed(mean, 2))
+    best.save_weights(checkpoints / checkpoint_files.BEST)
+    mean.save_weights(checkpoints / checkpoint_files.AVERAGE)
+    history = [{"epoch": e, "steps": 2 * e, "f1_mean": f} for e, f in ((1, 0.5), (2, 0.7), (3, 0.6))]
+    average = {"epochs": [2, 3], "steps": [4, 6], "batchnorm_batches": 100}
+
+    def shipped(average_f1):
+        state = {"epoch": 3, "best_f1": 0.7, "best_epoch": 1, "history": history, "seconds": 10.0,
+                 "average": {**average, "validation": {"f1_mean": average_f1}}}
+        card_path = export(config, checkpoints, tmp_path / f"model-{average_f1}", state)
+        card = json.loads(card_path.read_text())
+        network = build_unet(2)
+        network.load_weights(card_path.with_name(card["weights"]))
+        return card, network
+
+    card, network = shipped(0.65)
+    np.testing.assert_array_equal(network.get_weights()[0], best.get_weights()[0])
+    assert card["validation"]["during_training"]["f1_mean"] == 0.7
+    assert card["training"]["average"]["shipped"] is False
+    assert card["training"]["weights"].startswith("epoch 2, the best on validation")
+    card, network = shipped(0.71)
+    np.testing.assert_array_equal(network.get_weights()[0], mean.get_weights()[0])
+    assert card["validation"]["during_training"]["f1_mean"] == 0.71
+    assert card["training"]["weights"].startswith("mean of the weights of epochs 2-3")
+
+
+def test_a_finished_run_run_again_exports_without_training(tmp_path):
+    """After an early stop or a spent budget, the same command writes the card again and trains
+    nothing; a larger budget carries the run on."""
+    data = tmp_path / "data"
+    synthetic.generate(data, n=4, size=48)
+    checkpoints = tmp_path / "ck"
+    config = TrainConfig(network="unet", base_filters=2, data=str(data), crop=48, batch_size=1, steps_per_epoch=2,
+                         epochs=5, val_images=1, patience=100, max_minutes=1e-6)
+    first = json.loads(train(config, tmp_path / "m", checkpoints).read_text())
+    assert [h["epoch"] for h in first["history"]] == [1]
+    again = json.loads(train(config, tmp_path / "m", checkpoints).read_text())
+    assert again["history"] == first["history"]
+    assert "wall-clock budget" in (checkpoints / "train.log").read_text()
+    longer = TrainConfig(**{**config.__dict__, "max_minutes": 0.0, "epochs": 2})
+    assert [h["epoch"] for h in json.loads(train(longer, tmp_path / "m", checkpoints).read_text())["history"]] == [1, 2]

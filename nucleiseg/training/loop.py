@@ -15,7 +15,7 @@ from . import checkpoint_files
 from .averaging import average_run
 from .config import TrainConfig
 from .examples import initial_weights, load_examples, make_batch, split_names
-from .model_card import export
+from .model_card import average_wins, export
 from .progress import _log, clock, seconds_left
 from .validation import validation_scores
 
@@ -86,6 +86,18 @@ def compile_for_training(network, optimizer) -> None:
 
     # XLA (Keras' "auto" on TensorFlow) was slower on this CPU and recompiles per image shape.
     network.compile(optimizer=optimizer, loss=keras.losses.CategoricalCrossentropy(), jit_compile=False)
+
+
+def finished(config: TrainConfig, state: dict, stale: int, log: Path) -> bool:
+    """Whether a run has stopped: ``stale`` epochs without improvement reached the patience, or
+    its recorded wall-clock passed the budget (logged when so)."""
+    if stale >= config.patience:
+        _log(log, f"early stop: no validation improvement for {stale} epochs")
+        return True
+    if config.max_minutes and state["seconds"] > 60 * config.max_minutes:
+        _log(log, f"wall-clock budget of {config.max_minutes} min reached")
+        return True
+    return False
 
 
 def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True, network=None) -> Path:
@@ -164,7 +176,9 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     started = time.time() - state["seconds"]
     stale = 0 if state["best_epoch"] < 0 else state["epoch"] - 1 - state["best_epoch"]
     epoch_seconds = []  # durations of this invocation's epochs, for the time-left estimate
-    while state["epoch"] < config.epochs:
+    # Checked before each epoch, so that the same command run again after a finished run exports
+    # it without training further (a larger --max-minutes or --patience carries it on).
+    while state["epoch"] < config.epochs and not finished(config, state, stale, log):
         epoch_start = time.time()
         losses = []
         for step in range(config.steps_per_epoch):
@@ -200,19 +214,14 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         epoch_seconds.append(time.time() - epoch_start)
         _log(log, f"epoch {state['epoch']}: loss {record['loss']:.4f} val mean F1 {scores['f1_mean']:.4f} "
                   f"error@0.7 {scores['error_rate_070']:.4f} ({time.time() - epoch_start:.0f} s; best {state['best_f1']:.4f})")
-        if stale >= config.patience:
-            _log(log, f"early stop: no validation improvement for {stale} epochs")
-            break
-        if config.max_minutes and state["seconds"] > 60 * config.max_minutes:
-            _log(log, f"wall-clock budget of {config.max_minutes} min reached")
-            break
     if config.average_last:
         state["average"] = average_run(config, checkpoints, state, train_examples,
                                        lambda averaged: validation_scores(averaged, architecture, config.normalization,
                                                                           val_examples, config.val_settings()))
         state_path.write_text(json.dumps(state, indent=1))
         _log(log, f"mean of the weights of epochs {state['average']['epochs'][0]}-{state['average']['epochs'][-1]}: "
-                  f"val mean F1 {state['average']['validation']['f1_mean']:.4f} (best single epoch {state['best_f1']:.4f})")
+                  f"val mean F1 {state['average']['validation']['f1_mean']:.4f} (best single epoch {state['best_f1']:.4f}; "
+                  f"shipping {'the mean' if average_wins(state) else 'the best epoch'})")
     starting = state.get("starting_weights")
     if starting and state["best_f1"] <= starting["f1_mean"]:
         _log(log, f"no epoch beat the starting weights on validation (best {state['best_f1']:.4f}, "

@@ -12,13 +12,17 @@ from .examples import initial_weights, split_names
 
 
 def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Path:
-    """Write the best weights (or the best ``snapshots`` epochs, as an ensemble) with model cards."""
+    """Write the best weights (or the best ``snapshots`` epochs, as an ensemble) with model cards.
+
+    With ``config.average_last`` the mean of the last epochs is shipped when it scores at least
+    as well on validation as the best single epoch, else that epoch; the card records both.
+    """
     checkpoints, out = Path(checkpoints), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if config.average_last and "average" in state:
+    best = next((h for h in state["history"] if h["epoch"] == state["best_epoch"] + 1), {})
+    if config.average_last and "average" in state and average_wins(state):
         return _export_one(config, checkpoints / checkpoint_files.AVERAGE, out, state, state["average"]["validation"])
     if config.snapshots <= 1:
-        best = next((h for h in state["history"] if h["epoch"] == state["best_epoch"] + 1), {})
         return _export_one(config, checkpoints / checkpoint_files.BEST, out, state, best)
     ranked = sorted(state["history"], key=lambda h: h["f1_mean"], reverse=True)
     ranked = [h for h in ranked if checkpoint_files.epoch_weights(checkpoints, h["epoch"]).is_file()][: config.snapshots]
@@ -39,6 +43,15 @@ def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Pa
         "history": state["history"],
     }
     return cards.save_card(card, Path(f"{out}.json"))
+
+
+def average_wins(state: dict) -> bool:
+    """Whether a run's averaged weights (``state["average"]``) score at least its best epoch on validation.
+
+    Both were judged on the same validation images with the same post-processing, so this is
+    the same kind of choice as picking the best epoch.
+    """
+    return state["average"]["validation"]["f1_mean"] >= state["best_f1"]
 
 
 def _selection_record(config: TrainConfig, state: dict | None = None) -> dict:
@@ -133,12 +146,19 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
                        "during_training_postprocess": config.val_settings().to_dict()},
         "history": state["history"],
     }
-    if source.name == checkpoint_files.AVERAGE:
+    if config.average_last and "average" in state:
         average = state["average"]
-        card["training"]["weights"] = (f"mean of the weights of epochs {average['epochs'][0]}-{average['epochs'][-1]} "
-                                       f"({len(average['epochs'])} epochs), batch-norm statistics from "
-                                       f"{average['batchnorm_batches']} training batches")
-        card["training"]["average"] = {k: v for k, v in average.items() if k != "validation"}
+        described = (f"mean of the weights of epochs {average['epochs'][0]}-{average['epochs'][-1]} "
+                     f"({len(average['epochs'])} epochs), batch-norm statistics from "
+                     f"{average['batchnorm_batches']} training batches")
+        if source.name == checkpoint_files.AVERAGE:
+            card["training"]["weights"] = described
+            card["training"]["average"] = {k: v for k, v in average.items() if k != "validation"}
+        else:
+            card["training"]["weights"] = (f"epoch {state['best_epoch'] + 1}, the best on validation; the {described} "
+                                           f"scored lower (mean F1 {average['validation']['f1_mean']:.4f} against "
+                                           f"{state['best_f1']:.4f}) and is not shipped")
+            card["training"]["average"] = {**average, "shipped": False}
     if member_of:
         card["member_of"] = member_record(member_of)
     return cards.write_card(card, weights)
