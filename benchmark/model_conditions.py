@@ -1,7 +1,7 @@
 """Model cards scored in this process on a split and on perturbed copies of it: a quick robustness check.
 
     python -m benchmark conditions --models CARD[,CARD ...] --data DIR --out OUT
-        [--split val] [--limit 20] [--perturbations noise,blur,...] [--engine auto]
+        [--split val] [--limit 20] [--perturbations noise,blur,...] [--engine auto] [--match-size off|on|both]
 
 The conditions of ``benchmark robustness`` (:mod:`nucleiseg.perturbations`, made in
 memory, never written to the data folder), but each model runs through the modules'
@@ -38,8 +38,9 @@ def evaluation_sets(clean: list, names: list[str]) -> dict:
     return sets
 
 
-def score_card(card: Path, sets: dict, engine: str = "auto") -> dict:
-    """``{condition: figures}`` of one model card on each set, with its tuned post-processing."""
+def score_card(card: Path, sets: dict, engine: str = "auto", match_size: bool = False) -> dict:
+    """``{condition: figures}`` of one model card on each set, with its tuned post-processing
+    (``match_size``: nuclei brought to the training size, :func:`nucleiseg.inference.segment`)."""
     from nucleiseg import cards
     from nucleiseg.training import score_model
 
@@ -47,7 +48,7 @@ def score_card(card: Path, sets: dict, engine: str = "auto") -> dict:
     settings = cards.tuned_postprocess(card)
     scores = {}
     for condition, examples in sets.items():
-        rows = score_model(model, examples, settings)
+        rows = score_model(model, examples, settings, match_size=match_size)
         figures = ex.summarize(rows)
         figures["missed_tiny"] = int(sum(row["missed_tiny"] for row in rows))
         scores[condition] = figures
@@ -83,9 +84,18 @@ def report(rows: list[dict], conditions: list[str], command: str, images: int, s
     return "\n".join(lines)
 
 
+#: ``--match-size`` choices: whether models run with nucleus size matching, without, or both ways.
+MATCH_SIZE = {"off": (False,), "on": (True,), "both": (False, True)}
+MATCHED_SUFFIX = " (size matched)"
+
+
 def run(cards_: list[Path], data: Path, out: Path, split: str = "val", limit: int = 0,
-        perturbation_names: list[str] | None = None, engine: str = "auto", command: str = "") -> list[dict]:
+        perturbation_names: list[str] | None = None, engine: str = "auto", command: str = "",
+        match_size: str = "off") -> list[dict]:
     """Score every card on the split's first ``limit`` images (0: all) and their perturbed copies; write the outputs.
+
+    ``match_size`` (a key of :data:`MATCH_SIZE`): "both" scores each card without and with
+    nucleus size matching, the second as ``"<model> (size matched)"``.
 
     Every card is checked (weights against their checksums) and every option before
     any image is read; the tiny-nuclei count is of nuclei under the metric's first size
@@ -96,9 +106,13 @@ def run(cards_: list[Path], data: Path, out: Path, split: str = "val", limit: in
 
     if not cards_:
         raise ex.ExperimentError("--models: name at least one model card")
+    if match_size not in MATCH_SIZE:
+        raise ex.ExperimentError(f"--match-size must be one of {', '.join(MATCH_SIZE)}, got {match_size!r}")
     for card in cards_:
         try:
             cards.verify(card, onnx=engine == "onnxruntime")
+            if match_size != "off" and cards.nucleus_diameters(card) is None:
+                raise cards.ModelError(f"{card} records no nucleus_diameters (python -m nucleiseg.nucleus_size {card})")
         except cards.ModelError as error:
             raise ex.ExperimentError(f"--models: {error}") from None
     try:
@@ -113,10 +127,12 @@ def run(cards_: list[Path], data: Path, out: Path, split: str = "val", limit: in
     (out / "conditions.csv").unlink(missing_ok=True)  # an earlier run's result must not look like this one's
     sets = evaluation_sets(load_examples(Path(data), split, None, names=stems), names)
     rows = []
-    for name, card in zip(model_names(cards_), cards_):
-        for condition, figures in score_card(card, sets, engine).items():
-            rows.append({"model": name, "card": str(card), "condition": condition, **figures})
-            print(f"{name} {condition}: mean F1 {figures['f1_mean']:.4f}", flush=True)
+    for base_name, card in zip(model_names(cards_), cards_):
+        for matched in MATCH_SIZE[match_size]:
+            name = base_name + (MATCHED_SUFFIX if matched else "")
+            for condition, figures in score_card(card, sets, engine, matched).items():
+                rows.append({"model": name, "card": str(card), "condition": condition, **figures})
+                print(f"{name} {condition}: mean F1 {figures['f1_mean']:.4f}", flush=True)
     write_atomic(out / "conditions.md", report(rows, list(sets), command, len(stems), split))
     write_csv(out / "conditions.csv", list(COLUMNS), rows)
     print(f"wrote {out / 'conditions.csv'} and {out / 'conditions.md'}")
@@ -139,6 +155,9 @@ def add_parser(sub) -> None:
     parser.add_argument("--perturbations", default=None,
                         help=f"comma-separated conditions besides clean (default all: {','.join(perturbations.PERTURBATIONS)})")
     parser.add_argument("--engine", choices=engines.ENGINES, default=engines.AUTO, help="inference engine (default auto)")
+    parser.add_argument("--match-size", choices=list(MATCH_SIZE), default="off",
+                        help="bring each image's nuclei to the model's training size (on), not (off, the default), "
+                             "or score each model both ways (both)")
     parser.set_defaults(handler=main)
 
 
@@ -146,4 +165,4 @@ def main(args) -> int:
     names = None if args.perturbations is None else [n for n in args.perturbations.split(",") if n]
     command = ex.canonical_command("conditions", args)
     return ex.run_cli(lambda: run([Path(p) for p in args.models.split(",") if p], args.data, args.out, args.split,
-                                  args.limit, names, args.engine, command))
+                                  args.limit, names, args.engine, command, args.match_size))

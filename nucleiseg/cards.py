@@ -182,6 +182,26 @@ def tuned_postprocess(path: Path) -> PostprocessSettings:
         raise ModelError(f"model card {card_path} has invalid post-processing settings: {error}") from error
 
 
+def nucleus_diameters(path: Path):
+    """The :class:`~nucleiseg.nucleus_size.DiameterRange` of a model's training nuclei (its card's
+    ``nucleus_diameters``; for an ensemble the ensemble card's, else its first member's), or None
+    when the card has no such record."""
+    from .nucleus_size import DiameterRange
+
+    card_path = card_path_for(path)
+    card = read_card(card_path)
+    record = card.get("nucleus_diameters")
+    if record is None and "members" in card:
+        card_path, card = member_cards(card_path)[0]
+        record = card.get("nucleus_diameters")
+    if record is None:
+        return None
+    try:
+        return DiameterRange.from_dict(record)
+    except ValueError as error:
+        raise ModelError(f"model card {card_path} has an invalid nucleus_diameters record: {error}") from error
+
+
 def _check_file(card_path: Path, what: str, name: str, expected: str) -> None:
     path = card_path.parent / name
     if not path.is_file():

@@ -8,8 +8,10 @@ model type (``model.model_type``) supplies the network-specific part.
 from __future__ import annotations
 
 import numpy as np
+from skimage.segmentation import relabel_sequential
 
-from .cards import LoadedModel
+from . import nucleus_size
+from .cards import LoadedModel, ModelError, nucleus_diameters
 from .normalization import check_mask, normalize
 from .postprocess import PostprocessSettings, mask_probabilities
 from .targets import BACKGROUND
@@ -138,8 +140,44 @@ def segment(
     image: np.ndarray,
     model: LoadedModel,
     settings: PostprocessSettings | None = None,
+    match_size: bool = False,
     **predict_options,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, labels) for one greyscale image; ``predict_options`` go to :func:`predict_probabilities`."""
+    """(probabilities, labels) for one greyscale image; ``predict_options`` go to :func:`predict_probabilities`.
+
+    With ``match_size`` an image whose nuclei (found by a first pass) are typically smaller or
+    larger than the model's training nuclei is resampled to their size, segmented again
+    there (post-processing included, so its sizes mean what they were tuned for), and the
+    probabilities (linearly) and labels (nearest neighbour) are brought back to the image's
+    grid (:mod:`nucleiseg.nucleus_size`). The model's card must record its training nuclei's
+    diameters (:func:`nucleiseg.cards.nucleus_diameters`), else ModelError.
+    """
+    trained = None
+    if match_size:
+        trained = nucleus_diameters(model.path)
+        if trained is None:
+            raise ModelError(f"model card {model.path} records no nucleus_diameters, so nuclei cannot be matched to "
+                             f"the training size: add it with python -m nucleiseg.nucleus_size {model.path}, or turn "
+                             "size matching off")
     probabilities = predict_probabilities(image, model, **predict_options)
-    return probabilities, model.model_type.to_labels(probabilities, settings)
+    labels = model.model_type.to_labels(probabilities, settings)
+    if trained is None:
+        return probabilities, labels
+    factor = nucleus_size.rescale_factor(nucleus_size.typical_diameter(labels), trained)
+    if factor == 1.0:
+        return probabilities, labels
+    resampled = nucleus_size.resample_image(check_greyscale(image), factor)
+    options = dict(predict_options)
+    if options.get("mask") is not None:
+        options["mask"] = nucleus_size.resample_to(np.asarray(options["mask"], dtype=np.uint8), resampled.shape,
+                                                   labels=True).astype(bool)
+    probabilities = predict_probabilities(resampled, model, **options)
+    labels = model.model_type.to_labels(probabilities, settings)
+    probabilities = nucleus_size.resample_to(probabilities, image.shape, labels=False)
+    labels = nucleus_size.resample_to(labels, image.shape, labels=True)
+    mask = predict_options.get("mask")
+    if mask is not None:  # interpolation must not carry anything back across the mask's edge
+        mask = check_mask(mask, image.shape)
+        probabilities, labels = mask_probabilities(probabilities, mask), np.where(mask, labels, 0)
+    # Shrinking back can lose a nucleus of a pixel or two: numbers stay consecutive.
+    return probabilities, relabel_sequential(labels)[0]

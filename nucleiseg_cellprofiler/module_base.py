@@ -71,7 +71,8 @@ class NucleusSegmentationModule(ImageSegmentation):
     # 2: "Use the model's tuned post-processing?" and the foreground threshold added; then test-time
     # augmentation, without a new revision (upgrade_settings tells the two by their length).
     # 3: "Inference engine", before the device.
-    variable_revision_number = 3
+    # 4: "Match nuclei to the model's training size?", last.
+    variable_revision_number = 4
 
     # ---- settings --------------------------------------------------------------------------
 
@@ -260,6 +261,23 @@ Select *Yes* for test-time augmentation: the network is run on the image's 8 fli
 smoother and more accurate and fewer touching nuclei are merged, at 8 times the
 computation. *No* runs the network once (the speed the benchmark reports).""",
         )
+        self.match_size = Binary(
+            "Match nuclei to the model's training size?",
+            True,
+            doc="""\
+Select *Yes* to let the module correct for a magnification unlike the training images'. It
+first finds the nuclei as usual; when their typical diameter lies outside the range of the
+images the model was trained on (recorded in its card as ``nucleus_diameters``: about 10 to 48
+pixels for the shipped general models), the image is resampled so that its nuclei have the
+training images' median size, segmented again, and the nuclei and probability images are
+brought back to the image's own size. This recovers many nuclei of images taken at a lower
+magnification, which the network otherwise misses or merges. Images whose nuclei are within
+the range (most) run once; a resampled image costs a second pass, up to four times the first.
+
+Select *No* to segment every image once at its own size. A model card without the record
+(written before this setting existed) needs *No*, or the record added with
+``python -m nucleiseg.nucleus_size CARD``.""",
+        )
         self.engine = Choice(
             "Inference engine",
             [ENGINE_AUTOMATIC, ENGINE_ONNXRUNTIME, ENGINE_TENSORFLOW],
@@ -344,6 +362,7 @@ ONNX Runtime uses a GPU through its CUDA provider. TensorFlow takes GPU memory a
             self.engine,
             self.device,
             self.gpu_index,
+            self.match_size,
         ]
 
     def visible_settings(self):
@@ -361,6 +380,7 @@ ONNX Runtime uses a GPU through its CUDA provider. TensorFlow takes GPU memory a
             self.tile_overlap,
             self.batch_size,
             self.augment,
+            self.match_size,
             self.engine,
             self.device,
         ]
@@ -399,6 +419,10 @@ ONNX Runtime uses a GPU through its CUDA provider. TensorFlow takes GPU memory a
             at = 20 + extra  # after test-time augmentation
             setting_values = setting_values[:at] + [ENGINE_AUTOMATIC] + setting_values[at:]
             variable_revision_number = 3
+        if variable_revision_number == 3:
+            # Revision 3 segmented every image at its own size.
+            setting_values = setting_values + ["No"]
+            variable_revision_number = 4
         return setting_values, variable_revision_number
 
     def volumetric(self):
@@ -499,6 +523,17 @@ ONNX Runtime uses a GPU through its CUDA provider. TensorFlow takes GPU memory a
                 self.postprocess_settings()
             except cards.ModelError as error:
                 raise ValidationError(str(error), self.use_model_postprocess)
+        if self.match_size.value:
+            try:
+                recorded = cards.nucleus_diameters(self.model_path())
+            except cards.ModelError as error:
+                raise ValidationError(str(error), self.match_size)
+            if recorded is None:
+                raise ValidationError(
+                    f"{self.model_path()} records no nucleus_diameters, the training nuclei's sizes that matching needs: "
+                    f"choose No, or add them with python -m nucleiseg.nucleus_size {self.model_path()}",
+                    self.match_size,
+                )
         self.validate_extra(pipeline, members)
         try:
             engine = self.engine_name(members[: self.ensemble_size()])
@@ -605,6 +640,7 @@ ONNX Runtime uses a GPU through its CUDA provider. TensorFlow takes GPU memory a
             augment=self.augment.value,
             mask=mask,
             mode=self.network_mode(),
+            match_size=self.match_size.value,
         )
 
         channels = self.class_channels()

@@ -39,6 +39,8 @@ from nucleiseg_cellprofiler.pipelines import modules as pipeline_modules  # noqa
 DISCS = ((16, 16, 6), (16, 46, 6), (46, 30, 7))
 SHAPE = (64, 64)
 GAIN = 20.0  # logit difference per unit of normalized intensity: crisp 0/1 probabilities
+#: The training nucleus diameters the hand-wired networks' cards record.
+TEST_DIAMETERS = {"low": 8.0, "median": 13.0, "high": 30.0}
 
 
 #: Whether Keras is here to build the hand-wired networks. Where it is not (``.venv-cp42``:
@@ -148,6 +150,8 @@ def _save(network, architecture: dict, out: Path, normalization: dict | None = N
         "architecture": architecture,
         "normalization": normalization or {"method": "percentile", "low": 0.1, "high": 99.9},
         "classes": ["background", "interior", "boundary"],
+        # What the networks find of the DISCS (12-23 px across) lies inside: size matching leaves them alone.
+        "nucleus_diameters": dict(TEST_DIAMETERS),
         "note": "hand-wired test network: passes intensity through; not trained",
     }
     return cards.write_card(card, weights)

@@ -46,12 +46,13 @@ class Gate:
     images: tuple
     networks: int | None = None  # None: a single-network card
     perturbation: str | None = None  # a name of nucleiseg.perturbations.PERTURBATIONS
+    match_size: bool = False  # as the model's shipped pipeline runs it (nucleiseg.inference.segment)
 
 
 GENERAL_UNET = ROOT / "models/unet/unet-dsb2018.json"
 GATES = (
-    Gate("unet-dsb2018", GENERAL_UNET, GENERAL_IMAGES),
-    *(Gate(f"unet-dsb2018 under {name}", GENERAL_UNET, GENERAL_IMAGES, perturbation=name)
+    Gate("unet-dsb2018", GENERAL_UNET, GENERAL_IMAGES, match_size=True),
+    *(Gate(f"unet-dsb2018 under {name}", GENERAL_UNET, GENERAL_IMAGES, perturbation=name, match_size=True)
       for name in ("noise", "blur", "scale_0.5x")),
     Gate("unet-bbbc039", ROOT / "models/unet/unet-bbbc039.json", BBBC039_IMAGES),
     Gate("deepcell-dsb2018 (network 1)", ROOT / "models/deepcell/deepcell-dsb2018.json", GENERAL_IMAGES, 1),
@@ -76,7 +77,8 @@ def choose_images(rule: tuple, data: Path = DATA, split: str = "val") -> list[st
     return chosen
 
 
-def score(model, stems: list[str], data: Path = DATA, settings=None, perturbation: str | None = None) -> float:
+def score(model, stems: list[str], data: Path = DATA, settings=None, perturbation: str | None = None,
+          match_size: bool = False) -> float:
     """Mean object F1 of a loaded model on the images ``stems`` of ``data`` (perturbed first if asked)."""
     from nucleiseg import layouts, metric, perturbations
     from nucleiseg.inference import segment
@@ -88,7 +90,7 @@ def score(model, stems: list[str], data: Path = DATA, settings=None, perturbatio
         image, truth = layouts.read_image(pair.image), layouts.read_labels(pair.mask)
         if perturbation:
             image, truth = perturbations.perturb(perturbation, image, truth, stem)
-        _, labels = segment(image, model, settings)
+        _, labels = segment(image, model, settings, match_size=match_size)
         values.append(metric.score_image(truth, labels).f1_mean)
     return float(np.mean(values))
 
@@ -99,7 +101,7 @@ def run_gate(gate: Gate, data: Path = DATA) -> tuple[float, list[str]]:
 
     stems = choose_images(gate.images, data)
     model = cards.load(gate.card, ensemble_size=gate.networks)
-    return score(model, stems, data, cards.tuned_postprocess(gate.card), gate.perturbation), stems
+    return score(model, stems, data, cards.tuned_postprocess(gate.card), gate.perturbation, gate.match_size), stems
 
 
 def read_record(path: Path = RECORD) -> dict:

@@ -63,7 +63,7 @@ def test_module_metadata_and_help():
     module, _ = module_for(None)
     assert module.module_name == "ClassifyPixelsDeepCell"
     assert module.category == "Object Processing"
-    assert module.variable_revision_number == 3
+    assert module.variable_revision_number == 4
     links = list(module.doi.values())
     assert "https://doi.org/10.1371/journal.pcbi.1005177" in links
     assert "https://doi.org/10.1002/cyto.a.23863" in links
@@ -280,9 +280,10 @@ def test_settings_round_trip_through_pipeline_text(ensemble):
         min_size=5,
         device="GPU",
         gpu_index=1,
+        match_size=False,
     )
     values = [s.value_text for s in module.settings()]
-    assert len(values) == 26  # earlier revisions' pipelines: test_settings_upgrades.py
+    assert len(values) == 27 and values[-1] == "No"  # earlier revisions' pipelines: test_settings_upgrades.py
     copy, text = helpers.round_trip(ClassifyPixelsDeepCell, module, pipeline)
     assert "ClassifyPixelsDeepCell:[module_num:1" in text
     assert isinstance(copy, ClassifyPixelsDeepCell)

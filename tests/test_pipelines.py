@@ -233,6 +233,11 @@ def test_network_pipelines_use_their_model_and_its_post_processing_and_tta_is_on
     assert Path(plain.model_path()) == Path(expected_card)
     assert plain.use_model_postprocess.value and not plain.augment.value
     assert plain.postprocess_settings() == cards.tuned_postprocess(expected_card)
+    # General models bring nuclei of another magnification to their training size; a specialist's
+    # one kind of image says too little about the sizes it handles.
+    assert plain.match_size.value == (kind.model_choice is None)
+    if plain.match_size.value:
+        assert cards.nucleus_diameters(expected_card) is not None
     (augmented,) = by_name(bp.build(f"{kind.name}-tta"), module_name)
     assert augmented.augment.value and augmented.model_choice.value == plain.model_choice.value
     (segment,) = by_name(bp.build(f"{kind.name}-tta-segment"), module_name)

@@ -53,7 +53,8 @@ def test_the_gate_fails_for_degraded_weights():
         # 30 % multiplicative noise on every kernel: a plausible corrupted or half-trained network.
         network.set_weights([w * (1 + 0.3 * rng.standard_normal(w.shape)).astype(w.dtype) if w.ndim == 4 else w
                              for w in original])
-        degraded = qg.score(model, RECORDED[gate.name]["images"], settings=cards.tuned_postprocess(gate.card))
+        degraded = qg.score(model, RECORDED[gate.name]["images"], settings=cards.tuned_postprocess(gate.card),
+                            match_size=gate.match_size)
     finally:
         network.set_weights(original)
     assert degraded < RECORDED[gate.name]["f1_mean"] - qg.TOLERANCE

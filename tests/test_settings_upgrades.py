@@ -55,20 +55,23 @@ OWN_POSTPROCESSING = [("Use the model's tuned post-processing?", "No")]
 FOREGROUND = [("Foreground probability threshold", "0.5")]
 AUGMENT = [("Average over flips and rotations?", "No")]
 ENGINE = [("Inference engine", "Automatic")]
+SAME_SIZE = [("Match nuclei to the model's training size?", "No")]
 
 
 def network_revisions(own):
     """{label: (saved revision, saved settings, settings after loading)}."""
     start = NAMES_AND_MODEL + own + PERCENTILES + OWN_POSTPROCESSING + POSTPROCESSING + FOREGROUND + TILES
-    current = start + AUGMENT + ENGINE + DEVICE
+    current = start + AUGMENT + ENGINE + DEVICE + SAME_SIZE
     # Revision 3 saved with an engine other than the default keeps it.
     tensorflow = start + AUGMENT + [("Inference engine", "TensorFlow")] + DEVICE
+    matched = start + AUGMENT + ENGINE + DEVICE + [("Match nuclei to the model's training size?", "Yes")]
     return {
         "revision 1": (1, NAMES_AND_MODEL + own + PERCENTILES + POSTPROCESSING + TILES + DEVICE, current),
         # Revision 2 as first saved: test-time augmentation came later without a revision.
         "revision 2 before test-time augmentation": (2, start + DEVICE, current),
         "revision 2": (2, start + AUGMENT + DEVICE, current),
-        "revision 3": (3, tensorflow, tensorflow),
+        "revision 3": (3, tensorflow, tensorflow + SAME_SIZE),
+        "revision 4": (4, matched, matched),
     }
 
 

@@ -55,7 +55,7 @@ def test_module_metadata_and_help():
     module, _ = module_for(None)
     assert module.module_name == "ClassifyBoundariesUNet"
     assert module.category == "Object Processing"
-    assert module.variable_revision_number == 3
+    assert module.variable_revision_number == 4
     links = list(module.doi.values())
     assert "https://doi.org/10.1002/cyto.a.23863" in links
     assert "https://doi.org/10.1007/978-3-319-24574-4_28" in links
@@ -364,6 +364,31 @@ def test_bad_post_processing_in_the_card_names_the_card(own_copy):
     check_valid(module, pipeline)
 
 
+def test_size_matching_needs_the_cards_record_and_runs_a_second_pass_outside_its_range(own_copy):
+    card = json.loads(own_copy.read_text())
+    del card["nucleus_diameters"]
+    own_copy.write_text(json.dumps(card))
+    module, pipeline = module_for(own_copy)
+    assert module.match_size.value and module.match_size in module.visible_settings()
+    message, setting = validation_message(module, pipeline)
+    assert setting is module.match_size and str(own_copy) in message and "python -m nucleiseg.nucleus_size" in message
+    with pytest.raises(cards.ModelError, match="records no nucleus_diameters"):  # headless runs skip validation
+        helpers.run_images(module, pipeline, [helpers.synthetic_image()])
+    module.match_size.value = False
+    check_valid(module, pipeline)
+    # Trained on nuclei twice the test discs' size: the module finds the same three nuclei, on the image's grid.
+    card["nucleus_diameters"] = {"low": 24.0, "median": 26.0, "high": 40.0}
+    own_copy.write_text(json.dumps(card))
+    cards.clear_cache()
+    module, pipeline = module_for(own_copy)
+    check_valid(module, pipeline)
+    image = helpers.synthetic_image()
+    _, (workspace,) = helpers.run_images(module, pipeline, [image])
+    labels = workspace.object_set.get_objects(names.NUCLEI).segmented
+    assert labels.shape == image.shape and labels.max() == len(helpers.DISCS)
+    assert all(labels[r, c] > 0 for r, c, _ in helpers.DISCS)
+
+
 @helpers.needs_keras
 def test_gpu_without_gpu_is_a_clear_error(card):
     if devices.gpu_count():
@@ -509,12 +534,13 @@ def test_settings_round_trip_through_pipeline_text(card):
         batch_size=2,
         engine="TensorFlow",
         device="CPU",
+        match_size=False,
     )
     values = [s.value_text for s in module.settings()]
     # Earlier revisions' pipelines: test_settings_upgrades.py.
-    assert module.upgrade_settings(values, 3, "ClassifyBoundariesUNet") == (values, 3)
+    assert module.upgrade_settings(values, 4, "ClassifyBoundariesUNet") == (values, 4)
     copy, text = helpers.round_trip(ClassifyBoundariesUNet, module, pipeline)
-    assert "ClassifyBoundariesUNet:[module_num:1|svn_version" in text and "variable_revision_number:3" in text
+    assert "ClassifyBoundariesUNet:[module_num:1|svn_version" in text and "variable_revision_number:4" in text
     assert isinstance(copy, ClassifyBoundariesUNet)
     assert [s.value_text for s in copy.settings()] == values
     assert copy.model_path() == card and copy.postprocess_settings() == module.postprocess_settings()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-from .. import cards, model_types
+from .. import cards, model_types, nucleus_size
 from . import checkpoint_files
 from .config import TrainConfig
 from .examples import initial_weights, split_names
@@ -121,6 +121,8 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
         "classes": list(config.model_type().classes),
         "targets": {"boundary_width": config.boundary_width, "definition": config.model_type().targets_definition},
         "postprocess": config.val_settings().to_dict(),  # what epochs were judged with; tune_postprocess refines it
+        "nucleus_diameters": nucleus_size.record_for(config.data, config.train_split, config.subset_column,
+                                                     names=split_names(config)[0]),
         "training": {
             "data": str(config.data),
             "split": config.train_split,

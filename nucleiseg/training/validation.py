@@ -22,12 +22,15 @@ def score_examples(network, architecture: dict, normalization: dict, examples, s
     return score_model(wrapped, examples, settings)
 
 
-def score_model(model: cards.LoadedModel, examples, settings: PostprocessSettings | None = None) -> list[dict]:
-    """Per-image scores of a loaded model (:func:`nucleiseg.cards.load`) on ``(stem, raw image, labels)`` examples."""
+def score_model(model: cards.LoadedModel, examples, settings: PostprocessSettings | None = None,
+                match_size: bool = False) -> list[dict]:
+    """Per-image scores of a loaded model (:func:`nucleiseg.cards.load`) on ``(stem, raw image, labels)`` examples
+    (``match_size``: see :func:`nucleiseg.inference.segment`)."""
     from .. import metric
     from ..inference import segment
 
-    return [metric.score_image(labels, segment(image, model, settings)[1]).to_dict() for _, image, labels in examples]
+    return [metric.score_image(labels, segment(image, model, settings, match_size=match_size)[1]).to_dict()
+            for _, image, labels in examples]
 
 
 def validation_scores(network, architecture: dict, normalization: dict, examples, settings: PostprocessSettings | None = None) -> dict:

@@ -56,6 +56,10 @@ def network_processing(model_type: str, options: BuildOptions, model_choice: str
     card = json.loads(card_path.read_text())
     set_setting(m, "use_model_postprocess", True)
     set_setting(m, "augment", options.augment)
+    # A specialist's training images are of one kind, so their range of nucleus sizes is too narrow
+    # to say which images lie outside what the network handles: it segments at the image's own size.
+    specialist = bool(model_choice) and not options.model_card
+    set_setting(m, "match_size", not specialist)
     for key, value in cards.tuned_postprocess(card_path).to_dict().items():
         # Fields without a module setting (relative_min_size) are read from the card only.
         if hasattr(m, key):
