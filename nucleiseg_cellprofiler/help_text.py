@@ -53,6 +53,11 @@ to 1 at every pixel. A constant image (e.g. all zero) gives no nuclei. A masked 
 from the pixels inside, and outside it the probabilities are pure background and there are no
 nuclei (those crossing the edge are cut there).
 
+Images taken at another magnification than the training images are handled by *Match nuclei
+to the model's training size?*: when the nuclei of a first pass are typically smaller or larger
+than those of any training image, the image is resampled to the training images' median
+nucleus size, segmented again, and the results are returned at the image's own size.
+
 The model is loaded once per worker process and reused for every image set. Before a run, the
 SHA-256 checksum of {checksum_note} is checked against its model card.
 
