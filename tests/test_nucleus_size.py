@@ -178,3 +178,19 @@ def test_conditions_scores_each_card_with_and_without_matching(card, tmp_path):
     assert benchmark_main(["conditions", "--models", str(bare), "--data", str(data), "--out", str(tmp_path / "o2"),
                            "--match-size", "on"]) != 0
     assert not (tmp_path / "o2" / "conditions.csv").exists()
+
+
+def test_training_records_its_images_diameters_widened_to_a_starting_models(card, tmp_path):
+    from nucleiseg.training import TrainConfig, train
+
+    data = tmp_path / "data"
+    synthetic.generate(data, n=4, size=48)
+    config = TrainConfig(network="unet", base_filters=4, data=str(data), crop=48, batch_size=1, steps_per_epoch=1,
+                         epochs=1, val_images=1)
+    own = json.loads(train(config, tmp_path / "scratch", tmp_path / "ck1").read_text())["nucleus_diameters"]
+    assert own == nucleus_size.record_for(data, "train")
+    start = with_diameters(card, tmp_path / "start", {"low": 2.0, "median": 30.0, "high": 90.0})
+    tuned = TrainConfig(**{**config.__dict__, "init_from": str(start)})
+    widened = json.loads(train(tuned, tmp_path / "tuned", tmp_path / "ck2").read_text())["nucleus_diameters"]
+    assert (widened["low"], widened["median"], widened["high"]) == (2.0, own["median"], 90.0)
+    assert card.name in widened["widened_to"]

@@ -54,6 +54,21 @@ def average_wins(state: dict) -> bool:
     return state["average"]["validation"]["f1_mean"] >= state["best_f1"]
 
 
+def _nucleus_diameters(config: TrainConfig) -> dict:
+    """The card's ``nucleus_diameters``: the training images' range, widened to the starting model's.
+
+    A fine-tuned network keeps handling the nuclei sizes it learned first, so its range is the
+    union of both (the median stays that of its own training images).
+    """
+    record = nucleus_size.record_for(config.data, config.train_split, config.subset_column, names=split_names(config)[0])
+    if config.init_from:
+        first = cards.nucleus_diameters(config.init_from)
+        if first is not None:
+            record = {**record, "low": min(record["low"], first.low), "high": max(record["high"], first.high),
+                      "widened_to": f"the range of the starting model {Path(config.init_from).name}"}
+    return record
+
+
 def _selection_record(config: TrainConfig, state: dict | None = None) -> dict:
     """What a card says about the images a run used and the weights it started from (with their
     validation score before training, when the run recorded it)."""
@@ -121,8 +136,7 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
         "classes": list(config.model_type().classes),
         "targets": {"boundary_width": config.boundary_width, "definition": config.model_type().targets_definition},
         "postprocess": config.val_settings().to_dict(),  # what epochs were judged with; tune_postprocess refines it
-        "nucleus_diameters": nucleus_size.record_for(config.data, config.train_split, config.subset_column,
-                                                     names=split_names(config)[0]),
+        "nucleus_diameters": _nucleus_diameters(config),
         "training": {
             "data": str(config.data),
             "split": config.train_split,
