@@ -111,8 +111,8 @@ def run(cards_: list[Path], data: Path, out: Path, split: str = "val", limit: in
     for card in cards_:
         try:
             cards.verify(card, onnx=engine == "onnxruntime")
-            if match_size != "off" and cards.nucleus_diameters(card) is None:
-                raise cards.ModelError(f"{card} records no nucleus_diameters (python -m nucleiseg.nucleus_size {card})")
+            if match_size != "off":
+                cards.require_nucleus_diameters(card)
         except cards.ModelError as error:
             raise ex.ExperimentError(f"--models: {error}") from None
     try:

@@ -202,6 +202,17 @@ def nucleus_diameters(path: Path):
         raise ModelError(f"model card {card_path} has an invalid nucleus_diameters record: {error}") from error
 
 
+def require_nucleus_diameters(path: Path):
+    """:func:`nucleus_diameters` of a model whose nuclei are to be matched in size; ModelError
+    naming the card and the command that adds the record when it has none."""
+    recorded = nucleus_diameters(path)
+    if recorded is None:
+        raise ModelError(f"model card {path} records no nucleus_diameters, the training nuclei's sizes that size "
+                         f"matching needs: add them with python -m nucleiseg.nucleus_size {path}, or turn size "
+                         "matching off")
+    return recorded
+
+
 def _check_file(card_path: Path, what: str, name: str, expected: str) -> None:
     path = card_path.parent / name
     if not path.is_file():

@@ -11,7 +11,7 @@ import numpy as np
 from skimage.segmentation import relabel_sequential
 
 from . import nucleus_size
-from .cards import LoadedModel, ModelError, nucleus_diameters
+from .cards import LoadedModel, require_nucleus_diameters
 from .normalization import check_mask, normalize
 from .postprocess import PostprocessSettings, mask_probabilities
 from .targets import BACKGROUND
@@ -150,15 +150,9 @@ def segment(
     there (post-processing included, so its sizes mean what they were tuned for), and the
     probabilities (linearly) and labels (nearest neighbour) are brought back to the image's
     grid (:mod:`nucleiseg.nucleus_size`). The model's card must record its training nuclei's
-    diameters (:func:`nucleiseg.cards.nucleus_diameters`), else ModelError.
+    diameters (:func:`nucleiseg.cards.require_nucleus_diameters`), else ModelError.
     """
-    trained = None
-    if match_size:
-        trained = nucleus_diameters(model.path)
-        if trained is None:
-            raise ModelError(f"model card {model.path} records no nucleus_diameters, so nuclei cannot be matched to "
-                             f"the training size: add it with python -m nucleiseg.nucleus_size {model.path}, or turn "
-                             "size matching off")
+    trained = require_nucleus_diameters(model.path) if match_size else None
     probabilities = predict_probabilities(image, model, **predict_options)
     labels = model.model_type.to_labels(probabilities, settings)
     if trained is None:

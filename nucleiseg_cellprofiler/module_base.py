@@ -525,15 +525,9 @@ ONNX Runtime uses a GPU through its CUDA provider. TensorFlow takes GPU memory a
                 raise ValidationError(str(error), self.use_model_postprocess)
         if self.match_size.value:
             try:
-                recorded = cards.nucleus_diameters(self.model_path())
+                cards.require_nucleus_diameters(self.model_path())
             except cards.ModelError as error:
                 raise ValidationError(str(error), self.match_size)
-            if recorded is None:
-                raise ValidationError(
-                    f"{self.model_path()} records no nucleus_diameters, the training nuclei's sizes that matching needs: "
-                    f"choose No, or add them with python -m nucleiseg.nucleus_size {self.model_path()}",
-                    self.match_size,
-                )
         self.validate_extra(pipeline, members)
         try:
             engine = self.engine_name(members[: self.ensemble_size()])
