@@ -180,7 +180,8 @@ class AugmentationConfig:
 
     Geometric ones always apply when switched on; each signal transform is applied
     to a crop with probability ``probability`` so that clean crops stay common.
-    ``scale`` is ``(low, high)`` for a log-uniform zoom factor, or ``()`` for none.
+    ``scale`` is ``(low, high)`` for a log-uniform zoom factor, or ``()`` for none;
+    ``blur_sigma`` the range of the defocus blur's width in pixels.
     """
 
     flips: bool = True
@@ -191,6 +192,7 @@ class AugmentationConfig:
     nucleus_brightness: bool = False
     background: bool = False
     blur: bool = False
+    blur_sigma: tuple = (0.5, 2.0)
     noise: bool = False
     probability: float = 0.5
 
@@ -199,16 +201,20 @@ class AugmentationConfig:
             raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {self.scale}")
         if not 0 <= self.probability <= 1:
             raise ValueError(f"augmentation probability must be in [0, 1], got {self.probability}")
+        if not (len(self.blur_sigma) == 2 and 0 < self.blur_sigma[0] <= self.blur_sigma[1]):
+            raise ValueError(f"blur sigma must be (low, high) with 0 < low <= high, got {self.blur_sigma}")
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "scale": list(self.scale)}
+        return {**asdict(self), "scale": list(self.scale), "blur_sigma": list(self.blur_sigma)}
 
     def describe(self) -> str:
         """The augmentations switched on, in words (for reports)."""
-        on = [name for name, value in asdict(self).items() if value is True]
+        on = [name.replace("_", " ") for name, value in asdict(self).items() if value is True]
+        if self.blur:
+            on[on.index("blur")] = f"blur sigma {self.blur_sigma[0]:g}-{self.blur_sigma[1]:g} px"
         if self.scale:
             on.append(f"scale jitter {self.scale[0]:g}-{self.scale[1]:g}x")
-        text = ", ".join(name.replace("_", " ") for name in on)
+        text = ", ".join(on)
         if any(getattr(self, name) for name in SIGNAL_TRANSFORMS):
             text += f" (each signal transform with probability {self.probability:g})"
         return text
@@ -253,7 +259,7 @@ def augment_crop(image: np.ndarray, labels: np.ndarray, size: int, margin: int, 
     if config.intensity:
         image = scale_intensity(image, rng)
     if config.blur and sometimes():
-        image = defocus_blur(image, rng)
+        image = defocus_blur(image, rng, config.blur_sigma)
     if config.noise and sometimes():
         image = add_noise(image, rng)
     return image, labels

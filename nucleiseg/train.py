@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument("--augment-probability", type=float, default=0.5,
                         help="chance that each signal augmentation is applied to a crop")
     parser.add_argument("--val-images", type=int, default=0, help="validate on the first N images of the split (0: all)")
+    parser.add_argument("--blur-sigma", type=float, nargs=2, default=(0.5, 2.0), metavar=("LOW", "HIGH"),
+                        help="width range of the defocus blur in pixels (default 0.5 2)")
     parser.add_argument("--bf16", action="store_true", help="mixed bfloat16 compute, float32 weights (measure first with python -m benchmark speed training: "
                              "faster than float32 on the AMD Zen 4 CPUs of this project)")
     parser.add_argument("--seed", type=int, default=0)
@@ -114,7 +116,8 @@ def main(argv=None) -> int:
             scale=tuple(args.scale_jitter) if args.scale_jitter else ((0.5, 2.0) if args.robust else ()),
             gamma=args.gamma or args.robust, nucleus_brightness=args.nucleus_brightness or args.robust,
             background=args.background or args.robust, blur=args.blur or args.robust,
-            noise=args.noise or args.robust, probability=args.augment_probability)
+            noise=args.noise or args.robust, probability=args.augment_probability,
+            blur_sigma=tuple(args.blur_sigma))
     except ValueError as error:
         parser.error(str(error))
     config = TrainConfig(

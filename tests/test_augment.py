@@ -132,8 +132,23 @@ def test_augmentation_config_validates_and_records():
         AugmentationConfig(scale=(2.0, 0.5))
     with pytest.raises(ValueError, match="probability"):
         AugmentationConfig(probability=1.5)
+    with pytest.raises(ValueError, match="blur sigma"):
+        AugmentationConfig(blur_sigma=(3.0, 1.0))
     record = AugmentationConfig.robust().to_dict()
     assert record["scale"] == [0.5, 2.0] and record["noise"] and record["gamma"]
+    assert AugmentationConfig.robust(blur_sigma=(0.5, 3.0)).to_dict()["blur_sigma"] == [0.5, 3.0]
+    assert "blur sigma 0.5-3 px" in AugmentationConfig.robust(blur_sigma=(0.5, 3.0)).describe()
+
+
+def test_blur_width_follows_the_configured_range():
+    image, labels = two_nuclei()
+
+    def steepest_edge(sigma):
+        config = AugmentationConfig(flips=False, intensity=False, blur=True, blur_sigma=(sigma, sigma), probability=1.0)
+        crop, _ = augment_crop(image, labels, 64, 0, config, np.random.default_rng(3))
+        return np.abs(np.diff(crop, axis=1)).max()
+
+    assert steepest_edge(3.0) < 0.7 * steepest_edge(1.0)
 
 
 def test_crops_larger_than_the_image_pad_with_background_not_mirrored_nuclei():
