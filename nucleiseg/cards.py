@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -282,6 +283,11 @@ class LoadedModel:
     @property
     def normalization(self) -> dict:
         return self.cards[0]["normalization"]
+
+    @cached_property
+    def trained_diameters(self):
+        """:func:`require_nucleus_diameters` of the card, read once (size matching asks per image)."""
+        return require_nucleus_diameters(self.path)
 
     @property
     def model_type(self):

@@ -11,7 +11,7 @@ import numpy as np
 from skimage.segmentation import relabel_sequential
 
 from . import nucleus_size
-from .cards import LoadedModel, require_nucleus_diameters
+from .cards import LoadedModel
 from .normalization import check_mask, normalize
 from .postprocess import PostprocessSettings, mask_probabilities
 from .targets import BACKGROUND
@@ -152,7 +152,7 @@ def segment(
     grid (:mod:`nucleiseg.nucleus_size`). The model's card must record its training nuclei's
     diameters (:func:`nucleiseg.cards.require_nucleus_diameters`), else ModelError.
     """
-    trained = require_nucleus_diameters(model.path) if match_size else None
+    trained = model.trained_diameters if match_size else None
     probabilities = predict_probabilities(image, model, **predict_options)
     labels = model.model_type.to_labels(probabilities, settings)
     if trained is None:

@@ -106,10 +106,11 @@ def resample_to(array: np.ndarray, shape: tuple, labels: bool) -> np.ndarray:
     return resize(array, target, order=1, mode="edge", anti_aliasing=False, preserve_range=True).astype(np.float32)
 
 
-def record_for(data, split: str = "train", subset_column: str = "", names=None) -> dict:
+def record_for(data, split: str = "train", subset_column: str = "", names=None, exclude=()) -> dict:
     """:func:`training_range` of the label images of ``split`` of the data folder ``data``, with where they came from.
 
-    ``names``: only these stems of the split (a run's training images, e.g. less a held-out part).
+    ``names``: only these stems of the split (a run's training images); ``exclude``: stems left
+    out (validation images held out of the split, which were not trained on).
     """
     from . import layouts
 
@@ -117,6 +118,8 @@ def record_for(data, split: str = "train", subset_column: str = "", names=None) 
     if names is not None:
         names = set(names)
         pairs = [pair for pair in pairs if pair.stem in names]
+    exclude = set(exclude)
+    pairs = [pair for pair in pairs if pair.stem not in exclude]
     if not pairs:
         raise ValueError(f"{data}: split {split!r} has no images")
     record = training_range(layouts.read_labels(pair.mask) for pair in pairs)
@@ -150,12 +153,8 @@ def main(argv=None) -> int:
         parser.error(f"{args.card} does not say which data it was trained on: give --data")
     split = args.split or training.get("split") or "train"
     subset = args.subset_column if args.subset_column is not None else training.get("subset_column", "")
-    held_out = set(training.get("held_out_for_validation", []))
     try:
-        names = None
-        if held_out:  # validation images taken from the training split were not trained on
-            names = [pair.stem for pair in _split_pairs(data, split, subset) if pair.stem not in held_out]
-        record = record_for(data, split, subset, names=names)
+        record = record_for(data, split, subset, exclude=training.get("held_out_for_validation", []))
     except (ValueError, FileNotFoundError) as error:
         parser.error(f"--data {data}: {error}")
     cards.save_card({**card, "nucleus_diameters": record}, cards.card_path_for(args.card))
