@@ -3,9 +3,9 @@
 Geometric transforms (crops, scale, flips, elastic) move the image and its
 instance labels together; targets are derived from the transformed labels
 afterwards, so boundaries stay consistent with the deformed nuclei. Signal
-transforms (gamma, per-nucleus brightness, background, blur, noise) act on
-the normalized image only and imitate what differs between microscopes,
-stains and exposures (Caicedo et al. 2019, Fig. 5: signal variation is what
+transforms (gamma, per-nucleus brightness, background, blur, noise, bright
+objects) act on the normalized image only and imitate what differs between
+microscopes, stains and exposures (Caicedo et al. 2019, Fig. 5: signal variation is what
 hinders transfer). :class:`AugmentationConfig` switches each one and is
 recorded in the model card; :func:`augment_crop` applies them in a fixed order.
 """
@@ -137,6 +137,38 @@ def nucleus_brightness(image: np.ndarray, labels: np.ndarray, rng: np.random.Gen
     return ((image - level) * lut[labels] + level).astype(np.float32)
 
 
+def bright_objects(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, dimming=(2.0, 30.0),
+                   kept=(0.0, 0.3), artefact_probability: float = 0.5):
+    """A few bright objects set the intensity scale: everything else is dimmed by one factor.
+
+    Percentile normalization maps the brightest pixels of an image to 1, so a few very bright
+    nuclei or a speck of debris (possibly outside the crop) leave the other nuclei at a small
+    fraction of that. The signal above the background level is divided by a factor
+    (log-uniform in ``dimming``), except on a random share (uniform in ``kept``) of the crop's
+    nuclei; with ``artefact_probability`` a disc of background, as bright as the brightest
+    nucleus or up to twice that, is added. Labels do not change (the disc is no nucleus).
+    """
+    background = labels == 0
+    level = np.float32(np.median(image[background])) if background.any() else np.float32(0)
+    factor = np.float32(np.exp(rng.uniform(np.log(dimming[0]), np.log(dimming[1]))))
+    peak = float(image.max())
+    out = (image - level) / factor + level
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    if ids.size:
+        bright = ids[rng.random(ids.size) < rng.uniform(*kept)]
+        keep = np.isin(labels, bright)
+        out[keep] = image[keep]
+    if rng.random() < artefact_probability:
+        height, width = image.shape
+        radius = rng.uniform(2.0, max(2.0, min(height, width) / 10))
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        yy, xx = np.ogrid[:height, :width]
+        disc = ((yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2) & background
+        out[disc] = level + (peak - level) * np.float32(rng.uniform(1.0, 2.0))
+    return out.astype(np.float32)
+
+
 def background_illumination(image: np.ndarray, rng: np.random.Generator, offset=(0.0, 0.3), strength=(0.0, 0.6)):
     """An additive background offset and a smooth multiplicative illumination field.
 
@@ -171,7 +203,7 @@ def add_noise(image: np.ndarray, rng: np.random.Generator, gaussian=(0.0, 0.08),
 
 
 #: The switches of :class:`AugmentationConfig` applied to a crop with its ``probability``.
-SIGNAL_TRANSFORMS = ("nucleus_brightness", "background", "gamma", "blur", "noise")
+SIGNAL_TRANSFORMS = ("nucleus_brightness", "background", "gamma", "blur", "noise", "bright_objects")
 
 
 @dataclass(frozen=True)
@@ -194,6 +226,7 @@ class AugmentationConfig:
     blur: bool = False
     blur_sigma: tuple = (0.5, 2.0)
     noise: bool = False
+    bright_objects: bool = False
     probability: float = 0.5
 
     def __post_init__(self):
@@ -221,7 +254,11 @@ class AugmentationConfig:
 
     @classmethod
     def robust(cls, **changes) -> "AugmentationConfig":
-        """Every augmentation on: the recipe for models that must transfer to unseen images."""
+        """The robust recipe (sixteenth session): every augmentation on but ``bright_objects``.
+
+        ``bright_objects`` came later; leaving it out keeps ``--robust`` meaning what it meant
+        for the results made with it.
+        """
         values = dict(elastic=True, scale=(0.5, 2.0), gamma=True, nucleus_brightness=True,
                       background=True, blur=True, noise=True)
         return cls(**{**values, **changes})
@@ -233,7 +270,8 @@ def augment_crop(image: np.ndarray, labels: np.ndarray, size: int, margin: int, 
 
     Order: crop (zoomed when ``config.scale``), flips, elastic deformation, then the
     signal transforms in the order light meets them: nucleus brightness, background
-    and illumination, gamma/contrast, gain/offset, blur, noise.
+    and illumination, gamma/contrast, gain/offset, blur, noise; last, bright objects (an
+    effect of normalization, which comes after the camera).
     """
     if config.scale:
         low, high = config.scale
@@ -262,4 +300,6 @@ def augment_crop(image: np.ndarray, labels: np.ndarray, size: int, margin: int, 
         image = defocus_blur(image, rng, config.blur_sigma)
     if config.noise and sometimes():
         image = add_noise(image, rng)
+    if config.bright_objects and sometimes():
+        image = bright_objects(image, labels, rng)
     return image, labels

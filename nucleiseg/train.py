@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument("--augment-probability", type=float, default=0.5,
                         help="chance that each signal augmentation is applied to a crop")
     parser.add_argument("--val-images", type=int, default=0, help="validate on the first N images of the split (0: all)")
+    parser.add_argument("--bright-objects", action="store_true",
+                        help="a few bright nuclei or a bright speck set the scale and dim the rest (not part of --robust)")
     parser.add_argument("--blur-sigma", type=float, nargs=2, default=(0.5, 2.0), metavar=("LOW", "HIGH"),
                         help="width range of the defocus blur in pixels (default 0.5 2)")
     parser.add_argument("--bf16", action="store_true", help="mixed bfloat16 compute, float32 weights (measure first with python -m benchmark speed training: "
@@ -117,7 +119,7 @@ def main(argv=None) -> int:
             gamma=args.gamma or args.robust, nucleus_brightness=args.nucleus_brightness or args.robust,
             background=args.background or args.robust, blur=args.blur or args.robust,
             noise=args.noise or args.robust, probability=args.augment_probability,
-            blur_sigma=tuple(args.blur_sigma))
+            blur_sigma=tuple(args.blur_sigma), bright_objects=args.bright_objects)
     except ValueError as error:
         parser.error(str(error))
     config = TrainConfig(

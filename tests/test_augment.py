@@ -64,6 +64,28 @@ def test_nucleus_brightness_scales_each_nucleus_by_its_own_factor_and_leaves_bac
     assert abs(ratios[0][0] - ratios[1][0]) > 1e-3  # independent factors
 
 
+def test_bright_objects_dims_all_but_the_kept_nuclei_by_one_factor():
+    image, labels = two_nuclei()
+    image = image + 0.1
+    out = augment.bright_objects(image, labels, np.random.default_rng(0), dimming=(10.0, 10.0), kept=(0.0, 0.0),
+                                 artefact_probability=0.0)
+    np.testing.assert_allclose(out[labels == 0], 0.1, atol=1e-6)
+    np.testing.assert_allclose(out[labels > 0] - 0.1, (image[labels > 0] - 0.1) / 10, rtol=1e-5)
+    kept = augment.bright_objects(image, labels, np.random.default_rng(0), dimming=(10.0, 10.0), kept=(1.0, 1.0),
+                                  artefact_probability=0.0)
+    np.testing.assert_allclose(kept[labels > 0], image[labels > 0])
+
+
+def test_bright_objects_artefact_lies_in_the_background_and_outshines_the_nuclei():
+    image, labels = two_nuclei()
+    for seed in range(5):
+        out = augment.bright_objects(image, labels, np.random.default_rng(seed), kept=(0.0, 0.0),
+                                     artefact_probability=1.0)
+        artefact = out > image.max() - 1e-6
+        assert np.all(labels[artefact] == 0)
+        assert out[labels > 0].max() < image.max() / 2 + 1e-6  # every nucleus dimmed at least 2x
+
+
 def test_gamma_contrast_keeps_order_and_finite_values():
     image = np.linspace(-0.05, 1.2, 100, dtype=np.float32).reshape(10, 10)
     out = augment.gamma_contrast(image, np.random.default_rng(0))
@@ -116,7 +138,7 @@ def test_robust_augmentation_keeps_instance_labels_and_a_finite_image():
         assert set(np.unique(out_labels)) <= {0, 1, 2}
 
 
-@pytest.mark.parametrize("switch", ["gamma", "nucleus_brightness", "background", "blur", "noise"])
+@pytest.mark.parametrize("switch", ["gamma", "nucleus_brightness", "background", "blur", "noise", "bright_objects"])
 def test_each_signal_switch_changes_the_crop_and_leaves_labels(switch):
     image, labels = two_nuclei()
     base = AugmentationConfig(flips=False, intensity=False, probability=1.0)
