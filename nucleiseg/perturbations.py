@@ -88,6 +88,22 @@ def uneven_illumination(image, labels, rng):
     return _back(t * field, low, high, image.dtype), labels
 
 
+def mixed_brightness(image, labels, rng):
+    """Half of the nuclei (a seeded choice) keep 15 % of their signal above the background.
+
+    Dim nuclei beside bright ones (mixed cell populations, uneven staining): the bright half
+    sets the normalization's scale. Background pixels do not change.
+    """
+    values = np.asarray(image, dtype=np.float64)
+    background = labels == 0
+    level = float(np.median(values[background])) if background.any() else float(values.min())
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    factors = np.ones(int(labels.max()) + 1)
+    factors[rng.permutation(ids)[: ids.size // 2]] = 0.15
+    return _to_dtype(level + (values - level) * factors[labels], image.dtype), labels
+
+
 def bright_artefact(image, labels, rng):
     """A saturated disc (dust, debris) covering about 0.5 % of the field, somewhere in the background.
 
@@ -119,6 +135,7 @@ PERTURBATIONS: dict[str, Callable] = {
     "scale_2x": double_scale,
     "uneven_illumination": uneven_illumination,
     "bright_artefact": bright_artefact,
+    "mixed_brightness": mixed_brightness,
 }
 
 

@@ -61,3 +61,16 @@ def test_bright_artefact_lands_off_the_nuclei_and_moves_the_upper_percentile(pai
 def test_unknown_perturbation_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="unknown perturbation.*expected some of dim_gamma"):
         perturbations.check_names(["dim_gamma", "sepia"])
+
+
+def test_mixed_brightness_dims_half_of_the_nuclei_and_leaves_the_rest(pair):
+    image, labels = pair
+    out, same = perturbations.perturb("mixed_brightness", image, labels, "x")
+    np.testing.assert_array_equal(out[labels == 0], image[labels == 0])
+    level = float(np.median(image[labels == 0]))
+    ids = [i for i in np.unique(labels) if i]
+    signal = {i: (image[labels == i].astype(float) - level).sum() for i in ids}
+    ratios = [(out[labels == i].astype(float) - level).sum() / signal[i] for i in ids]
+    dimmed = [r for r in ratios if r < 0.2]
+    assert len(dimmed) == len(ids) // 2 and all(0.1 < r < 0.2 for r in dimmed)
+    assert all(r == pytest.approx(1.0) for r in ratios if r >= 0.2)
