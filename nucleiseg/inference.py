@@ -146,10 +146,12 @@ def segment(
     """(probabilities, labels) for one greyscale image; ``predict_options`` go to :func:`predict_probabilities`.
 
     With ``match_size`` an image whose nuclei (found by a first pass) are typically smaller or
-    larger than the model's training nuclei is resampled to their size, segmented again
-    there (post-processing included, so its sizes mean what they were tuned for), and the
-    probabilities (linearly) and labels (nearest neighbour) are brought back to the image's
-    grid (:mod:`nucleiseg.nucleus_size`). The model's card must record its training nuclei's
+    larger than the model's training nuclei is resampled to their size and run through the
+    network again; the probabilities are brought back to the image's grid (linearly). Labels
+    come from the finer of the two grids: for enlarged nuclei, post-processed on the zoomed
+    grid and brought back by nearest neighbour; for shrunk ones, post-processed on the
+    image's grid with sizes scaled (:meth:`PostprocessSettings.for_zoom`;
+    :mod:`nucleiseg.nucleus_size`). The model's card must record its training nuclei's
     diameters (:func:`nucleiseg.cards.require_nucleus_diameters`), else ModelError.
     """
     trained = model.trained_diameters if match_size else None
@@ -165,13 +167,21 @@ def segment(
     if options.get("mask") is not None:
         options["mask"] = nucleus_size.resample_to(np.asarray(options["mask"], dtype=np.uint8), resampled.shape,
                                                    labels=True).astype(bool)
-    probabilities = predict_probabilities(resampled, model, **options)
-    labels = model.model_type.to_labels(probabilities, settings)
-    probabilities = nucleus_size.resample_to(probabilities, image.shape, labels=False)
-    labels = nucleus_size.resample_to(labels, image.shape, labels=True)
+    zoomed = predict_probabilities(resampled, model, **options)
+    probabilities = nucleus_size.resample_to(zoomed, image.shape, labels=False)
     mask = predict_options.get("mask")
     if mask is not None:  # interpolation must not carry anything back across the mask's edge
         mask = check_mask(mask, image.shape)
-        probabilities, labels = mask_probabilities(probabilities, mask), np.where(mask, labels, 0)
+        probabilities = mask_probabilities(probabilities, mask)
+    if factor < 1:
+        # Nuclei were shrunk for the network: outlines are drawn on the image's own, finer grid
+        # from the probabilities brought back (labels enlarged by nearest neighbour come out
+        # blocky), with the post-processing's sizes scaled alike.
+        labels = model.model_type.to_labels(probabilities, (settings or PostprocessSettings()).for_zoom(factor))
+    else:
+        # Nuclei were enlarged: outlines are drawn on the finer, zoomed grid and brought back.
+        labels = nucleus_size.resample_to(model.model_type.to_labels(zoomed, settings), image.shape, labels=True)
+        if mask is not None:
+            labels = np.where(mask, labels, 0)
     # Shrinking back can lose a nucleus of a pixel or two: numbers stay consecutive.
     return probabilities, relabel_sequential(labels)[0]

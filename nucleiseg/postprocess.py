@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -71,6 +71,16 @@ class PostprocessSettings:
         if self.relative_min_size and areas.size:
             return min(float(self.min_size), self.relative_min_size * float(np.median(areas)))
         return float(self.min_size)
+
+    def for_zoom(self, factor: float) -> "PostprocessSettings":
+        """These settings for an image ``1 / factor`` times the size of the one they are tuned for.
+
+        Pixel distances (``dilation``) are divided by ``factor`` and areas (``min_size``) by its
+        square; thresholds and the relative size limit have no unit and stay.
+        """
+        if not factor > 0:
+            raise ValueError(f"zoom factor must be > 0, got {factor}")
+        return replace(self, dilation=int(round(self.dilation / factor)), min_size=int(round(self.min_size / factor**2)))
 
     def to_dict(self) -> dict:
         return asdict(self)

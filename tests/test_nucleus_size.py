@@ -111,6 +111,35 @@ def test_segment_resamples_only_out_of_range_images_and_answers_on_their_own_gri
     assert seen == [(64, 64)]
 
 
+def test_shrunk_nuclei_are_outlined_on_the_images_own_grid_with_sizes_scaled(card, tmp_path, monkeypatch):
+    import nucleus_module_helpers as helpers
+
+    from nucleiseg.postprocess import PostprocessSettings
+
+    model = cards.load(with_diameters(card, tmp_path / "m", {"low": 3.0, "median": 5.0, "high": 8.0}))
+    model_type = type(model.model_type)
+    real = model_type.to_labels
+    calls = []
+    monkeypatch.setattr(model_type, "to_labels",
+                        lambda self, p, s=None: calls.append((p.shape[:2], s)) or real(self, p, s))
+    settings = PostprocessSettings(dilation=2, min_size=10)
+    _, labels = inference.segment(helpers.synthetic_image(), model, settings, match_size=True)
+    # First pass, then the half-size pass's probabilities outlined at the image's own 64 x 64.
+    assert [shape for shape, _ in calls] == [(64, 64), (64, 64)]
+    assert calls[1][1] == PostprocessSettings(dilation=4, min_size=40)
+    assert labels.max() == 3
+
+
+def test_post_processing_sizes_scale_with_the_zoom():
+    from nucleiseg.postprocess import PostprocessSettings
+
+    settings = PostprocessSettings(dilation=3, min_size=15, relative_min_size=0.2)
+    assert settings.for_zoom(0.5) == PostprocessSettings(dilation=6, min_size=60, relative_min_size=0.2)
+    assert settings.for_zoom(2.0).min_size == 4 and settings.for_zoom(1.0) == settings
+    with pytest.raises(ValueError, match="zoom factor"):
+        settings.for_zoom(0.0)
+
+
 def test_a_masked_image_keeps_its_nuclei_inside_the_mask_after_resampling(card, tmp_path, monkeypatch):
     import nucleus_module_helpers as helpers
 
