@@ -5,8 +5,8 @@ instance labels together; targets are derived from the transformed labels
 afterwards, so boundaries stay consistent with the deformed nuclei. Signal
 transforms (gamma, per-nucleus brightness, background, blur, noise, bright
 objects) act on the normalized image only and imitate what differs between
-microscopes, stains and exposures (Caicedo et al. 2019, Fig. 5: signal variation is what
-hinders transfer). :class:`AugmentationConfig` switches each one and is
+microscopes, stains and exposures (Caicedo et al. 2019, Fig. 5: signal
+variation is what hinders transfer). :class:`AugmentationConfig` switches each one and is
 recorded in the model card; :func:`augment_crop` applies them in a fixed order.
 """
 
