@@ -130,6 +130,17 @@ def test_shrunk_nuclei_are_outlined_on_the_images_own_grid_with_sizes_scaled(car
     assert labels.max() == 3
 
 
+def test_a_masked_image_shrunk_for_the_network_keeps_its_nuclei_inside_the_mask(card, tmp_path):
+    import nucleus_module_helpers as helpers
+
+    model = cards.load(with_diameters(card, tmp_path / "m", {"low": 3.0, "median": 5.0, "high": 8.0}))
+    mask = np.zeros(helpers.SHAPE, bool)
+    mask[:, :49] = True
+    probabilities, labels = inference.segment(helpers.synthetic_image(), model, mask=mask, match_size=True)
+    assert labels[~mask].max() == 0 and probabilities[~mask][:, 0].min() == 1.0
+    assert labels.max() >= 2
+
+
 def test_post_processing_sizes_scale_with_the_zoom():
     from nucleiseg.postprocess import PostprocessSettings
 
