@@ -120,6 +120,12 @@ def gamma_contrast(image: np.ndarray, rng: np.random.Generator, gamma=(0.5, 2.0)
     return ((curved - centre) * np.float32(rng.uniform(*contrast)) + centre).astype(np.float32)
 
 
+def _background_level(image: np.ndarray, labels: np.ndarray) -> np.float32:
+    """Median of the background pixels (0 when the crop is all nucleus): what brightness changes scale around."""
+    background = labels == 0
+    return np.float32(np.median(image[background])) if background.any() else np.float32(0)
+
+
 def nucleus_brightness(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, factor=(0.2, 1.5)):
     """Each nucleus dimmed or brightened by its own factor (log-uniform in ``factor``).
 
@@ -130,8 +136,7 @@ def nucleus_brightness(image: np.ndarray, labels: np.ndarray, rng: np.random.Gen
     ids = ids[ids > 0]
     if ids.size == 0:
         return image
-    background = labels == 0
-    level = np.float32(np.median(image[background])) if background.any() else np.float32(0)
+    level = _background_level(image, labels)
     lut = np.ones(int(labels.max()) + 1, dtype=np.float32)
     lut[ids] = np.exp(rng.uniform(np.log(factor[0]), np.log(factor[1]), ids.size))
     return ((image - level) * lut[labels] + level).astype(np.float32)
@@ -149,7 +154,7 @@ def bright_objects(image: np.ndarray, labels: np.ndarray, rng: np.random.Generat
     nucleus or up to twice that, is added. Labels do not change (the disc is no nucleus).
     """
     background = labels == 0
-    level = np.float32(np.median(image[background])) if background.any() else np.float32(0)
+    level = _background_level(image, labels)
     factor = np.float32(np.exp(rng.uniform(np.log(dimming[0]), np.log(dimming[1]))))
     peak = float(image.max())
     out = (image - level) / factor + level

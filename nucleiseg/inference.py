@@ -183,5 +183,6 @@ def segment(
         labels = nucleus_size.resample_to(model.model_type.to_labels(zoomed, settings), image.shape, labels=True)
         if mask is not None:
             labels = np.where(mask, labels, 0)
-    # Shrinking back can lose a nucleus of a pixel or two: numbers stay consecutive.
-    return probabilities, relabel_sequential(labels)[0]
+        # Shrinking back can lose a nucleus of a pixel or two: numbers stay consecutive.
+        labels = relabel_sequential(labels)[0]
+    return probabilities, labels
