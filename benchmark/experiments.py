@@ -1,4 +1,4 @@
-"""Shared machinery of the paper's experiments (learning curve, transfer).
+"""Shared machinery of the experiments (learning curve, transfer, leave one kind out, widths).
 
 One helper, :func:`train_and_score`, trains a fresh U-Net on an explicit list
 of training images for a fixed number of steps and scores it on named sets of
@@ -10,6 +10,9 @@ per-image scoring) and :mod:`nucleiseg.metric` (aggregation). Around it:
   finished model (rewritten atomically), ``settings.json`` pins the settings
   the rows were made with, so a re-run skips finished models and refuses to
   mix results of different settings;
+* checkpoints (:func:`model_files`, :func:`save_progress`): a model in training
+  is saved every :data:`CHECKPOINT_EVERY` steps, so a re-run carries a model
+  stopped part way on from there instead of from its first step;
 * :func:`reference_scores`, the advanced CellProfiler pipeline's figures on
   the same validation images, from a benchmark's ``per_image.csv`` (or, less
   exactly, its ``summary.csv``);
@@ -23,6 +26,7 @@ import argparse
 import hashlib
 import json
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -190,8 +194,14 @@ def over_repeats(rows: list[Mapping], keys: Iterable[str]) -> dict:
     return out
 
 
+#: Steps between two saves of an experiment model's progress (:func:`train_and_score`).
+CHECKPOINT_EVERY = 250
+_PROGRESS = "progress.json"
+
+
 def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: Mapping[str, list], schedule: Schedule,
-                    seed: int, weights: Path | None = None, log: Callable[[str], None] = print) -> dict:
+                    seed: int, weights: Path | None = None, log: Callable[[str], None] = print,
+                    checkpoint: Path | None = None, every: int = CHECKPOINT_EVERY) -> dict:
     """Train a fresh U-Net on ``train_names`` with ``schedule`` and score it on each evaluation set.
 
     Parameters
@@ -212,26 +222,43 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
         Where to save the final weights (``.weights.h5``).
     log : callable
         Progress messages.
+    checkpoint : Path, optional
+        Folder for this model's progress, saved every ``every`` steps and after the last one
+        (the network with its optimizer, the step, the losses so far, the training seconds and
+        the crop generator's state). A call with the same folder carries on from there, so a
+        model of a long schedule may span several sessions; the folder is removed once the
+        model is scored. A folder left by other settings raises ExperimentError.
 
     Returns
     -------
     dict
-        ``steps``, ``train_seconds``, ``eval_seconds``, ``loss_first`` and
-        ``loss_last`` (mean loss of the first and last tenth of the steps) and
-        ``scores``: set name -> :func:`summarize` figures.
+        ``steps``, ``train_seconds`` (over every session that trained it), ``eval_seconds``,
+        ``loss_first`` and ``loss_last`` (mean loss of the first and last tenth of the steps)
+        and ``scores``: set name -> :func:`summarize` figures.
     """
     from nucleiseg import training
 
+    if every < 1:
+        raise ExperimentError(f"checkpoint interval must be >= 1 step, got {every}")
     config, examples, network, rng = start_training(data, split, train_names, schedule, seed)
-    started = time.time()
-    losses = []
-    for step in range(schedule.steps):
+    identity = {"schedule": schedule.to_dict(), "seed": seed, "train_images": names_hash(train_names)}
+    saved = load_progress(checkpoint, identity) if checkpoint is not None else None
+    losses, first, seconds_before = [], 0, 0.0
+    if saved is not None:
+        network = training.load_for_training(Path(checkpoint) / saved["network"], config)
+        rng.bit_generator.state = saved["rng"]
+        losses, first, seconds_before = list(saved["losses"]), int(saved["step"]), float(saved["seconds"])
+        log(f"  resumed at step {first}/{schedule.steps} from {checkpoint}")
+    started = time.time() - seconds_before
+    for step in range(first, schedule.steps):
         if schedule.cosine:
             network.optimizer.learning_rate.assign(schedule.rate_at(step))
         losses.append(training.train_step(network, examples, config, rng))
         if (step + 1) % 20 == 0 or step + 1 == schedule.steps:
             log(f"  step {step + 1}/{schedule.steps} loss {np.mean(losses[-20:]):.4f} ({time.time() - started:.0f} s)")
-    train_seconds = time.time() - started
+        if checkpoint is not None and ((step + 1) % every == 0 or step + 1 == schedule.steps):
+            save_progress(checkpoint, identity, network, step + 1, losses, time.time() - started, rng)
+    train_seconds = seconds_before if first == schedule.steps else time.time() - started
     if weights is not None:
         weights.parent.mkdir(parents=True, exist_ok=True)
         network.save_weights(weights)
@@ -242,7 +269,7 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
         rows = training.score_examples(scorer, config.architecture(), config.normalization, eval_examples, schedule.postprocess)
         scores[name] = summarize(rows)
     tenth = max(1, len(losses) // 10)
-    return {
+    result = {
         "steps": schedule.steps,
         "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(time.time() - started, 1),
@@ -250,6 +277,47 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
         "loss_last": round(float(np.mean(losses[-tenth:])), 5),
         "scores": scores,
     }
+    if checkpoint is not None:
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return result
+
+
+def model_files(out: Path, name: str) -> dict:
+    """Where an experiment keeps model ``name``'s final weights and, while it trains, its checkpoint
+    (the ``weights`` and ``checkpoint`` arguments of :func:`train_and_score`)."""
+    return {"weights": Path(out) / "weights" / f"{name}.weights.h5", "checkpoint": Path(out) / "checkpoints" / name}
+
+
+def load_progress(checkpoint: Path, identity: dict) -> dict | None:
+    """The progress saved in ``checkpoint`` by :func:`save_progress`, or None when there is none.
+
+    ExperimentError when it was saved for another schedule, seed or set of training images.
+    """
+    path = Path(checkpoint) / _PROGRESS
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    if {key: saved.get(key) for key in identity} != json.loads(json.dumps(identity)):
+        raise ExperimentError(f"{checkpoint} holds a model trained with other settings (schedule, seed or training "
+                              "images); delete that folder to train this one from the start")
+    if not (Path(checkpoint) / saved["network"]).is_file():
+        raise ExperimentError(f"{checkpoint}: {saved['network']} is missing; delete that folder to start again")
+    return saved
+
+
+def save_progress(checkpoint: Path, identity: dict, network, step: int, losses: list[float], seconds: float,
+                  rng: np.random.Generator) -> None:
+    """Save a model in training: the network first under a new name, then the record naming it,
+    then the older network goes, so an interruption at any point leaves a usable pair."""
+    checkpoint = Path(checkpoint)
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    name = f"step{step:07d}.keras"
+    network.save(checkpoint / name)
+    write_json(checkpoint / _PROGRESS, {**identity, "network": name, "step": step, "losses": losses,
+                                        "seconds": round(seconds, 1), "rng": rng.bit_generator.state})
+    for old in checkpoint.glob("step*.keras"):
+        if old.name != name:
+            old.unlink()
 
 
 def start_training(data: Path, split: str, train_names: list[str], schedule: Schedule, seed: int):

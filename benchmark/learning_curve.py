@@ -12,6 +12,7 @@ images. Writes into OUT:
 * ``progress.csv`` and ``settings.json``: the resume record (one row per finished model);
 * ``subsets/n<n>-r<r>.txt``: the training images of each model;
 * ``weights/n<n>-r<r>.weights.h5``: its final weights;
+* ``checkpoints/n<n>-r<r>/``: while it trains, its progress (a stopped run carries on from it);
 * ``results.csv``, ``plots/learning_curve.png``, ``report.md``: written when
   every requested model is finished (removed at the start of a run, so an
   interrupted run does not look complete);
@@ -149,8 +150,7 @@ def run(data: Path, out: Path, sizes: list[int], repeats: int, schedule: ex.Sche
         write_atomic(out / images_file, "".join(f"{s}\n" for s in names))
         model_seed = ex.model_seed(seed, n, repeat)
         log(f"[{index}/{len(todo)}] {name}: {n} images, seed {model_seed}")
-        result = trainer(data, train_split, names, eval_sets, schedule, model_seed,
-                         weights=out / "weights" / f"{name}.weights.h5", log=log)
+        result = trainer(data, train_split, names, eval_sets, schedule, model_seed, **ex.model_files(out, name), log=log)
         scores = result["scores"][EVAL]
         log(f"[{index}/{len(todo)}] {name}: mean F1 {scores['f1_mean']:.4f}, error@0.7 {scores['error_rate_070']:.4f}, "
             f"missed {scores['missed']}, merges {scores['merges']}, splits {scores['splits']} "

@@ -15,7 +15,8 @@ schedule, is scored on each kind too, so the table shows what leaving a kind
 out costs. With ``--reference`` (a benchmark's ``per_image.csv``, e.g. of
 ``advanced``), the reference pipeline's figures on the same images stand
 beside them. Writes ``progress.csv``/``settings.json`` (resume), ``subsets/``,
-``weights/``, ``run.log`` and, when all models are done, ``results.csv``,
+``weights/``, ``checkpoints/`` (a model in training; a stopped run carries on from it),
+``run.log`` and, when all models are done, ``results.csv``,
 ``report.md`` and ``plots/leave_one_kind_out.png``.
 """
 
@@ -116,7 +117,7 @@ def run(data: Path, out: Path, schedule: ex.Schedule, kinds: list[str] | None = 
         write_atomic(out / images_file, "".join(f"{s}\n" for s in names))
         model_seed = ex.model_seed(seed, [*held_out, ALL].index(kind), repeat)
         log(f"[{index}/{len(todo)}] {name}: {len(names)} training images ({'every kind' if kind == ALL else 'without ' + kind}), seed {model_seed}")
-        result = trainer(data, train_split, names, sets, schedule, model_seed, weights=out / "weights" / f"{name}.weights.h5", log=log)
+        result = trainer(data, train_split, names, sets, schedule, model_seed, **ex.model_files(out, name), log=log)
         flat = {f"{k}_{c}": result["scores"][k][c] for k in sets for c in ex.SCORE_COLUMNS}
         log(f"[{index}/{len(todo)}] {name}: " + ", ".join(f"mean F1 on {k} {result['scores'][k]['f1_mean']:.4f}" for k in sets))
         ledger.add({"model": name, "held_out": kind, "repeat": repeat, "seed": model_seed, "train_images": len(names),

@@ -8,7 +8,8 @@ of one kind by a non-empty ``--column`` (default ``bbbc039_field``: the
 fields of BBBC039). One U-Net is trained on that kind's training images only,
 one on the other training images only, with the same schedule; each is scored
 on the validation images of both kinds. Writes into OUT ``progress.csv`` and
-``settings.json`` (resume record), ``subsets/``, ``weights/``, ``run.log`` and,
+``settings.json`` (resume record), ``subsets/``, ``weights/``, ``checkpoints/`` (a model
+in training; a stopped run carries on from it), ``run.log`` and,
 when every model is finished, ``results.csv`` (one row per model, figures per
 evaluation set as ``<set>_<figure>``), ``plots/transfer.png`` and ``report.md``.
 """
@@ -120,8 +121,7 @@ def run(data: Path, out: Path, schedule: ex.Schedule, column: str = "bbbc039_fie
         write_atomic(out / images_file, "".join(f"{s}\n" for s in names))
         model_seed = ex.model_seed(seed, sets.index(group), repeat)
         log(f"[{index}/{len(todo)}] {name}: {len(names)} {group} training images, seed {model_seed}")
-        result = trainer(data, train_split, names, eval_sets, schedule, model_seed,
-                         weights=out / "weights" / f"{name}.weights.h5", log=log)
+        result = trainer(data, train_split, names, eval_sets, schedule, model_seed, **ex.model_files(out, name), log=log)
         flat = {f"{s}_{c}": result["scores"][s][c] for s in sets for c in ex.SCORE_COLUMNS}
         log(f"[{index}/{len(todo)}] {name}: " + ", ".join(f"mean F1 on {s} {result['scores'][s]['f1_mean']:.4f}" for s in sets))
         ledger.add({"model": name, "trained_on": group, "repeat": repeat, "seed": model_seed, "train_images": len(names),

@@ -16,7 +16,10 @@ chosen width is the one with the highest mean F1 averaged over the clean set
 and every perturbed set.
 
 Models are keyed by width, so a later run with more widths in the same
-``--out`` adds only the new ones (the other settings must match). Writes
+``--out`` adds only the new ones (the other settings must match), and a model
+stopped part way carries on from its checkpoint (``checkpoints/<model>/``, every
+250 steps) with the step count measured for it the first time
+(``step_times.json``). Writes
 ``progress.csv``/``settings.json`` (resume), ``weights/``, ``run.log`` and, when
 every requested width is done, ``results.csv``, ``report.md`` and
 ``plots/widths.png``.
@@ -24,6 +27,7 @@ every requested width is done, ``results.csv``, ``report.md`` and
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -35,11 +39,13 @@ from nucleiseg import perturbations
 from . import experiments as ex
 from .figures import pyplot, save_figure
 from .model_conditions import evaluation_sets
-from .outputs import write_atomic
+from .outputs import write_atomic, write_json
 from .robustness import CLEAN, MAX_DROP
 from .tables import write_csv
 
 FINAL_OUTPUTS = ("results.csv", "report.md", "plots")
+#: The measured seconds per step of each model, kept so that a resumed model trains the same number of steps.
+STEP_TIMES = "step_times.json"
 #: Signature of :func:`benchmark.experiments.seconds_per_step`; tests pass a stand-in.
 Timer = Callable[..., float]
 
@@ -122,6 +128,7 @@ def run(data: Path, out: Path, schedule: ex.Schedule, widths: list[int], minutes
     ex.clear_outputs(out, FINAL_OUTPUTS)
     log = ex.make_logger(out / "run.log")
     eval_sets = evaluation_sets(load_examples(data, val_split, None, names=val_names), names)
+    step_times = json.loads((out / STEP_TIMES).read_text()) if (out / STEP_TIMES).is_file() else {}
     keys = [(width, repeat) for repeat in range(1, repeats + 1) for width in widths]
     todo = [key for key in keys if not ledger.done(model_name(*key))]
     log(f"widths {', '.join(map(str, widths))} at {minutes:g} training minutes each; {len(train_names)} training images, "
@@ -129,11 +136,15 @@ def run(data: Path, out: Path, schedule: ex.Schedule, widths: list[int], minutes
     for index, (width, repeat) in enumerate(todo, start=1):
         name = model_name(width, repeat)
         model_seed = ex.model_seed(seed, width, repeat)
-        per_step = timer(data, train_split, train_names, by_width[width], model_seed)
+        per_step = step_times.get(name)
+        if per_step is None:  # measured once: a model resumed from its checkpoint keeps its step count
+            per_step = timer(data, train_split, train_names, by_width[width], model_seed)
+            step_times[name] = per_step
+            write_json(out / STEP_TIMES, step_times)
         steps = steps_for(minutes, per_step)
         log(f"[{index}/{len(todo)}] {name}: {per_step:.3f} s per step -> {steps} steps, seed {model_seed}")
         result = trainer(data, train_split, train_names, eval_sets, replace(by_width[width], steps=steps), model_seed,
-                         weights=out / "weights" / f"{name}.weights.h5", log=log)
+                         **ex.model_files(out, name), log=log)
         log(f"[{index}/{len(todo)}] {name}: " + ", ".join(f"{s} {result['scores'][s]['f1_mean']:.4f}" for s in sets))
         ledger.add({"model": name, "width": width, "repeat": repeat, "seed": model_seed, "minutes": minutes,
                     "seconds_per_step": round(per_step, 4),

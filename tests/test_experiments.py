@@ -43,7 +43,7 @@ class FakeTrainer:
         self.calls = []
         self.fail_at = fail_at
 
-    def __call__(self, data, split, names, eval_sets, schedule, seed, weights=None, log=print):
+    def __call__(self, data, split, names, eval_sets, schedule, seed, weights=None, log=print, checkpoint=None):
         self.calls.append({"names": list(names), "eval_sets": {k: [e[0] for e in v] for k, v in eval_sets.items()}, "seed": seed})
         if self.fail_at and len(self.calls) == self.fail_at:
             raise KeyboardInterrupt
@@ -368,3 +368,45 @@ def test_cosine_schedule_decays_the_rate_to_zero_and_training_follows_it(data, m
     examples = {"val": training.load_examples(data, "val", None)[:1]}
     ex.train_and_score(data, "train", ex.split_names(data, "train")[:2], examples, schedule, seed=0)
     assert np.allclose(seen, [schedule.rate_at(i) for i in range(4)], rtol=1e-5)
+
+
+def test_a_model_stopped_part_way_carries_on_from_its_checkpoint_with_the_same_crops(data, tmp_path, monkeypatch):
+    from nucleiseg import training
+
+    schedule = ex.Schedule(width=2, steps=5, crop=64, batch=2, cosine=True, bf16=True)
+    names = ex.split_names(data, "train")[:2]
+    examples = {"val": training.load_examples(data, "val", None)[:1]}
+    step = training.train_step
+    policies = {}
+
+    def recording(into, stop_at=0):
+        def train_step(network, examples, config, rng):
+            if stop_at and len(into) == stop_at:
+                raise KeyboardInterrupt
+            into.append((rng.bit_generator.state["state"]["state"], float(network.optimizer.learning_rate.numpy())))
+            policies[id(into)] = [layer.dtype_policy.name for layer in network.layers if layer.weights]
+            return step(network, examples, config, rng)
+        return train_step
+
+    straight = []
+    monkeypatch.setattr(training, "train_step", recording(straight))
+    ex.train_and_score(data, "train", names, examples, schedule, seed=0)
+    checkpoint = tmp_path / "checkpoints" / "m"
+    first = []
+    monkeypatch.setattr(training, "train_step", recording(first, stop_at=3))
+    with pytest.raises(KeyboardInterrupt):
+        ex.train_and_score(data, "train", names, examples, schedule, seed=0, checkpoint=checkpoint, every=2)
+    saved = json.loads((checkpoint / "progress.json").read_text())
+    assert saved["step"] == 2 and len(saved["losses"]) == 2 and [p.name for p in checkpoint.glob("*.keras")] == ["step0000002.keras"]
+    with pytest.raises(ex.ExperimentError, match="other settings"):
+        ex.train_and_score(data, "train", names, examples, schedule, seed=1, checkpoint=checkpoint, every=2)
+    rest = []
+    monkeypatch.setattr(training, "train_step", recording(rest))
+    result = ex.train_and_score(data, "train", names, examples, schedule, seed=0, checkpoint=checkpoint, every=2)
+    # Steps 3-5 only, drawing the crops and taking the learning rates an uninterrupted run takes there.
+    assert [state for state, _ in rest] == [state for state, _ in straight[2:]] and len(rest) == 3
+    assert [rate for _, rate in rest] == pytest.approx([rate for _, rate in straight[2:]])
+    assert result["steps"] == 5 and result["train_seconds"] > 0 and set(result["scores"]) == {"val"}
+    assert not checkpoint.exists()  # scored: nothing left to resume
+    # The resumed network still computes as it was trained (mixed bfloat16, float32 output).
+    assert policies[id(rest)] == policies[id(straight)] and "mixed_bfloat16" in policies[id(rest)]

@@ -30,7 +30,7 @@ class Trainer:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, data, split, names, eval_sets, schedule, seed, weights=None, log=print):
+    def __call__(self, data, split, names, eval_sets, schedule, seed, weights=None, log=print, checkpoint=None):
         self.calls.append({"width": schedule.width, "steps": schedule.steps, "cosine": schedule.cosine,
                            "sets": {k: [(stem, image.shape, labels.shape) for stem, image, labels in v] for k, v in eval_sets.items()}})
         scores = {}
@@ -105,6 +105,24 @@ def test_an_interrupted_run_leaves_no_results_and_resumes(data, tmp_path):
     rest = Trainer()
     wc.run(data, out, SCHEDULE, [4, 8], minutes=1.0, perturbation_names=[], trainer=rest, timer=timer)
     assert [c["width"] for c in rest.calls] == [8] and (out / "results.csv").is_file()
+
+
+def test_a_model_resumed_from_its_checkpoint_keeps_the_step_count_measured_the_first_time(data, tmp_path):
+    out = tmp_path / "w"
+
+    class Stopping(Trainer):
+        def __call__(self, *args, **kwargs):
+            self.checkpoints = kwargs["checkpoint"]
+            raise KeyboardInterrupt
+
+    stopping = Stopping()
+    with pytest.raises(KeyboardInterrupt):
+        wc.run(data, out, SCHEDULE, [4], minutes=1.0, perturbation_names=[], trainer=stopping, timer=timer)
+    assert stopping.checkpoints == out / "checkpoints" / "width4-r1"
+    slower = Trainer()
+    wc.run(data, out, SCHEDULE, [4], minutes=1.0, perturbation_names=[], trainer=slower,
+           timer=lambda *args: 4 * timer(*args))  # the machine is busier now: its timing must not count
+    assert [c["steps"] for c in slower.calls] == [120]
 
 
 @pytest.mark.parametrize("argv, message", [

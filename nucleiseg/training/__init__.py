@@ -20,7 +20,7 @@ from . import checkpoint_files
 from .averaging import average_run, average_weight_files, recompute_batchnorm
 from .config import TrainConfig
 from .examples import hold_out, initial_weights, load_examples, make_batch, split_names
-from .loop import build_network, compile_for_training, float32_copy, freeze_batchnorm, train, train_step
+from .loop import build_network, compile_for_training, float32_copy, freeze_batchnorm, load_for_training, train, train_step
 from .model_card import export, member_record, training_hardware
 from .progress import clock, seconds_left
 from .validation import score_examples, score_model, validation_scores

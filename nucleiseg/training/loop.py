@@ -88,6 +88,21 @@ def compile_for_training(network, optimizer) -> None:
     network.compile(optimizer=optimizer, loss=keras.losses.CategoricalCrossentropy(), jit_compile=False)
 
 
+def load_for_training(path: Path, config: TrainConfig):
+    """A network saved whole (``network.save``, optimizer included), compiled to train on.
+
+    Checkpoints of older runs were compiled with the sparse loss; compiling again keeps the
+    optimizer's state.
+    """
+    import keras
+
+    network = keras.models.load_model(path, custom_objects=model_types.custom_objects())
+    if config.freeze_batchnorm:
+        freeze_batchnorm(network)
+    compile_for_training(network, network.optimizer)
+    return network
+
+
 def finished(config: TrainConfig, state: dict, stale: int, log: Path) -> bool:
     """Whether a run has stopped: ``stale`` epochs without improvement reached the patience, or
     its recorded wall-clock passed the budget (logged when so)."""
@@ -149,11 +164,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     state = {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": [], "seconds": 0.0, "config": asdict(config)}
     if resume and state_path.is_file() and last_path.is_file():
         state = json.loads(state_path.read_text())
-        network = keras.models.load_model(last_path, custom_objects=model_types.custom_objects())
-        if config.freeze_batchnorm:
-            freeze_batchnorm(network)
-        # Checkpoints of older runs were compiled with the sparse loss; the optimizer keeps its state.
-        compile_for_training(network, network.optimizer)
+        network = load_for_training(last_path, config)
         _log(log, f"resumed at epoch {state['epoch']} (best mean F1 {state['best_f1']:.4f})")
     else:
         network = network if network is not None else build_network(config)
