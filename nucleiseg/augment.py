@@ -193,9 +193,21 @@ def background_illumination(image: np.ndarray, rng: np.random.Generator, offset=
     return (image * illumination + np.float32(rng.uniform(*offset))).astype(np.float32)
 
 
-def defocus_blur(image: np.ndarray, rng: np.random.Generator, sigma=(0.5, 2.0)):
-    """Gaussian blur of a random width (defocus, a lower-NA objective)."""
-    return ndimage.gaussian_filter(image, float(rng.uniform(*sigma)), mode="reflect").astype(np.float32)
+def defocus_blur(image: np.ndarray, rng: np.random.Generator, sigma=(0.5, 2.0), keep_range: bool = False):
+    """Gaussian blur of a random width (defocus, a lower-NA objective).
+
+    With ``keep_range`` the blurred crop is stretched back so that its 0.1th and 99.9th
+    percentiles lie where the sharp crop's did. A real defocused image is normalized after
+    it was blurred, so its lowered peaks reach the top of the range again; blurring a crop
+    of a normalized image leaves them low, which the network then never sees.
+    """
+    blurred = ndimage.gaussian_filter(image, float(rng.uniform(*sigma)), mode="reflect")
+    if keep_range:
+        low, high = np.percentile(image, [0.1, 99.9])
+        blurred_low, blurred_high = np.percentile(blurred, [0.1, 99.9])
+        if high > low and blurred_high - blurred_low > 1e-6:
+            blurred = low + (blurred - blurred_low) * ((high - low) / (blurred_high - blurred_low))
+    return blurred.astype(np.float32)
 
 
 def add_noise(image: np.ndarray, rng: np.random.Generator, gaussian=(0.0, 0.08), photons=(20.0, 500.0)):
@@ -218,7 +230,8 @@ class AugmentationConfig:
     Geometric ones always apply when switched on; each signal transform is applied
     to a crop with probability ``probability`` so that clean crops stay common.
     ``scale`` is ``(low, high)`` for a log-uniform zoom factor, or ``()`` for none;
-    ``blur_sigma`` the range of the defocus blur's width in pixels.
+    ``blur_sigma`` the range of the defocus blur's width in pixels; ``blur_keep_range``
+    stretches a blurred crop back to its range (:func:`defocus_blur`).
     """
 
     flips: bool = True
@@ -230,6 +243,7 @@ class AugmentationConfig:
     background: bool = False
     blur: bool = False
     blur_sigma: tuple = (0.5, 2.0)
+    blur_keep_range: bool = False
     noise: bool = False
     bright_objects: bool = False
     probability: float = 0.5
@@ -302,7 +316,7 @@ def augment_crop(image: np.ndarray, labels: np.ndarray, size: int, margin: int, 
     if config.intensity:
         image = scale_intensity(image, rng)
     if config.blur and sometimes():
-        image = defocus_blur(image, rng, config.blur_sigma)
+        image = defocus_blur(image, rng, config.blur_sigma, config.blur_keep_range)
     if config.noise and sometimes():
         image = add_noise(image, rng)
     if config.bright_objects and sometimes():

@@ -61,6 +61,9 @@ def main(argv=None) -> int:
                         help="a few bright nuclei or a bright speck set the scale and dim the rest (not part of --robust)")
     parser.add_argument("--blur-sigma", type=float, nargs=2, default=(0.5, 2.0), metavar=("LOW", "HIGH"),
                         help="width range of the defocus blur in pixels (default 0.5 2)")
+    parser.add_argument("--blur-keep-range", action="store_true",
+                        help="stretch a blurred crop back to its range before blurring, as normalizing a "
+                             "blurred image does (not part of --robust)")
     parser.add_argument("--bf16", action="store_true", help="mixed bfloat16 compute, float32 weights (measure first with python -m benchmark speed training: "
                              "faster than float32 on the AMD Zen 4 CPUs of this project)")
     parser.add_argument("--seed", type=int, default=0)
@@ -119,7 +122,7 @@ def main(argv=None) -> int:
             gamma=args.gamma or args.robust, nucleus_brightness=args.nucleus_brightness or args.robust,
             background=args.background or args.robust, blur=args.blur or args.robust,
             noise=args.noise or args.robust, probability=args.augment_probability,
-            blur_sigma=tuple(args.blur_sigma), bright_objects=args.bright_objects)
+            blur_sigma=tuple(args.blur_sigma), blur_keep_range=args.blur_keep_range, bright_objects=args.bright_objects)
     except ValueError as error:
         parser.error(str(error))
     config = TrainConfig(

@@ -149,6 +149,22 @@ def test_each_signal_switch_changes_the_crop_and_leaves_labels(switch):
     assert not np.allclose(plain_image, new_image)
 
 
+def test_blur_that_keeps_the_range_stretches_lowered_peaks_back_as_normalization_would():
+    image, labels = two_nuclei()
+    plain = augment.defocus_blur(image, np.random.default_rng(0), sigma=(3.0, 3.0))
+    kept = augment.defocus_blur(image, np.random.default_rng(0), sigma=(3.0, 3.0), keep_range=True)
+    before = np.percentile(image, [0.1, 99.9])
+    assert np.percentile(plain, 99.9) < before[1] - 0.05  # blurring alone lowers the peaks
+    assert np.percentile(kept, [0.1, 99.9]) == pytest.approx(before, abs=1e-4)
+    assert np.abs(np.diff(kept, axis=1)).max() < np.abs(np.diff(image, axis=1)).max() / 2  # still blurred
+    config = AugmentationConfig(flips=False, intensity=False, blur=True, blur_keep_range=True, probability=1.0)
+    crop, crop_labels = augment_crop(image, labels, 96, 0, config, np.random.default_rng(3))  # the whole image
+    assert np.percentile(crop, 99.9) == pytest.approx(np.percentile(image, 99.9), abs=1e-4)
+    np.testing.assert_array_equal(crop_labels, labels)
+    assert "blur keep range" in config.describe() and config.to_dict()["blur_keep_range"] is True
+    assert not AugmentationConfig.robust().blur_keep_range  # --robust keeps its meaning
+
+
 def test_augmentation_config_validates_and_records():
     with pytest.raises(ValueError, match="scale"):
         AugmentationConfig(scale=(2.0, 0.5))
