@@ -258,7 +258,7 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
             log(f"  step {step + 1}/{schedule.steps} loss {np.mean(losses[-20:]):.4f} ({time.time() - started:.0f} s)")
         if checkpoint is not None and ((step + 1) % every == 0 or step + 1 == schedule.steps):
             save_progress(checkpoint, identity, network, step + 1, losses, time.time() - started, rng)
-    train_seconds = seconds_before if first == schedule.steps else time.time() - started
+    train_seconds = time.time() - started  # started was set back by the seconds of earlier sessions
     if weights is not None:
         weights.parent.mkdir(parents=True, exist_ok=True)
         network.save_weights(weights)
