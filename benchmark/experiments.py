@@ -117,9 +117,9 @@ class Schedule:
 
     def rate_at(self, step: int) -> float:
         """The learning rate of step ``step`` (0-based)."""
-        if not self.cosine:
-            return self.learning_rate
-        return float(self.learning_rate * 0.5 * (1 + np.cos(np.pi * step / self.steps)))
+        from nucleiseg.training import cosine_rate
+
+        return cosine_rate(self.learning_rate, step, self.steps) if self.cosine else self.learning_rate
 
     def train_config(self, data: Path, seed: int):
         """The :class:`nucleiseg.training.TrainConfig` of one model (augmentation as the shipped U-Net unless ``robust``)."""

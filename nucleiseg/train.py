@@ -15,15 +15,17 @@ from .cards import ModelError, member_cards, tuned_postprocess
 from .normalization import DEFAULT_PERCENTILES
 from .normalization import METHODS as NORMALIZATIONS
 from .normalization import spec_for as normalization_spec
-from .training import TrainConfig, initial_weights, split_names, train
+from .training import TrainConfig, check_schedule, initial_weights, split_names, train
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nucleiseg.train", description=__doc__)
     parser.add_argument("network", choices=model_types.names(), help="model type")
     parser.add_argument("--data", default=TrainConfig.data, help="data folder in our layout (images/, masks/, train.txt, val.txt)")
-    parser.add_argument("--train", default="train", help="training split name")
-    parser.add_argument("--val", default="val", help="validation split name (early stopping and model selection)")
+    parser.add_argument("--train", default="train", help="training split name; a+b for a union, e.g. train+val+test")
+    parser.add_argument("--val", default="val",
+                        help="validation split name (early stopping and model selection); 'none' for a fixed "
+                             "schedule of --epochs whose last epoch is shipped (a recipe's final model on train+val+test)")
     parser.add_argument("--out", required=True, help="model path without suffix, e.g. models/unet/unet-dsb2018")
     parser.add_argument("--checkpoints", help="checkpoint folder (default: checkpoints/<name>)")
     parser.add_argument("--no-resume", action="store_true", help="start afresh even when checkpoints exist")
@@ -36,6 +38,9 @@ def main(argv=None) -> int:
     parser.add_argument("--patience", type=int, default=8, help="epochs without validation improvement before stopping")
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--lr-patience", type=int, default=2, help="epochs without validation improvement before the learning rate is halved")
+    parser.add_argument("--cosine", action="store_true",
+                        help="decay the learning rate to 0 along half a cosine over --epochs x --steps-per-epoch "
+                             "(instead of halving on plateau)")
     parser.add_argument("--optimizer", choices=["adam", "sgd"])
     parser.add_argument("--boundary-weight", type=float, default=10.0)
     parser.add_argument("--boundary-width", type=int, default=1)
@@ -153,8 +158,10 @@ def main(argv=None) -> int:
         subset_column=args.subset_column,
         holdout=args.holdout,
         init_from=str(args.init) if args.init else "",
+        cosine=args.cosine,
     )
     try:
+        check_schedule(config)
         split_names(config)
         if config.init_from:
             initial_weights(config)

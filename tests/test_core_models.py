@@ -728,6 +728,70 @@ def test_fine_tuning_on_a_marked_subset_starts_from_the_given_weights(marked_dat
     assert kernels and all(np.allclose(np.asarray(a), np.asarray(b), atol=1e-6) for a, b in kernels)
 
 
+def test_a_schedule_without_validation_must_say_where_it_ends(marked_data, tmp_path, capsys):
+    from nucleiseg.train import main
+    from nucleiseg.training import TrainConfig, check_schedule, split_names
+
+    fixed = TrainConfig(data=str(marked_data), train_split="train+val", val_split="none", epochs=3)
+    check_schedule(fixed)
+    train, val, source = split_names(fixed)
+    assert len(train) == 8 and val == [] and source.startswith("none")
+    for changes, message in (({"epochs": 1000}, "--epochs"), ({"max_minutes": 5}, "--max-minutes"),
+                             ({"average_last": 2}, "--average-last"), ({"snapshots": 3}, "--snapshots")):
+        with pytest.raises(ValueError, match=message):
+            check_schedule(TrainConfig(**{**fixed.__dict__, **changes}))
+    with pytest.raises(ValueError, match="--cosine"):
+        check_schedule(TrainConfig(data=str(marked_data), cosine=True, max_minutes=5, epochs=4))
+    # The command refuses before anything is written.
+    out = tmp_path / "model"
+    for extra, message in ((["--val", "none"], "--epochs"), (["--cosine", "--epochs", "3", "--max-minutes", "2"], "--cosine"),
+                           (["--train", "train+"], "train+")):
+        with pytest.raises(SystemExit) as stopped:
+            main(["unet", "--data", str(marked_data), "--out", str(out), "--checkpoints", str(tmp_path / "ck"), *extra])
+        assert stopped.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "ck").exists() and not out.with_suffix(".json").exists()
+
+
+def test_cosine_rate_of_a_run_spans_all_its_steps():
+    from nucleiseg.training import TrainConfig, cosine_rate
+
+    config = TrainConfig(learning_rate=1e-3, epochs=2, steps_per_epoch=2, cosine=True)
+    assert [round(config.rate_at(step), 7) for step in range(4)] == [1e-3, 0.0008536, 0.0005, 0.0001464]
+    assert cosine_rate(1e-3, 4, 4) == pytest.approx(0.0)
+    assert TrainConfig(learning_rate=1e-3, epochs=2, steps_per_epoch=2).rate_at(3) == 1e-3
+
+
+@pytest.mark.slow
+def test_a_run_without_validation_ships_its_last_epoch_trained_on_a_union_of_splits(marked_data, tiny_model, tmp_path,
+                                                                                      monkeypatch):
+    from nucleiseg import training
+    from nucleiseg.training import TrainConfig, train
+
+    card_path, weights = tiny_model
+    seen = []
+    step = training.loop.train_step
+    monkeypatch.setattr(training.loop, "train_step", lambda network, *rest: seen.append(
+        float(network.optimizer.learning_rate.numpy())) or step(network, *rest))
+    monkeypatch.setattr(training.loop, "validation_scores", lambda *a, **k: pytest.fail("a run without validation scored"))
+    config = TrainConfig(network="unet", base_filters=2, data=str(marked_data), crop=48, batch_size=2,
+                         steps_per_epoch=2, epochs=2, learning_rate=1e-3, train_split="train+val+test",
+                         val_split="none", cosine=True, init_from=str(card_path))
+    card = json.loads(train(config, tmp_path / "all", tmp_path / "ck").read_text())
+    assert np.allclose(seen, [config.rate_at(i) for i in range(4)], rtol=1e-5)
+    record = card["training"]
+    assert record["split"] == "train+val+test" and record["images"] == 12
+    assert record["best_epoch"] == 2 and record["epochs"] == 2 and "cosine" in record["learning_rate_schedule"]
+    assert "initial_weights" in record and "validation" not in record["initial_weights"]
+    assert card["validation"]["split"].startswith("none") and "during_training" not in card["validation"]
+    assert [set(h) for h in card["history"]] == [{"epoch", "steps", "loss", "seconds"}] * 2
+    # The shipped weights are the last epoch's.
+    last = keras.models.load_model(tmp_path / "ck" / "last.keras", custom_objects=model_types.custom_objects())
+    shipped = build_unet(2)
+    shipped.load_weights(tmp_path / card["weights"])
+    assert all(np.allclose(np.asarray(a), np.asarray(b)) for a, b in zip(last.weights, shipped.weights))
+    cards.clear_cache()
+
+
 def test_snapshot_export_writes_an_ensemble_of_the_best_epochs(tmp_path):
     """The best ``snapshots`` epochs become members; each member card names its ensemble."""
     from nucleiseg.training import TrainConfig, export

@@ -83,6 +83,25 @@ def test_ours_list_pairs_and_splits(tmp_path):
         layouts.list_pairs(tmp_path, "test")
 
 
+def test_a_union_of_splits_lists_each_split_in_turn(tmp_path):
+    write_ours(tmp_path, splits={"train": ["a", "b"], "val": ["c"], "test": ["b"]})
+    assert layouts.split_parts("train+val") == ["train", "val"]
+    assert layouts.read_split(tmp_path, "val+train") == ["c", "a", "b"]
+    assert layouts.read_split(tmp_path, "train+val+test") == ["a", "b", "c"]  # an image listed twice counts once
+    assert [p.stem for p in layouts.list_pairs(tmp_path, "train+val")] == ["a", "b", "c"]
+    assert [p.stem for p in layouts.select(tmp_path, "train+val").pairs] == ["a", "b", "c"]
+    for bad in ("train+", "train++val", "train+train"):
+        with pytest.raises(ValueError, match="split"):
+            layouts.read_split(tmp_path, bad)
+        assert layouts.select(tmp_path, bad).problems and not layouts.select(tmp_path, bad).pairs
+    (tmp_path / "test.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="test.txt"):
+        layouts.read_split(tmp_path, "train+test")
+    sel = layouts.select(tmp_path, "train+test")
+    assert sel.pairs == [] and sel.problems == [
+        f"split file not found: {tmp_path / 'test.txt'} (available splits: train, val, or 'all')"]
+
+
 def test_select_without_split_files_uses_all_images(tmp_path):
     write_ours(tmp_path)
     sel = layouts.select(tmp_path, "val")

@@ -36,6 +36,7 @@ from .data_folders import (
     read_split,
     select,
     split_file,
+    split_parts,
 )
 from .file_stems import IMAGE_SUFFIXES, MASK_SUFFIXES, files_by_stem, image_stem, masks_for_images
 from .image_io import MAX_LABEL, colour_to_labels, consecutive_labels, read_array, read_image, read_labels, write_tiff
@@ -76,6 +77,7 @@ __all__ = [
     "read_split",
     "select",
     "split_file",
+    "split_parts",
     "validate",
     "write_tiff",
 ]

@@ -129,6 +129,22 @@ def available_splits(data_dir: Path, layout: str | None = None) -> list[str]:
     return [s for s in SPLITS if split_file(data_dir, s, layout).is_file()]
 
 
+def split_parts(split: str) -> list[str]:
+    """The split names of ``split``: ``"train+val+test"`` is the union of three split files.
+
+    Raises
+    ------
+    ValueError
+        When a part of the union is empty (``"train+"``) or named twice.
+    """
+    parts = [part.strip() for part in str(split).split("+")]
+    if not all(parts):
+        raise ValueError(f"split {split!r}: a union names its splits with '+' between them, e.g. train+val")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"split {split!r} names a split twice")
+    return parts
+
+
 def read_split(data_dir: Path, split: str, layout: str | None = None) -> list[str]:
     """Stems listed in a split file (``<split>.txt``, or BBBC039's ``metadata/*.txt``).
 
@@ -137,7 +153,9 @@ def read_split(data_dir: Path, split: str, layout: str | None = None) -> list[st
     data_dir : Path
         The data folder.
     split : str
-        ``train``, ``val`` or ``test`` (any name for our layout).
+        ``train``, ``val`` or ``test`` (any name for our layout); ``a+b`` for the
+        union of splits ``a`` and ``b``, in that order (e.g. the final model of a
+        recipe trained on ``train+val+test``).
     layout : str, optional
         Layout; detected when omitted.
 
@@ -151,6 +169,9 @@ def read_split(data_dir: Path, split: str, layout: str | None = None) -> list[st
     FileNotFoundError
         When the split file does not exist.
     """
+    parts = split_parts(split)
+    if len(parts) > 1:
+        return list(dict.fromkeys(stem for part in parts for stem in read_split(data_dir, part, layout)))
     path = split_file(data_dir, split, layout)
     if not path.is_file():
         raise FileNotFoundError(f"split file not found: {path}")
@@ -191,7 +212,7 @@ def list_pairs(data_dir: Path, split: str | None = None) -> list[Pair]:
     missing = [s for s in stems if s not in images]
     if missing:
         raise FileNotFoundError(
-            f"{len(missing)} images listed in {split_file(data_dir, split, layout)} not found in "
+            f"{len(missing)} images listed in split {split!r} of {data_dir} not found in "
             f"{data_dir / 'images'}: {', '.join(missing[:5])}"
         )
     return [Pair(s, images[s], masks.get(s)) for s in stems]
@@ -256,17 +277,23 @@ def select(data_dir: Path, split: str | None = None, limit: int | None = None, l
         sel.warnings.append(f"no split files in {data_dir}; using all {len(images)} images instead of split {split!r}")
         stems = sorted(images)
     else:
-        path = split_file(data_dir, split, sel.layout)
-        if not path.is_file():
+        try:
+            paths = [split_file(data_dir, part, sel.layout) for part in split_parts(split)]
+        except ValueError as error:
+            sel.problems.append(str(error))
+            return sel
+        absent = [path for path in paths if not path.is_file()]
+        if absent:
             names = ", ".join(available_splits(data_dir, sel.layout))
-            sel.problems.append(f"split file not found: {path} (available splits: {names}, or 'all')")
+            sel.problems.append(f"split file not found: {absent[0]} (available splits: {names}, or 'all')")
             return sel
         sel.split = split
         stems = read_split(data_dir, split, sel.layout)
         unknown = [s for s in stems if s not in images]
         if unknown:
+            listed_in = paths[0] if len(paths) == 1 else f"split {split!r}"
             sel.problems.append(
-                f"{len(unknown)} name(s) listed in {path} have no image in {image_dir}: " + ", ".join(unknown)
+                f"{len(unknown)} name(s) listed in {listed_in} have no image in {image_dir}: " + ", ".join(unknown)
             )
         stems = [s for s in stems if s in images]
     if limit is not None and limit >= 0:

@@ -3,8 +3,9 @@
 One loop serves both networks: random crops with augmentation, per-pixel
 weighted cross-entropy (boundary weight 10 by default), validation by the
 project's object-level mean F1 after post-processing, best-on-validation
-weights kept, checkpoints every epoch, resume, early stopping and a wall-clock
-budget. DeepCell is trained densely: its dilated whole-image form computes,
+weights kept (or, without validation, a fixed schedule's last epoch), checkpoints
+every epoch, resume, early stopping and a wall-clock budget. DeepCell is trained
+densely: its dilated whole-image form computes,
 for every pixel of a crop, exactly what the 61x61 patch network computes for
 that pixel's patch, so one crop trains on tens of thousands of patches.
 
@@ -18,22 +19,25 @@ from __future__ import annotations
 
 from . import checkpoint_files
 from .averaging import average_run, average_weight_files, recompute_batchnorm
-from .config import TrainConfig
+from .config import NO_VALIDATION, TrainConfig, cosine_rate
 from .examples import hold_out, initial_weights, load_examples, make_batch, split_names
-from .loop import build_network, compile_for_training, float32_copy, freeze_batchnorm, load_for_training, train, train_step
+from .loop import build_network, check_schedule, compile_for_training, float32_copy, freeze_batchnorm, load_for_training, train, train_step
 from .model_card import export, member_record, training_hardware
 from .progress import clock, seconds_left
 from .validation import score_examples, score_model, validation_scores
 
 __all__ = [
+    "NO_VALIDATION",
     "TrainConfig",
     "average_run",
     "average_weight_files",
     "checkpoint_files",
     "recompute_batchnorm",
     "build_network",
+    "check_schedule",
     "clock",
     "compile_for_training",
+    "cosine_rate",
     "float32_copy",
     "export",
     "freeze_batchnorm",

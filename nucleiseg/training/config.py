@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .. import augment, model_types, targets
 from ..postprocess import PostprocessSettings
+
+#: ``val_split`` of a run without validation: a fixed schedule whose last epoch is shipped.
+NO_VALIDATION = "none"
+
+
+def cosine_rate(base: float, step: int, total: int) -> float:
+    """The learning rate of step ``step`` (0-based) of ``total`` steps decaying from ``base`` to 0
+    along half a cosine."""
+    return float(base * 0.5 * (1 + np.cos(np.pi * step / total)))
 
 
 @dataclass
@@ -52,6 +63,19 @@ class TrainConfig:
     # Batch normalization keeps the starting weights' statistics and scales (inference mode)
     # instead of learning from batches of a few crops of a few images: for fine-tuning.
     freeze_batchnorm: bool = False
+    # Learning rate decays to 0 along half a cosine over epochs x steps_per_epoch (no halving on
+    # plateau): the last weights are a settled point, which a run without validation ships.
+    cosine: bool = False
+
+    def validates(self) -> bool:
+        """Whether the run scores epochs on validation images (else it ships its last epoch)."""
+        return bool(self.holdout) or self.val_split != NO_VALIDATION
+
+    def rate_at(self, step: int) -> float:
+        """The learning rate of global step ``step`` under ``cosine`` (the base rate otherwise)."""
+        if not self.cosine:
+            return self.learning_rate
+        return cosine_rate(self.learning_rate, step, self.epochs * self.steps_per_epoch)
 
     def validation_split(self) -> str:
         """The split the validation images come from: the training split when held out."""
@@ -59,6 +83,8 @@ class TrainConfig:
 
     def validation_label(self) -> str:
         """How cards and logs name where validation came from."""
+        if not self.validates():
+            return "none (fixed schedule, the last epoch is shipped)"
         return f"{self.train_split} (held out)" if self.holdout else self.val_split
 
     def val_settings(self) -> PostprocessSettings:

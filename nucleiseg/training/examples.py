@@ -68,6 +68,7 @@ def split_names(config: TrainConfig) -> tuple[list[str], list[str], str]:
     Applies ``subset_column`` (manifest rows with that column non-empty), then
     ``holdout`` (a seeded random choice of training images moved to
     validation) or else ``val_images`` (the first N of the validation split).
+    A run without validation (``val_split`` ``"none"``) has no validation images.
 
     Raises
     ------
@@ -89,6 +90,8 @@ def split_names(config: TrainConfig) -> tuple[list[str], list[str], str]:
             raise ValueError(f"holdout {config.holdout}: must be between 1 and {len(train_names) - 1} (training images: {len(train_names)})")
         train_names, val_names = hold_out(train_names, config.holdout, config.seed)
         return train_names, val_names, config.validation_label()
+    if not config.validates():
+        return train_names, [], config.validation_label()
     val_names = stems(config.val_split)
     if config.val_images:
         val_names = val_names[: config.val_images]

@@ -1,4 +1,9 @@
-"""The training loop: steps, validation, best weights, checkpoints, resume, early stopping, budget."""
+"""The training loop: steps, validation, best weights, checkpoints, resume, early stopping, budget.
+
+A run without validation (``val_split`` ``"none"``) follows its schedule to the end and ships its
+last epoch: the way to train a recipe's final model on every annotated image, once the recipe
+was chosen on runs that did validate.
+"""
 
 from __future__ import annotations
 
@@ -103,6 +108,25 @@ def load_for_training(path: Path, config: TrainConfig):
     return network
 
 
+def check_schedule(config: TrainConfig) -> None:
+    """ValueError, naming the setting, for a schedule the loop cannot follow as asked.
+
+    Without validation nothing can pick epochs, so snapshots and weight averaging (both chosen
+    on validation) are refused, and so is a wall-clock budget: the schedule, not the clock,
+    says where the run ends. A cosine decay needs a number of epochs to span.
+    """
+    if config.cosine and (config.max_minutes or config.epochs >= TrainConfig.epochs):
+        raise ValueError(f"--cosine decays over --epochs x --steps-per-epoch: give --epochs (got {config.epochs}) "
+                         "and no --max-minutes")
+    if config.validates():
+        return
+    if config.snapshots > 1 or config.average_last:
+        raise ValueError("--val none: --snapshots and --average-last choose epochs on validation; give neither")
+    if config.max_minutes or config.epochs >= TrainConfig.epochs:
+        raise ValueError(f"--val none: the run ships its last epoch, so --epochs must say where it ends "
+                         f"(got {config.epochs}) and --max-minutes must be 0")
+
+
 def finished(config: TrainConfig, state: dict, stale: int, log: Path) -> bool:
     """Whether a run has stopped: ``stale`` epochs without improvement reached the patience, or
     its recorded wall-clock passed the budget (logged when so)."""
@@ -139,6 +163,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     """
     import keras
 
+    check_schedule(config)
     out, checkpoints = Path(out), Path(checkpoints)
     checkpoints.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +172,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
 
     train_names, val_names, val_source = split_names(config)
     train_examples = load_examples(config.data, config.train_split, config.normalization, names=train_names)
-    val_examples = load_examples(config.data, config.validation_split(), None, names=val_names)
+    val_examples = load_examples(config.data, config.validation_split(), None, names=val_names) if val_names else []
     _log(log, f"{len(train_examples)} training images, {len(val_examples)} validation images ({val_source})")
 
     architecture = config.architecture()
@@ -155,6 +180,8 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
 
     def validate(network) -> dict:
         nonlocal scorer
+        if not config.validates():
+            return {}
         if config.mixed_bfloat16:
             scorer = float32_copy(network, config, into=scorer)
         return validation_scores(scorer or network, architecture, config.normalization, val_examples, config.val_settings())
@@ -171,6 +198,7 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         if config.init_from:
             network.load_weights(initial_weights(config))
             _log(log, f"starting from the weights of {config.init_from}")
+        if config.init_from and config.validates():
             # The bar a fine-tune must clear: scored once, before any step, on the same images.
             state["starting_weights"] = validate(network)
             _log(log, f"starting weights: val mean F1 {state['starting_weights']['f1_mean']:.4f} "
@@ -193,6 +221,8 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         epoch_start = time.time()
         losses = []
         for step in range(config.steps_per_epoch):
+            if config.cosine:
+                network.optimizer.learning_rate.assign(config.rate_at(state["epoch"] * config.steps_per_epoch + step))
             losses.append(train_step(network, train_examples, config, rng))
             if step % 10 == 0 or step == config.steps_per_epoch - 1:
                 done = (step + 1) / config.steps_per_epoch
@@ -208,12 +238,15 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         state["seconds"] = time.time() - started
         record = {"epoch": state["epoch"], "steps": state["epoch"] * config.steps_per_epoch, "loss": float(np.mean(losses)), **scores, "seconds": round(state["seconds"], 1)}
         state["history"].append(record)
-        if scores["f1_mean"] > state["best_f1"]:
+        if not config.validates():
+            state["best_epoch"] = state["epoch"] - 1  # the last epoch is the one shipped
+            network.save_weights(best_path)
+        elif scores["f1_mean"] > state["best_f1"]:
             state["best_f1"], state["best_epoch"], stale = scores["f1_mean"], state["epoch"] - 1, 0
             network.save_weights(best_path)
         else:
             stale += 1
-            if stale % config.lr_patience == 0:
+            if stale % config.lr_patience == 0 and not config.cosine:
                 # Constant-rate training plateaued noisily; halving on plateau settles it.
                 state["learning_rate"] /= 2
                 network.optimizer.learning_rate.assign(state["learning_rate"])
@@ -223,8 +256,9 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         network.save(last_path)
         state_path.write_text(json.dumps(state, indent=1))
         epoch_seconds.append(time.time() - epoch_start)
-        _log(log, f"epoch {state['epoch']}: loss {record['loss']:.4f} val mean F1 {scores['f1_mean']:.4f} "
-                  f"error@0.7 {scores['error_rate_070']:.4f} ({time.time() - epoch_start:.0f} s; best {state['best_f1']:.4f})")
+        scored = (f" val mean F1 {scores['f1_mean']:.4f} error@0.7 {scores['error_rate_070']:.4f}" if scores else "")
+        _log(log, f"epoch {state['epoch']}: loss {record['loss']:.4f}{scored} ({time.time() - epoch_start:.0f} s"
+                  + (f"; best {state['best_f1']:.4f})" if scores else f"; learning rate {network.optimizer.learning_rate.numpy():.2e})"))
     if config.average_last:
         state["average"] = average_run(config, checkpoints, state, train_examples,
                                        lambda averaged: validation_scores(averaged, architecture, config.normalization,

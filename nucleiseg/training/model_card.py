@@ -150,6 +150,9 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
             "batch_size": config.batch_size,
             "optimizer": config.optimizer,
             "learning_rate": config.learning_rate,
+            "learning_rate_schedule": ("cosine decay to 0 over every step" if config.cosine else
+                                       "halved after --lr-patience epochs without validation gain"
+                                       if config.validates() else "constant"),
             "loss": f"per-pixel weighted categorical cross-entropy, class weights {list(config.class_weights)}",
             "augmentation": {"random_crop": config.crop, **config.augmentation.to_dict()},
             "mixed_bfloat16": config.mixed_bfloat16,
@@ -158,8 +161,11 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
             "wall_seconds": round(state["seconds"]),
             "hardware": training_hardware(),
         },
-        "validation": {"split": config.validation_label(), "during_training": best,
-                       "during_training_postprocess": config.val_settings().to_dict()},
+        "validation": ({"split": config.validation_label(), "during_training": best,
+                        "during_training_postprocess": config.val_settings().to_dict()} if config.validates() else
+                       {"split": config.validation_label(),
+                        "note": "no validation during training: every choice of the recipe was made on runs that "
+                                "validated; score this model only on images outside its training split"}),
         "history": state["history"],
     }
     if config.average_last and "average" in state:
