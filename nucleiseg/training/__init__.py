@@ -5,9 +5,9 @@ weighted cross-entropy (boundary weight 10 by default), validation by the
 project's object-level mean F1 after post-processing, best-on-validation
 weights kept (or, without validation, a fixed schedule's last epoch), checkpoints
 every epoch, resume, early stopping and a wall-clock budget. DeepCell is trained
-densely: its dilated whole-image form computes,
-for every pixel of a crop, exactly what the 61x61 patch network computes for
-that pixel's patch, so one crop trains on tens of thousands of patches.
+densely: its dilated whole-image form computes, for every pixel of a crop,
+exactly what the 61x61 patch network computes for that pixel's patch, so one
+crop trains on tens of thousands of patches.
 
 The modules: :mod:`.config` (:class:`TrainConfig`), :mod:`.examples` (images and batches),
 :mod:`.validation` (scoring during training), :mod:`.progress` (time left, the log),
