@@ -94,6 +94,9 @@ def test_a_union_of_splits_lists_each_split_in_turn(tmp_path):
         with pytest.raises(ValueError, match="split"):
             layouts.read_split(tmp_path, bad)
         assert layouts.select(tmp_path, bad).problems and not layouts.select(tmp_path, bad).pairs
+    (tmp_path / "val.txt").write_text("c\nghost\n")
+    with pytest.raises(FileNotFoundError, match="val.txt"):  # the error names the split files
+        layouts.list_pairs(tmp_path, "train+val")
     (tmp_path / "test.txt").unlink()
     with pytest.raises(FileNotFoundError, match="test.txt"):
         layouts.read_split(tmp_path, "train+test")

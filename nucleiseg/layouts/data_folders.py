@@ -212,7 +212,8 @@ def list_pairs(data_dir: Path, split: str | None = None) -> list[Pair]:
     missing = [s for s in stems if s not in images]
     if missing:
         raise FileNotFoundError(
-            f"{len(missing)} images listed in split {split!r} of {data_dir} not found in "
+            f"{len(missing)} images listed in "
+            f"{', '.join(str(split_file(data_dir, part, layout)) for part in split_parts(split))} not found in "
             f"{data_dir / 'images'}: {', '.join(missing[:5])}"
         )
     return [Pair(s, images[s], masks.get(s)) for s in stems]

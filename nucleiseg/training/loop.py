@@ -115,14 +115,15 @@ def check_schedule(config: TrainConfig) -> None:
     on validation) are refused, and so is a wall-clock budget: the schedule, not the clock,
     says where the run ends. A cosine decay needs a number of epochs to span.
     """
-    if config.cosine and (config.max_minutes or config.epochs >= TrainConfig.epochs):
+    unbounded = bool(config.max_minutes) or config.epochs >= TrainConfig.epochs
+    if config.cosine and unbounded:
         raise ValueError(f"--cosine decays over --epochs x --steps-per-epoch: give --epochs (got {config.epochs}) "
                          "and no --max-minutes")
     if config.validates():
         return
     if config.snapshots > 1 or config.average_last:
         raise ValueError("--val none: --snapshots and --average-last choose epochs on validation; give neither")
-    if config.max_minutes or config.epochs >= TrainConfig.epochs:
+    if unbounded:
         raise ValueError(f"--val none: the run ships its last epoch, so --epochs must say where it ends "
                          f"(got {config.epochs}) and --max-minutes must be 0")
 
