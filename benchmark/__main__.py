@@ -12,6 +12,7 @@
     python -m benchmark conditions ...       # model cards on those copies in process (quick), see benchmark/model_conditions.py
     python -m benchmark leave-one-kind-out ...   # train without one kind of image, score on it
     python -m benchmark widths ...           # U-Net widths at equal training wall-clock
+    python -m benchmark model-cards OUT      # cards for an experiment folder's models that lack one
     python -m benchmark speed metric|unet|deepcell-modes|throughput|training ...   # see benchmark/speed/
 
 Exit status: 0 on success, 1 when a pipeline fails, 2 for bad data, arguments, missing
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from nucleiseg.layouts import LAYOUTS, DataError
 
-from . import (compare, finetune_curve, leave_one_kind_out, learning_curve, model_conditions, robustness, speed, transfer,
+from . import (compare, experiment_cards, finetune_curve, leave_one_kind_out, learning_curve, model_conditions, robustness, speed, transfer,
                width_choice)
 from .errors import BenchmarkError, PipelineError
 from .pipeline_files import PIPELINES_DIR, available_pipelines
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_parser(sub)
     leave_one_kind_out.add_parser(sub)
     width_choice.add_parser(sub)
+    experiment_cards.add_parser(sub)
     model_conditions.add_parser(sub)
     robustness.add_parser(sub)
     speed.add_parser(sub)

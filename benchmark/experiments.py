@@ -115,6 +115,17 @@ class Schedule:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "Schedule":
+        """A schedule from :meth:`to_dict`'s form (as an experiment's ``settings.json`` holds it)."""
+        values = dict(values)
+        if "postprocess" in values:
+            values["postprocess"] = PostprocessSettings.from_dict(values["postprocess"])
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ExperimentError(f"unknown schedule settings: {', '.join(unknown)}")
+        return cls(**values)
+
     def rate_at(self, step: int) -> float:
         """The learning rate of step ``step`` (0-based)."""
         from nucleiseg.training import cosine_rate
@@ -122,14 +133,15 @@ class Schedule:
         return cosine_rate(self.learning_rate, step, self.steps) if self.cosine else self.learning_rate
 
     def train_config(self, data: Path, seed: int):
-        """The :class:`nucleiseg.training.TrainConfig` of one model (augmentation as the shipped U-Net unless ``robust``)."""
+        """The :class:`nucleiseg.training.TrainConfig` of one model (augmentation as the shipped U-Net unless
+        ``robust``): one epoch of ``steps`` steps without validation, as its card records it."""
         from nucleiseg.augment import AugmentationConfig
-        from nucleiseg.training import TrainConfig
+        from nucleiseg.training import NO_VALIDATION, TrainConfig
 
         augmentation = AugmentationConfig.robust() if self.robust else AugmentationConfig()
         return TrainConfig(network="unet", base_filters=self.width, data=str(data), crop=self.crop,
-                           batch_size=self.batch, steps_per_epoch=self.steps, epochs=1,
-                           learning_rate=self.learning_rate, seed=seed, augmentation=augmentation,
+                           batch_size=self.batch, steps_per_epoch=self.steps, epochs=1, val_split=NO_VALIDATION,
+                           learning_rate=self.learning_rate, cosine=self.cosine, seed=seed, augmentation=augmentation,
                            mixed_bfloat16=self.bf16, normalization=dict(self.normalization))
 
     def markdown(self, per_model: str = "") -> str:
@@ -219,7 +231,8 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
     seed : int
         Seeds weight initialisation, crops and augmentation.
     weights : Path, optional
-        Where to save the final weights (``.weights.h5``).
+        Where to save the final weights (``.weights.h5``), with their model card beside them
+        (:mod:`benchmark.experiment_cards`).
     log : callable
         Progress messages.
     checkpoint : Path, optional
@@ -260,8 +273,11 @@ def train_and_score(data: Path, split: str, train_names: list[str], eval_sets: M
             save_progress(checkpoint, identity, network, step + 1, losses, time.time() - started, rng)
     train_seconds = time.time() - started  # started was set back by the seconds of earlier sessions
     if weights is not None:
+        from .experiment_cards import write as write_card
+
         weights.parent.mkdir(parents=True, exist_ok=True)
         network.save_weights(weights)
+        write_card(data, split, train_names, schedule, seed, weights, round(train_seconds, 1))  # as in the row
     started = time.time()
     scorer = training.float32_copy(network, config) if schedule.bf16 else network
     scores = {}

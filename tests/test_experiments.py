@@ -410,3 +410,48 @@ def test_a_model_stopped_part_way_carries_on_from_its_checkpoint_with_the_same_c
     assert not checkpoint.exists()  # scored: nothing left to resume
     # The resumed network still computes as it was trained (mixed bfloat16, float32 output).
     assert policies[id(rest)] == policies[id(straight)] and "mixed_bfloat16" in policies[id(rest)]
+
+
+def test_experiment_models_get_cards_that_load_and_segment_and_lost_cards_are_written_again(data, tmp_path, capsys):
+    from nucleiseg import cards, layouts
+    from nucleiseg.inference import segment
+
+    out = tmp_path / "lc"
+    argv = ["learning-curve", "--data", str(data), "--out", str(out), "--sizes", "2", "--width", "2", "--steps", "2",
+            "--crop", "64", "--batch", "2", "--val-images", "2", "--seed", "1", "--cosine"]
+    assert benchmark_main(argv) == 0
+    weights = out / "weights" / "n0002-r1.weights.h5"
+    card_path = out / "weights" / "n0002-r1.json"
+    card = json.loads(card_path.read_text())
+    names = (out / "subsets" / "n0002-r1.txt").read_text().split()
+    assert card["sha256"] == cards.sha256_of(weights) and card["architecture"]["base_filters"] == 2
+    training = card["training"]
+    assert training["steps"] == 2 and training["images"] == 2 and training["split"] == "train"
+    assert training["learning_rate_schedule"] == "cosine decay to 0 over every step"
+    assert training["experiment"]["model"] == "n0002-r1" and training["experiment"]["schedule"]["steps"] == 2
+    assert card["postprocess"] == ex.Schedule().postprocess.to_dict()
+    assert card["nucleus_diameters"]["images"] == len(names) == 2
+    # The card is a model like any other: it loads and segments.
+    model = cards.load(card_path, engine="tensorflow")
+    pair = layouts.list_pairs(data, "val")[0]
+    probabilities, labels = segment(layouts.read_image(pair.image), model)
+    assert probabilities.shape[:2] == labels.shape == layouts.read_image(pair.image).shape
+
+    # A lost card is written again from the folder, the same but for the hardware.
+    card_path.unlink()
+    assert benchmark_main(["model-cards", str(out)]) == 0
+    again = json.loads(card_path.read_text())
+    assert again["training"].pop("hardware") == "not recorded (card written after the run from its experiment folder)"
+    card["training"].pop("hardware")
+    assert again == card
+    capsys.readouterr()
+    assert benchmark_main(["model-cards", str(out)]) == 0  # nothing missing: nothing written
+    assert "wrote" not in capsys.readouterr().out
+
+    (out / "subsets" / "n0002-r1.txt").unlink()
+    card_path.unlink()
+    assert benchmark_main(["model-cards", str(out)]) == 2
+    assert f"{out / 'subsets' / 'n0002-r1.txt'} not found" in capsys.readouterr().err
+    assert not card_path.exists()
+    assert benchmark_main(["model-cards", str(tmp_path)]) == 2
+    assert f"{tmp_path / 'settings.json'} not found" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from .averaging import average_run, average_weight_files, recompute_batchnorm
 from .config import NO_VALIDATION, TrainConfig, cosine_rate
 from .examples import hold_out, initial_weights, load_examples, make_batch, split_names
 from .loop import build_network, check_schedule, compile_for_training, float32_copy, freeze_batchnorm, load_for_training, train, train_step
-from .model_card import export, member_record, training_hardware
+from .model_card import experiment_card, export, member_record, training_hardware
 from .progress import clock, seconds_left
 from .validation import score_examples, score_model, validation_scores
 
@@ -39,6 +39,7 @@ __all__ = [
     "compile_for_training",
     "cosine_rate",
     "float32_copy",
+    "experiment_card",
     "export",
     "freeze_batchnorm",
     "hold_out",

@@ -119,15 +119,12 @@ def member_record(ensemble_card: str) -> dict:
                     "the ensemble card holds the settings tuned for the averaged probabilities"}
 
 
-def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best: dict, member_of: str = "") -> Path:
+def network_fields(config: TrainConfig, network, postprocess: dict, nucleus_diameters: dict) -> dict:
+    """The fields every card of one trained network starts with: what it is, what it expects
+    (normalization, classes, targets) and how its probabilities become nuclei."""
     import keras
 
-    weights = Path(f"{out}.weights.h5")
-    network = model_types.build(config.architecture())
-    network.load_weights(source)  # float32 copy of that epoch
-    network.save_weights(weights)
-    card = {
-        "name": Path(out).name,
+    return {
         "architecture": config.architecture(),
         "parameters": int(network.count_params()),
         "backend": keras.backend.backend(),
@@ -135,8 +132,91 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
         "normalization": config.normalization,
         "classes": list(config.model_type().classes),
         "targets": {"boundary_width": config.boundary_width, "definition": config.model_type().targets_definition},
-        "postprocess": config.val_settings().to_dict(),  # what epochs were judged with; tune_postprocess refines it
-        "nucleus_diameters": _nucleus_diameters(config),
+        "postprocess": postprocess,
+        "nucleus_diameters": nucleus_diameters,
+    }
+
+
+def recipe_fields(config: TrainConfig) -> dict:
+    """The card's record of how a run trained (the same for every run of one config)."""
+    return {
+        "crop": config.crop,
+        "batch_size": config.batch_size,
+        "optimizer": config.optimizer,
+        "learning_rate": config.learning_rate,
+        "learning_rate_schedule": ("cosine decay to 0 over every step" if config.cosine else
+                                   "halved after --lr-patience epochs without validation gain"
+                                   if config.validates() else "constant"),
+        "loss": f"per-pixel weighted categorical cross-entropy, class weights {list(config.class_weights)}",
+        "augmentation": {"random_crop": config.crop, **config.augmentation.to_dict()},
+        "mixed_bfloat16": config.mixed_bfloat16,
+        "freeze_batchnorm": config.freeze_batchnorm,
+        "seed": config.seed,
+    }
+
+
+def experiment_card(config: TrainConfig, weights: Path, train_names: list[str], steps: int, wall_seconds: float,
+                    postprocess: dict, experiment: dict, hardware: str | None = None) -> Path:
+    """Write the card of an experiment's model (:mod:`benchmark.experiments`) beside its weights.
+
+    Such a model trains for a fixed number of steps on an explicit list of images, without
+    validation; with its card it loads, segments and is tuned (:mod:`nucleiseg.tune_postprocess`)
+    like any other model.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run's config (``steps_per_epoch`` x ``epochs`` need not be ``steps``).
+    weights : Path
+        The model's ``.weights.h5``; the card is written beside it (``NAME.json``).
+    train_names : list of str
+        Stems of the images it trained on, from ``config.train_split``.
+    steps : int
+        Optimizer steps it took.
+    wall_seconds : float
+        Training seconds, over every session that trained it.
+    postprocess : dict
+        The post-processing its experiment scored it with.
+    experiment : dict
+        Where it comes from (experiment name, output folder, model name), recorded as is.
+    hardware : str, optional
+        What trained it; default: this machine (:func:`training_hardware`), right only when the
+        card is written by the run itself.
+    """
+    weights = Path(weights)
+    network = model_types.build(config.architecture())
+    network.load_weights(weights)  # a file of another architecture fails here, before anything is written
+    diameters = nucleus_size.record_for(config.data, config.train_split, config.subset_column, names=train_names)
+    card = {
+        "name": weights.name.removesuffix(".weights.h5"),
+        **network_fields(config, network, dict(postprocess), diameters),
+        "training": {
+            "data": str(config.data),
+            "split": config.train_split,
+            "images": len(train_names),
+            "steps": int(steps),
+            "crops_seen": int(steps) * config.batch_size,
+            **recipe_fields(config),
+            "wall_seconds": round(wall_seconds),
+            "hardware": hardware or training_hardware(),
+            "experiment": experiment,
+        },
+        "validation": {"split": "none (an experiment's model: a fixed number of steps, the last weights kept)",
+                       "note": "scored by its experiment on images outside its training list (the experiment "
+                               "folder's results.csv); postprocess is the one the experiment scored it with"},
+    }
+    return cards.write_card(card, weights)
+
+
+def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best: dict, member_of: str = "") -> Path:
+    weights = Path(f"{out}.weights.h5")
+    network = model_types.build(config.architecture())
+    network.load_weights(source)  # float32 copy of that epoch
+    network.save_weights(weights)
+    card = {
+        "name": Path(out).name,
+        # postprocess: what epochs were judged with; tune_postprocess refines it
+        **network_fields(config, network, config.val_settings().to_dict(), _nucleus_diameters(config)),
         "training": {
             "data": str(config.data),
             "split": config.train_split,
@@ -146,18 +226,7 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
             "steps": state["epoch"] * config.steps_per_epoch,
             "steps_of_best": (state["best_epoch"] + 1) * config.steps_per_epoch,
             "crops_seen": state["epoch"] * config.steps_per_epoch * config.batch_size,
-            "crop": config.crop,
-            "batch_size": config.batch_size,
-            "optimizer": config.optimizer,
-            "learning_rate": config.learning_rate,
-            "learning_rate_schedule": ("cosine decay to 0 over every step" if config.cosine else
-                                       "halved after --lr-patience epochs without validation gain"
-                                       if config.validates() else "constant"),
-            "loss": f"per-pixel weighted categorical cross-entropy, class weights {list(config.class_weights)}",
-            "augmentation": {"random_crop": config.crop, **config.augmentation.to_dict()},
-            "mixed_bfloat16": config.mixed_bfloat16,
-            "freeze_batchnorm": config.freeze_batchnorm,
-            "seed": config.seed,
+            **recipe_fields(config),
             "wall_seconds": round(state["seconds"]),
             "hardware": training_hardware(),
         },
