@@ -119,6 +119,26 @@ def comparison_section(per_image: list[dict]) -> list[str]:
     ]
 
 
+def missed_causes_section(summary: list[dict]) -> list[str]:
+    """Why nuclei were missed at IoU 0.7 (:mod:`nucleiseg.metric.missed_causes`), all sizes and tiny ones;
+    nothing for folders scored before these columns existed."""
+    causes = metric.MISSED_CAUSES
+    if not summary or any(not math.isfinite(r.get(f"missed_{c}", math.nan)) for r in summary for c in causes):
+        return []
+    return [
+        f"Why they were missed, judged against the prediction overlapping each most: not found (no prediction with "
+        f"IoU >= {metric.DEFAULT_MERGE_IOU:g}), merged with a neighbour, split, or one prediction of its own drawn too "
+        f"large or too small. Each cell: all sizes (tiny nuclei, < {metric.DEFAULT_SIZE_EDGES[0]:g} px).",
+        "",
+        _table(
+            ["pipeline"] + [c.replace("_", " ") for c in causes],
+            [[r["pipeline"]] + [f"{_fmt(r[f'missed_{c}'])} ({_fmt(r.get(f'missed_tiny_{c}'))})" for c in causes]
+             for r in summary],
+        ),
+        "",
+    ]
+
+
 def render_markdown(
     summary: list[dict], per_image: list[dict], info: dict,
     subset: list[dict] | None = None, examples: list[str] | None = None,
@@ -190,6 +210,7 @@ def render_markdown(
              for r in summary],
         ),
         "",
+        *missed_causes_section(summary),
         "![Missed nuclei by size](plots/missed_by_size.png)",
         "",
         "![Merges and splits](plots/merges_splits.png)",

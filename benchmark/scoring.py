@@ -25,6 +25,7 @@ SUMMARY_EXTRA_COLUMNS = (
     + [f"micro_f1_{metric.threshold_key(t)}" for t in metric.DEFAULT_THRESHOLDS]
     + ["micro_error_rate_070", "sec_first_image", "startup_sec", "wall_sec", "shards"]
     + ["sec_per_image_warm", "sec_cold_first_image", "images_per_minute", "peak_rss_mb_per_process", "retried_shards"]
+    + metric.missed_cause_keys()
 )
 
 
@@ -91,9 +92,10 @@ def score_pipeline(run: PipelineRun, pairs: list, labels_dir: Path, warn) -> lis
         pred, warning = read_prediction(labels_dir / f"{pair.stem}.tiff", gt.shape, run.name)
         if warning:
             warn(warning)
-        scores = metric.score_image(gt, pred).to_dict()
+        scores = metric.score_image(gt, pred)
         row = {"pipeline": run.name, "image": pair.stem, "shard": run.shard_of[pair.stem], "sec": run.seconds[pair.stem]}
-        row.update(scores)
+        row.update(scores.to_dict())
+        row.update(metric.missed_cause_figures(scores))
         rows.append(row)
     return rows
 

@@ -505,3 +505,34 @@ def test_agrees_with_brute_force_on_a_realistic_pair():
     # Pinned, so that the case stays neither trivial nor hopeless: matches thin out with t.
     assert s.tp.tolist() == [15, 11, 9, 6, 4, 3, 1, 0, 0, 0]
     assert (s.nuclei, s.merges, s.splits) == (24, 3, 3)
+
+
+def test_missed_nuclei_are_put_down_to_one_cause_each_and_causes_add_up_to_the_missed_counts():
+    from nucleiseg.metric import MISSED_CAUSES, missed_cause_figures, missed_causes
+
+    gt = np.zeros((60, 80), np.int32)
+    pred = np.zeros_like(gt)
+    gt[2:7, 2:7] = 1                      # tiny, nothing predicted: not found
+    gt[10:30, 2:17], gt[10:30, 17:32] = 2, 3  # two small neighbours predicted as one object: both merged
+    pred[10:30, 2:32] = 1
+    gt[35:55, 2:22] = 4                   # one nucleus predicted as two halves: split
+    pred[35:55, 2:12], pred[35:55, 12:22] = 2, 3
+    gt[30:36, 40:46] = 5                  # tiny, predicted twice as wide: too large
+    pred[30:36, 37:49] = 4
+    gt[2:22, 40:60] = 6                   # predicted as a smaller square inside it: too small
+    pred[5:19, 43:57] = 5
+    gt[45:55, 60:70] = 7                  # exact: not missed
+    pred[45:55, 60:70] = 6
+    scores = metric.score_image(gt, pred)
+    table = missed_causes(scores)
+    assert table["tiny"] == {"not_found": 1, "merged": 0, "split": 0, "too_large": 1, "too_small": 0}
+    assert table["small"] == {"not_found": 0, "merged": 2, "split": 1, "too_large": 0, "too_small": 1}
+    assert sum(table["normal"].values()) == sum(table["large"].values()) == 0
+    for size, count in scores.missed_by_size.items():
+        assert sum(table[size].values()) == count
+    flat = missed_cause_figures(scores)
+    assert flat["missed_merged"] == 2 and flat["missed_tiny_not_found"] == 1
+    assert sum(flat[f"missed_{c}"] for c in MISSED_CAUSES) == sum(scores.missed_by_size.values()) == 6
+    # At a looser threshold the too-small square (IoU 0.49) stays missed, the too-large one (0.5) too.
+    assert sum(sum(v.values()) for v in missed_causes(scores, 0.5).values()) == 6
+    assert all(metric.is_count_key(key) for key in flat) and list(flat) == metric.missed_cause_keys()

@@ -189,6 +189,8 @@ for number, mask in enumerate(masks, 1):
     labels = tifffile.imread(mask)
     if mode == "uint8":
         labels = labels.astype(np.uint8)
+    if mode == "dropeven":  # every even-numbered nucleus left out: missed, nothing drawn there
+        labels = np.where(labels % 2 == 0, 0, labels)
     tifffile.imwrite(out / "labels" / (mask.stem + ".tiff"), labels)
     for module, wall in (("NamesAndTypes", 0.05), ("IdentifyPrimaryObjects", 0.20)):
         print(f"[CP - INFO] x: Mon Jan  1 00:00:00 2026: Image # {{number}}, module {{module}} # 3: "
@@ -289,6 +291,24 @@ def test_fake_run_writes_output_contract(tmp_path, small_set):
     assert "| perfect | 3 |" in (out / "report.md").read_text()
     assert result.summary[0]["images"] == 3
     assert not list(out.glob(".*.tmp"))
+
+
+def test_missed_nuclei_are_put_down_to_causes_in_the_tables_and_the_report(tmp_path, small_set):
+    fake = make_fake_cellprofiler(tmp_path)
+    out = tmp_path / "out"
+    runner.run_benchmark(small_set, [str(make_mode_pipeline(tmp_path, "dropeven"))], out, split="all", workers=1,
+                         cellprofiler=fake, quiet=True, log=lambda s: None)
+    _, (row,) = read_csv(out / "summary.csv")
+    missed = sum(int(row[f"missed_{b}"]) for b in ("tiny", "small", "normal", "large"))
+    truth = [layouts.read_labels(p) for p in sorted((small_set / "masks").glob("*.png"))]
+    assert missed == sum(len(np.unique(t[(t > 0) & (t % 2 == 0)])) for t in truth) > 0
+    assert int(row["missed_not_found"]) == missed and int(row["missed_tiny_not_found"]) == int(row["missed_tiny"])
+    assert all(int(row[f"missed_{c}"]) == 0 for c in ("merged", "split", "too_large", "too_small"))
+    _, per_image = read_csv(out / "per_image.csv")
+    assert sum(int(r["missed_not_found"]) for r in per_image) == missed
+    report = (out / "report.md").read_text()
+    assert "| pipeline | not found | merged | split | too large | too small |" in report
+    assert f"| dropeven | {missed} ({row['missed_tiny']}) | 0 (0) |" in report
 
 
 def test_labels_over_255_round_trip_as_16_bit(tmp_path, small_set):

@@ -20,6 +20,8 @@ This is the project's one implementation of that metric; import it from here
     :func:`aggregate_macro` and :func:`aggregate_micro` over images.
 ``keys``
     Flat key names of the scores (:func:`metric_keys`, :func:`is_count_key`).
+``missed_causes``
+    :func:`missed_causes`: why missed nuclei were missed (not found, merged, split, outline).
 ``outcomes``
     :func:`outcome_image`: per-pixel outcome codes and their display colours.
 ``settings_text``
@@ -32,6 +34,8 @@ from __future__ import annotations
 
 from .aggregation import aggregate_macro, aggregate_micro
 from .image_scores import ImageScores, ObjectMatches, score_image, score_overlap, size_bin_index
+from .missed_causes import CAUSES as MISSED_CAUSES
+from .missed_causes import missed_cause_figures, missed_cause_keys, missed_causes
 from .keys import COUNT_KEYS, COUNT_PREFIXES, is_count_key, metric_keys
 from .outcomes import OUTCOME_CODES, OUTCOME_COLOURS, outcome_image
 from .overlap import Overlap, compute_overlap
@@ -56,6 +60,7 @@ __all__ = [
     "DEFAULT_SIZE_EDGES",
     "DEFAULT_THRESHOLDS",
     "MEAN_IOU_THRESHOLD",
+    "MISSED_CAUSES",
     "MISSED_THRESHOLD",
     "OUTCOME_CODES",
     "OUTCOME_COLOURS",
@@ -71,6 +76,9 @@ __all__ = [
     "compute_overlap",
     "is_count_key",
     "metric_keys",
+    "missed_cause_figures",
+    "missed_cause_keys",
+    "missed_causes",
     "outcome_image",
     "parse_size_edges",
     "parse_thresholds",
