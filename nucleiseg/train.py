@@ -44,6 +44,12 @@ def main(argv=None) -> int:
     parser.add_argument("--optimizer", choices=["adam", "sgd"])
     parser.add_argument("--boundary-weight", type=float, default=10.0)
     parser.add_argument("--boundary-width", type=int, default=1)
+    parser.add_argument("--small-nucleus-weight", type=float, default=1.0, metavar="W",
+                        help="loss weight of the pixels of whole nuclei smaller than --small-nucleus-area in a crop "
+                             "(default 1: no extra weight), so the network learns to find small nuclei")
+    parser.add_argument("--small-nucleus-area", type=int, default=250, metavar="PX",
+                        help="area under which a nucleus counts as small for --small-nucleus-weight (default 250, "
+                             "the metric's tiny bin)")
     parser.add_argument("--normalization", choices=NORMALIZATIONS, default="percentile",
                         help="percentile (--percentiles to 0 and 1), robust (background median to 0, median nucleus "
                              "pixel to 0.5: few bright objects do not set the scale) or deepcell")
@@ -98,6 +104,9 @@ def main(argv=None) -> int:
         help="start from this model's weights (fine-tuning; same architecture) instead of random ones",
     )
     args = parser.parse_args(argv)
+    if args.small_nucleus_weight < 1 or args.small_nucleus_area < 1:
+        parser.error(f"--small-nucleus-weight {args.small_nucleus_weight:g} / --small-nucleus-area "
+                     f"{args.small_nucleus_area}: the weight must be >= 1 and the area >= 1 px")
     if args.average_last < 0:
         parser.error(f"--average-last {args.average_last}: must be 0 (off) or a number of epochs")
     if args.average_last and args.snapshots > 1:
@@ -159,6 +168,8 @@ def main(argv=None) -> int:
         holdout=args.holdout,
         init_from=str(args.init) if args.init else "",
         cosine=args.cosine,
+        small_nucleus_weight=args.small_nucleus_weight,
+        small_nucleus_area=args.small_nucleus_area,
     )
     try:
         check_schedule(config)

@@ -506,6 +506,40 @@ def test_training_batches_have_matching_shapes_and_targets(tmp_path):
         assert np.array_equal(w == 10.0, y == targets.BOUNDARY)
 
 
+def test_small_nucleus_weight_map_weighs_whole_small_nuclei_only():
+    labels = np.zeros((40, 40), np.int32)
+    labels[10:15, 10:15] = 1    # 25 px, inside: small
+    labels[20:35, 20:35] = 2    # 225 px, inside: large for an area limit of 100
+    labels[0:4, 30:34] = 3      # 16 px but cut by the crop's edge: left at 1
+    weights = targets.small_nucleus_weight_map(labels, area_below=100, factor=4.0)
+    assert weights.dtype == np.float32
+    assert np.all(weights[labels == 1] == 4.0)
+    assert np.all(weights[(labels != 1)] == 1.0)
+    assert np.all(targets.small_nucleus_weight_map(labels, 1000, 1.0) == 1.0)
+    with pytest.raises(ValueError, match="small-nucleus weight"):
+        targets.small_nucleus_weight_map(labels, 100, 0.5)
+
+
+def test_training_batches_weigh_small_nuclei_when_asked(tmp_path):
+    from nucleiseg.training import TrainConfig, make_batch
+
+    labels = np.zeros((64, 64), np.int32)
+    labels[30:34, 30:34] = 1  # 16 px at the centre: every flip and rotation keeps it whole inside
+    labels[5:25, 40:60] = 2   # 400 px
+    image = (labels > 0).astype(np.float32)
+    examples = [("one", image, labels)]
+    plain = TrainConfig(network="unet", crop=64, batch_size=2)
+    weighted = TrainConfig(network="unet", crop=64, batch_size=2, small_nucleus_weight=3.0, small_nucleus_area=100)
+    _, y0, w0 = make_batch(examples, plain, np.random.default_rng(0))
+    _, y1, w1 = make_batch(examples, weighted, np.random.default_rng(0))
+    assert np.array_equal(y0, y1)
+    ratio = w1 / w0
+    assert set(np.unique(ratio)) == {1.0, 3.0}
+    assert (ratio == 3.0).sum() == 2 * 16  # the small nucleus in each crop, boundary and interior
+    with pytest.raises(ValueError, match="--small-nucleus-weight"):
+        TrainConfig(small_nucleus_weight=0.5)
+
+
 # Tracing the training step takes 30-60 s of wall time on a busy 2-core machine.
 @pytest.mark.slow
 def test_short_training_run_writes_a_loadable_model(tmp_path):
@@ -616,6 +650,15 @@ def test_train_command_takes_the_normalization_into_the_card(tmp_path, capsys):
         out = tmp_path / expected["method"]
         assert main([*common, *extra, "--out", str(out), "--checkpoints", str(tmp_path / f"ck-{expected['method']}")]) in (0, None)
         assert json.loads(out.with_suffix(".json").read_text())["normalization"] == expected
+    with pytest.raises(SystemExit) as stopped:
+        main([*common, "--small-nucleus-weight", "0.5", "--out", str(tmp_path / "bad")])
+    assert stopped.value.code == 2 and "--small-nucleus-weight 0.5" in capsys.readouterr().err
+    assert not (tmp_path / "bad.json").exists()
+    out = tmp_path / "small"
+    assert main([*common, "--small-nucleus-weight", "3", "--out", str(out), "--checkpoints", str(tmp_path / "ck-small")]) in (0, None)
+    training = json.loads(out.with_suffix(".json").read_text())["training"]
+    assert training["small_nucleus_weight"] == {"weight": 3.0, "area_below": 250}
+    assert "under 250 px of a crop weigh 3 times more" in training["loss"]
 
 
 def test_train_command_default_width_is_the_shipped_unets(tmp_path, monkeypatch):

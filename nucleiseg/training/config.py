@@ -66,6 +66,15 @@ class TrainConfig:
     # Learning rate decays to 0 along half a cosine over epochs x steps_per_epoch (no halving on
     # plateau): the last weights are a settled point, which a run without validation ships.
     cosine: bool = False
+    # Loss weight of the pixels of whole nuclei under small_nucleus_area pixels in a crop (1: off):
+    # the network is asked to find small nuclei, which a per-pixel loss barely sees.
+    small_nucleus_weight: float = 1.0
+    small_nucleus_area: int = 250
+
+    def __post_init__(self):
+        if self.small_nucleus_weight < 1 or self.small_nucleus_area < 1:
+            raise ValueError(f"--small-nucleus-weight must be >= 1 and --small-nucleus-area >= 1, got "
+                             f"{self.small_nucleus_weight} and {self.small_nucleus_area}")
 
     def validates(self) -> bool:
         """Whether the run scores epochs on validation images (else it ships its last epoch)."""

@@ -130,5 +130,8 @@ def make_batch(examples, config: TrainConfig, rng: np.random.Generator):
         target = model_type.training_targets(labels, config.boundary_width)
         inputs.append(image[..., None])
         classes.append(target)
-        weights.append(targets.class_weight_map(target, config.class_weights))
+        weight = targets.class_weight_map(target, config.class_weights)
+        if config.small_nucleus_weight != 1:
+            weight = weight * targets.small_nucleus_weight_map(labels, config.small_nucleus_area, config.small_nucleus_weight)
+        weights.append(weight)
     return np.stack(inputs).astype(np.float32), np.stack(classes), np.stack(weights)

@@ -147,7 +147,10 @@ def recipe_fields(config: TrainConfig) -> dict:
         "learning_rate_schedule": ("cosine decay to 0 over every step" if config.cosine else
                                    "halved after --lr-patience epochs without validation gain"
                                    if config.validates() else "constant"),
-        "loss": f"per-pixel weighted categorical cross-entropy, class weights {list(config.class_weights)}",
+        "loss": f"per-pixel weighted categorical cross-entropy, class weights {list(config.class_weights)}" + (
+            f"; pixels of whole nuclei under {config.small_nucleus_area} px of a crop weigh "
+            f"{config.small_nucleus_weight:g} times more" if config.small_nucleus_weight != 1 else ""),
+        "small_nucleus_weight": {"weight": config.small_nucleus_weight, "area_below": config.small_nucleus_area},
         "augmentation": {"random_crop": config.crop, **config.augmentation.to_dict()},
         "mixed_bfloat16": config.mixed_bfloat16,
         "freeze_batchnorm": config.freeze_batchnorm,
