@@ -27,12 +27,13 @@ def write(data: Path, split: str, train_names: list[str], schedule: ex.Schedule,
           wall_seconds: float, hardware: str | None = None) -> Path:
     """Write the card of one experiment model beside ``weights`` (see
     :func:`nucleiseg.training.experiment_card`); returns the card's path."""
+    from nucleiseg import cards
     from nucleiseg.training import experiment_card
 
     weights = Path(weights)
     config = schedule.train_config(Path(data).resolve(), seed)  # as the folder's settings.json has it
     config.train_split = split
-    record = {"folder": str(weights.parent.parent), "model": weights.name.removesuffix(".weights.h5"),
+    record = {"folder": str(weights.parent.parent), "model": cards.card_path_for(weights).stem,
               "schedule": json.loads(json.dumps(schedule.to_dict()))}
     return experiment_card(config, weights, list(train_names), schedule.steps, wall_seconds,
                            schedule.postprocess.to_dict(), record, hardware=hardware)

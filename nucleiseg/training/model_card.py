@@ -191,7 +191,7 @@ def experiment_card(config: TrainConfig, weights: Path, train_names: list[str], 
     network.load_weights(weights)  # a file of another architecture fails here, before anything is written
     diameters = nucleus_size.record_for(config.data, config.train_split, config.subset_column, names=train_names)
     card = {
-        "name": weights.name.removesuffix(".weights.h5"),
+        "name": cards.card_path_for(weights).stem,
         **network_fields(config, network, dict(postprocess), diameters),
         "training": {
             "data": str(config.data),
