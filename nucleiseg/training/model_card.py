@@ -181,7 +181,8 @@ def experiment_card(config: TrainConfig, weights: Path, train_names: list[str], 
     postprocess : dict
         The post-processing its experiment scored it with.
     experiment : dict
-        Where it comes from (experiment name, output folder, model name), recorded as is.
+        Where it comes from (the experiment's output folder, the model's name there, its schedule),
+        recorded as is.
     hardware : str, optional
         What trained it; default: this machine (:func:`training_hardware`), right only when the
         card is written by the run itself.
