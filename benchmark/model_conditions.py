@@ -153,7 +153,8 @@ def add_parser(sub) -> None:
     parser.add_argument("--split", default="val", help="split to score (default val)")
     parser.add_argument("--limit", type=int, default=0, help="only the first K images of the split (default all)")
     parser.add_argument("--perturbations", default=None,
-                        help=f"comma-separated conditions besides clean (default all: {','.join(perturbations.PERTURBATIONS)})")
+                        help=f"comma-separated conditions besides clean (default all: {','.join(perturbations.PERTURBATIONS)}; "
+                             f"only when named: {','.join(perturbations.EXTRA_PERTURBATIONS)})")
     parser.add_argument("--engine", choices=engines.ENGINES, default=engines.AUTO, help="inference engine (default auto)")
     parser.add_argument("--match-size", choices=list(MATCH_SIZE), default="off",
                         help="bring each image's nuclei to the model's training size (on), not (off, the default), "

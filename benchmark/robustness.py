@@ -196,7 +196,8 @@ def add_parser(sub) -> None:
     parser.add_argument("--pipelines", required=True, help="comma-separated pipeline names or .cppipe paths")
     parser.add_argument("--out", required=True, type=Path, help="output folder (must not lie in the data folder)")
     parser.add_argument("--perturbations", default=",".join(perturbations.PERTURBATIONS),
-                        help="comma-separated, default all: " + ", ".join(perturbations.PERTURBATIONS))
+                        help="comma-separated, default all: " + ", ".join(perturbations.PERTURBATIONS)
+                        + "; only when named: " + ", ".join(perturbations.EXTRA_PERTURBATIONS))
     parser.add_argument("--limit", type=int, default=None, help="only the first K images of the split")
     parser.add_argument("--workers", type=int, default=None, help="CellProfiler processes per pipeline")
     parser.add_argument("--resume", action="store_true", help="reuse finished pipelines of each condition (see run --resume)")

@@ -239,7 +239,8 @@ def add_parser(sub) -> None:
     parser.add_argument("--widths", default="16,24,32", help="comma-separated U-Net base widths (default 16,24,32)")
     parser.add_argument("--minutes", type=float, default=20.0, help="training minutes per model (default 20)")
     parser.add_argument("--perturbations", default=",".join(perturbations.PERTURBATIONS),
-                        help="comma-separated perturbed copies of the validation images to score on (default: all)")
+                        help="comma-separated perturbed copies of the validation images to score on (default: all but "
+                             + ", ".join(perturbations.EXTRA_PERTURBATIONS) + ", which run only when named)")
 
 
 def main(args) -> int:

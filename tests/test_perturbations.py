@@ -14,7 +14,7 @@ def pair():
     return image, labels.astype(np.uint16)
 
 
-@pytest.mark.parametrize("name", list(perturbations.PERTURBATIONS))
+@pytest.mark.parametrize("name", [*perturbations.PERTURBATIONS, *perturbations.EXTRA_PERTURBATIONS])
 def test_each_perturbation_is_deterministic_and_keeps_dtype(pair, name):
     image, labels = pair
     a = perturbations.perturb(name, image, labels, "stem1")
@@ -36,6 +36,16 @@ def test_rescaling_resizes_labels_alike_and_keeps_them_instance_labels(pair):
     area = np.bincount(labels.ravel())[1:]
     assert np.bincount(double.ravel())[1:].sum() == pytest.approx(4 * area.sum(), rel=0.05)
     assert np.bincount(half.ravel())[1:].sum() == pytest.approx(area.sum() / 4, rel=0.1)
+    quadruple_image, quadruple = perturbations.perturb("scale_4x", image, labels, "s")
+    assert quadruple.shape == quadruple_image.shape == (384, 384)
+    assert np.bincount(quadruple.ravel())[1:].sum() == pytest.approx(16 * area.sum(), rel=0.05)
+
+
+def test_extra_perturbations_run_only_when_named():
+    assert "scale_4x" not in perturbations.PERTURBATIONS and "scale_4x" in perturbations.EXTRA_PERTURBATIONS
+    assert perturbations.check_names(["scale_4x", "blur"]) == ["scale_4x", "blur"]
+    with pytest.raises(ValueError, match="expected some of .*scale_4x"):
+        perturbations.check_names(["scale_8x"])
 
 
 def test_noise_depends_on_the_stem_and_dimming_loses_signal(pair):
