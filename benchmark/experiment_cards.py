@@ -58,11 +58,12 @@ def write_missing(out: Path, log=print) -> list[Path]:
         data, split, shared = Path(settings["data"]), settings["train_split"], dict(settings["schedule"])
     except KeyError as error:
         raise ex.ExperimentError(f"{settings_path} lacks {error}: not written by an experiment") from None
+    from nucleiseg import cards
+
     written = []
     for row in read_csv(progress_path, ex.LEDGER_TEXT_COLUMNS, lambda key: True):
-        files = ex.model_files(out, row["model"])
-        weights = files["weights"]
-        if not weights.is_file() or weights.with_name(f"{row['model']}.json").is_file():
+        weights = ex.model_files(out, row["model"])["weights"]
+        if not weights.is_file() or cards.card_path_for(weights).is_file():
             continue
         values = {**shared, "steps": int(row["steps"])}
         if "width" in row:

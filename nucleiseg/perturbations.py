@@ -151,15 +151,16 @@ PERTURBATIONS: dict[str, Callable] = {
 EXTRA_PERTURBATIONS: dict[str, Callable] = {
     "scale_4x": quadruple_scale,
 }
+#: Every perturbation a name can ask for.
+_BY_NAME: dict[str, Callable] = {**PERTURBATIONS, **EXTRA_PERTURBATIONS}
 
 
 def check_names(names) -> list[str]:
     """``names`` as a list, or ValueError naming the unknown ones and the choices."""
     names = list(names)
-    known = {**PERTURBATIONS, **EXTRA_PERTURBATIONS}
-    unknown = [name for name in names if name not in known]
+    unknown = [name for name in names if name not in _BY_NAME]
     if unknown:
-        raise ValueError(f"unknown perturbation(s) {', '.join(unknown)}; expected some of {', '.join(known)}")
+        raise ValueError(f"unknown perturbation(s) {', '.join(unknown)}; expected some of {', '.join(_BY_NAME)}")
     return names
 
 
@@ -167,5 +168,4 @@ def perturb(name: str, image: np.ndarray, labels: np.ndarray, stem: str) -> tupl
     """Apply perturbation ``name`` to one image and its labels, seeded by ``name`` and ``stem``."""
     (name,) = check_names([name])
     seed = int.from_bytes(hashlib.sha256(f"{name}/{stem}".encode()).digest()[:8], "little")
-    function = PERTURBATIONS.get(name) or EXTRA_PERTURBATIONS[name]
-    return function(np.asarray(image), np.asarray(labels), np.random.default_rng(seed))
+    return _BY_NAME[name](np.asarray(image), np.asarray(labels), np.random.default_rng(seed))

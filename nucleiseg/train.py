@@ -104,9 +104,6 @@ def main(argv=None) -> int:
         help="start from this model's weights (fine-tuning; same architecture) instead of random ones",
     )
     args = parser.parse_args(argv)
-    if args.small_nucleus_weight < 1 or args.small_nucleus_area < 1:
-        parser.error(f"--small-nucleus-weight {args.small_nucleus_weight:g} / --small-nucleus-area "
-                     f"{args.small_nucleus_area}: the weight must be >= 1 and the area >= 1 px")
     if args.average_last < 0:
         parser.error(f"--average-last {args.average_last}: must be 0 (off) or a number of epochs")
     if args.average_last and args.snapshots > 1:
@@ -139,39 +136,39 @@ def main(argv=None) -> int:
             blur_sigma=tuple(args.blur_sigma), blur_keep_range=args.blur_keep_range, bright_objects=args.bright_objects)
     except ValueError as error:
         parser.error(str(error))
-    config = TrainConfig(
-        network=args.network,
-        base_filters=base_filters,
-        data=args.data,
-        train_split=args.train,
-        val_split=args.val,
-        crop=args.crop,
-        batch_size=args.batch_size,
-        steps_per_epoch=args.steps_per_epoch,
-        epochs=args.epochs,
-        max_minutes=args.max_minutes,
-        patience=args.patience,
-        lr_patience=args.lr_patience,
-        learning_rate=args.learning_rate or model_type.default_learning_rate,
-        optimizer=args.optimizer or model_type.default_optimizer,
-        class_weights=model_type.class_weights(args.boundary_weight),
-        boundary_width=args.boundary_width,
-        normalization=normalization,
-        augmentation=augmentation,
-        val_images=args.val_images,
-        mixed_bfloat16=args.bf16,
-        seed=args.seed,
-        snapshots=args.snapshots,
-        average_last=args.average_last,
-        val_postprocess=val_postprocess,
-        subset_column=args.subset_column,
-        holdout=args.holdout,
-        init_from=str(args.init) if args.init else "",
-        cosine=args.cosine,
-        small_nucleus_weight=args.small_nucleus_weight,
-        small_nucleus_area=args.small_nucleus_area,
-    )
-    try:
+    try:  # TrainConfig checks its own settings (the small-nucleus weight), then the run's are checked
+        config = TrainConfig(
+            network=args.network,
+            base_filters=base_filters,
+            data=args.data,
+            train_split=args.train,
+            val_split=args.val,
+            crop=args.crop,
+            batch_size=args.batch_size,
+            steps_per_epoch=args.steps_per_epoch,
+            epochs=args.epochs,
+            max_minutes=args.max_minutes,
+            patience=args.patience,
+            lr_patience=args.lr_patience,
+            learning_rate=args.learning_rate or model_type.default_learning_rate,
+            optimizer=args.optimizer or model_type.default_optimizer,
+            class_weights=model_type.class_weights(args.boundary_weight),
+            boundary_width=args.boundary_width,
+            normalization=normalization,
+            augmentation=augmentation,
+            val_images=args.val_images,
+            mixed_bfloat16=args.bf16,
+            seed=args.seed,
+            snapshots=args.snapshots,
+            average_last=args.average_last,
+            val_postprocess=val_postprocess,
+            subset_column=args.subset_column,
+            holdout=args.holdout,
+            init_from=str(args.init) if args.init else "",
+            cosine=args.cosine,
+            small_nucleus_weight=args.small_nucleus_weight,
+            small_nucleus_area=args.small_nucleus_area,
+        )
         check_schedule(config)
         split_names(config)
         if config.init_from:

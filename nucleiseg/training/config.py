@@ -73,8 +73,8 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.small_nucleus_weight < 1 or self.small_nucleus_area < 1:
-            raise ValueError(f"--small-nucleus-weight must be >= 1 and --small-nucleus-area >= 1, got "
-                             f"{self.small_nucleus_weight} and {self.small_nucleus_area}")
+            raise ValueError(f"--small-nucleus-weight {self.small_nucleus_weight:g} / --small-nucleus-area "
+                             f"{self.small_nucleus_area}: the weight must be >= 1 and the area >= 1 px")
 
     def validates(self) -> bool:
         """Whether the run scores epochs on validation images (else it ships its last epoch)."""
