@@ -11,23 +11,25 @@ a training run's card against the shipped one. The README's robustness figures c
 from ``benchmark robustness``, which runs the pipelines headless.
 
 Writes ``OUT/conditions.csv`` (one row per model and condition: the figures of
-:data:`benchmark.experiments.SCORE_COLUMNS` and the missed tiny nuclei) and
-``OUT/conditions.md`` (mean F1 per condition, its change from clean, and the mean
-over the conditions); the CSV last, so its presence means the run finished.
+:data:`benchmark.experiments.SCORE_COLUMNS`, the missed tiny nuclei and why nuclei were
+missed, :func:`nucleiseg.metric.missed_cause_figures`) and ``OUT/conditions.md`` (mean F1
+per condition, its change from clean, the mean over the conditions, and the missed nuclei
+of each condition by cause); the CSV last, so its presence means the run finished.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from nucleiseg import perturbations
+from nucleiseg import metric, perturbations
 
 from . import experiments as ex
 from .outputs import write_atomic
 from .robustness import CLEAN, MAX_DROP
 from .tables import write_csv
 
-COLUMNS = ("model", "card", "condition", *ex.SCORE_COLUMNS, "missed_tiny")
+CAUSE_COLUMNS = tuple(metric.missed_cause_keys())
+COLUMNS = ("model", "card", "condition", *ex.SCORE_COLUMNS, "missed_tiny", *CAUSE_COLUMNS)
 
 
 def evaluation_sets(clean: list, names: list[str]) -> dict:
@@ -50,7 +52,8 @@ def score_card(card: Path, sets: dict, engine: str = "auto", match_size: bool = 
     for condition, examples in sets.items():
         rows = score_model(model, examples, settings, match_size=match_size)
         figures = ex.summarize(rows)
-        figures["missed_tiny"] = int(sum(row["missed_tiny"] for row in rows))
+        for key in ("missed_tiny", *CAUSE_COLUMNS):
+            figures[key] = int(sum(row[key] for row in rows))
         scores[condition] = figures
     return scores
 
@@ -80,8 +83,21 @@ def report(rows: list[dict], conditions: list[str], command: str, images: int, s
             cells.append(f"**{text}**" if drop < -MAX_DROP else text)
         mean = sum(by[(model, c)]["f1_mean"] for c in conditions) / len(conditions)
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {mean:.3f} | {by[(model, CLEAN)]['missed_tiny']} |")
-    lines += ["", "Command:", "", "```", command, "```", ""]
+    lines += ["", *cause_table(rows), "", "Command:", "", "```", command, "```", ""]
     return "\n".join(lines)
+
+
+def cause_table(rows: list[dict]) -> list[str]:
+    """Markdown lines: per model and condition, the nuclei missed at IoU 0.7 by cause (tiny ones in brackets)."""
+    causes = metric.MISSED_CAUSES
+    lines = ["Nuclei missed at IoU 0.7 by cause (:mod:`nucleiseg.metric.missed_causes`; tiny ones, under the "
+             "metric's first size edge, in brackets):", "",
+             "| model | condition | " + " | ".join(c.replace("_", " ") for c in causes) + " | missed |",
+             "|---|---|" + "---:|" * (len(causes) + 1)]
+    for row in rows:
+        cells = [f"{row[f'missed_{c}']} ({row[f'missed_tiny_{c}']})" for c in causes]
+        lines.append(f"| {row['model']} | {row['condition']} | " + " | ".join(cells) + f" | {row['missed']} |")
+    return lines
 
 
 #: ``--match-size`` choices: whether models run with nucleus size matching, without, or both ways.

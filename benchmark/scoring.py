@@ -94,8 +94,7 @@ def score_pipeline(run: PipelineRun, pairs: list, labels_dir: Path, warn) -> lis
             warn(warning)
         scores = metric.score_image(gt, pred)
         row = {"pipeline": run.name, "image": pair.stem, "shard": run.shard_of[pair.stem], "sec": run.seconds[pair.stem]}
-        row.update(scores.to_dict())
-        row.update(metric.missed_cause_figures(scores))
+        row.update(metric.image_figures(scores))
         rows.append(row)
     return rows
 

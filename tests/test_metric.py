@@ -536,3 +536,7 @@ def test_missed_nuclei_are_put_down_to_one_cause_each_and_causes_add_up_to_the_m
     # At a looser threshold the too-small square (IoU 0.49) stays missed, the too-large one (0.5) too.
     assert sum(sum(v.values()) for v in missed_causes(scores, 0.5).values()) == 6
     assert all(metric.is_count_key(key) for key in flat) and list(flat) == metric.missed_cause_keys()
+    # One image's table row: the scores, then the causes (what per_image.csv and `conditions` carry).
+    row = metric.image_figures(scores)
+    assert list(row) == list(scores.to_dict()) + metric.missed_cause_keys()
+    assert row["f1_mean"] == scores.f1_mean and row["missed_merged"] == 2

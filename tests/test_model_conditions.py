@@ -9,7 +9,7 @@ import pytest
 
 from benchmark import model_conditions as mc
 from benchmark.__main__ import main as benchmark_main
-from nucleiseg import cards, synthetic
+from nucleiseg import cards, metric, synthetic
 from nucleiseg.training import load_examples, score_examples
 
 
@@ -49,19 +49,28 @@ def test_scores_each_card_on_clean_and_perturbed_copies_as_the_inference_path_do
     assert float(rows[0]["f1_mean"]) == pytest.approx(np.mean([r["f1_mean"] for r in expected]), abs=1e-6)  # the CSV keeps 6 decimals
     # Half size shrinks the labels too, so its nuclei count differs from the clean one's.
     assert int(rows[2]["nuclei"]) > 0 and rows[2]["f1_mean"] != ""
+    # Every missed nucleus has one cause, and the tiny ones' causes add up to the tiny count.
+    for r in rows:
+        assert sum(int(r[f"missed_{c}"]) for c in metric.MISSED_CAUSES) == int(r["missed"])
+        assert sum(int(r[f"missed_tiny_{c}"]) for c in metric.MISSED_CAUSES) == int(r["missed_tiny"])
     report = (out / "conditions.md").read_text()
     assert "| unet-tiny |" in report and "python -m benchmark conditions" in report and "--limit 2" in report
+    assert "| unet-tiny | noise | " in report  # the table of causes, one line per condition
 
 
 def test_report_marks_drops_over_the_limit_and_averages_the_conditions():
     def row(model, condition, f1):
-        return {"model": model, "condition": condition, "f1_mean": f1, "missed_tiny": 7}
+        causes = {f"missed_{c}": i for i, c in enumerate(metric.MISSED_CAUSES)}
+        tiny = {f"missed_tiny_{c}": 1 for c in metric.MISSED_CAUSES}
+        return {"model": model, "condition": condition, "f1_mean": f1, "missed_tiny": 7, "missed": 10, **causes, **tiny}
 
     rows = [row("a", "clean", 0.70), row("a", "noise", 0.64), row("a", "blur", 0.66),
             row("b", "clean", 0.60), row("b", "noise", 0.60), row("b", "blur", 0.30)]
     text = mc.report(rows, ["clean", "noise", "blur"], "cmd", 3, "val")
     assert "| a | 0.700 | **0.640 (-0.060)** | 0.660 (-0.040) | 0.667 | 7 |" in text
     assert "| b | 0.600 | 0.600 (+0.000) | **0.300 (-0.300)** | 0.500 | 7 |" in text
+    assert "| model | condition | not found | merged | split | too large | too small | missed |" in text
+    assert "| b | blur | 0 (1) | 1 (1) | 2 (1) | 3 (1) | 4 (1) | 10 |" in text
 
 
 def test_cards_with_the_same_stem_are_named_by_path(tmp_path):

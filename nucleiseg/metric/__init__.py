@@ -21,7 +21,8 @@ This is the project's one implementation of that metric; import it from here
 ``keys``
     Flat key names of the scores (:func:`metric_keys`, :func:`is_count_key`).
 ``missed_causes``
-    :func:`missed_causes`: why missed nuclei were missed (not found, merged, split, outline).
+    :func:`missed_causes`: why missed nuclei were missed (not found, merged, split, outline);
+    :func:`image_figures`, one image's scores and causes as a flat table row.
 ``outcomes``
     :func:`outcome_image`: per-pixel outcome codes and their display colours.
 ``settings_text``
@@ -35,7 +36,7 @@ from __future__ import annotations
 from .aggregation import aggregate_macro, aggregate_micro
 from .image_scores import ImageScores, ObjectMatches, score_image, score_overlap, size_bin_index
 from .missed_causes import CAUSES as MISSED_CAUSES
-from .missed_causes import missed_cause_figures, missed_cause_keys, missed_causes
+from .missed_causes import image_figures, missed_cause_figures, missed_cause_keys, missed_causes
 from .keys import COUNT_KEYS, COUNT_PREFIXES, is_count_key, metric_keys
 from .outcomes import OUTCOME_CODES, OUTCOME_COLOURS, outcome_image
 from .overlap import Overlap, compute_overlap
@@ -76,6 +77,7 @@ __all__ = [
     "compute_overlap",
     "is_count_key",
     "metric_keys",
+    "image_figures",
     "missed_cause_figures",
     "missed_cause_keys",
     "missed_causes",

@@ -11,7 +11,7 @@ from ..postprocess import PostprocessSettings
 
 
 def score_examples(network, architecture: dict, normalization: dict, examples, settings: PostprocessSettings | None = None) -> list[dict]:
-    """Per-image scores (:meth:`nucleiseg.metric.ImageScores.to_dict`) of a network on full raw images.
+    """Per-image figures (:func:`nucleiseg.metric.image_figures`) of a network on full raw images.
 
     ``examples`` are ``(stem, raw image, labels)`` as from :func:`load_examples` with
     ``normalization=None``; the network goes through the one inference path
@@ -29,7 +29,7 @@ def score_model(model: cards.LoadedModel, examples, settings: PostprocessSetting
     from .. import metric
     from ..inference import segment
 
-    return [metric.score_image(labels, segment(image, model, settings, match_size=match_size)[1]).to_dict()
+    return [metric.image_figures(metric.score_image(labels, segment(image, model, settings, match_size=match_size)[1]))
             for _, image, labels in examples]
 
 
