@@ -29,6 +29,9 @@ MIN_NUCLEI = 3
 MIN_FACTOR, MAX_FACTOR = 0.5, 2.0
 #: The part of the training images' typical diameters the range spans (percentiles).
 RANGE_PERCENTILES = (10.0, 90.0)
+#: How :func:`typical_diameter` estimates an image's nucleus size; a card's record names it, and a
+#: record made another way (the median over objects, before the twenty-first session) is refused.
+ESTIMATOR = "area_weighted_median"
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,12 @@ class DiameterRange:
 
     @classmethod
     def from_dict(cls, record: dict) -> "DiameterRange":
-        """From a card's ``nucleus_diameters`` record (ValueError when a field is missing or wrong)."""
+        """From a card's ``nucleus_diameters`` record (ValueError when a field is missing or wrong, or
+        when it was measured otherwise than images are now, :data:`ESTIMATOR`)."""
+        if not isinstance(record, dict) or record.get("estimator") != ESTIMATOR:
+            found = record.get("estimator", "the median over nuclei") if isinstance(record, dict) else record
+            raise ValueError(f"nucleus diameters measured as {found!r}, but images are measured as {ESTIMATOR!r}: "
+                             "record them again with python -m nucleiseg.nucleus_size CARD")
         try:
             return cls(float(record["low"]), float(record["median"]), float(record["high"]))
         except (KeyError, TypeError) as error:
@@ -60,22 +68,31 @@ def equivalent_diameters(labels: np.ndarray) -> np.ndarray:
 
 
 def typical_diameter(labels: np.ndarray, min_nuclei: int = MIN_NUCLEI) -> float | None:
-    """Median equivalent diameter of the objects in ``labels``; None with fewer than ``min_nuclei``."""
-    diameters = equivalent_diameters(labels)
-    return float(np.median(diameters)) if len(diameters) >= min_nuclei else None
+    """The equivalent diameter of the object that the median object pixel belongs to (the
+    area-weighted median); None with fewer than ``min_nuclei`` objects.
+
+    Weighting by area keeps the estimate on the nuclei when a network far off its scale breaks
+    them into many specks: the plain median over objects then reads the specks' size, and an
+    image of large nuclei would be enlarged further (README *Nuclei of another size*).
+    """
+    diameters = np.sort(equivalent_diameters(labels))
+    if len(diameters) < min_nuclei:
+        return None
+    covered = np.cumsum(diameters ** 2)  # proportional to the areas, in the order of the diameters
+    return float(diameters[np.searchsorted(covered, covered[-1] / 2.0)])
 
 
 def training_range(label_images, percentiles: tuple = RANGE_PERCENTILES) -> dict:
     """The card record of the typical diameters of ``label_images`` (images without nuclei skipped).
 
-    Returns ``{"low", "median", "high", "percentiles", "images"}``, diameters in pixels.
+    Returns ``{"low", "median", "high", "percentiles", "images", "estimator"}``, diameters in pixels.
     """
     typical = [d for d in (typical_diameter(labels, min_nuclei=1) for labels in label_images) if d is not None]
     if not typical:
         raise ValueError("no nuclei in the training labels: no diameter range to record")
     low, median, high = np.percentile(typical, [percentiles[0], 50.0, percentiles[1]])
     return {"low": round(float(low), 2), "median": round(float(median), 2), "high": round(float(high), 2),
-            "percentiles": list(percentiles), "images": len(typical)}
+            "percentiles": list(percentiles), "images": len(typical), "estimator": ESTIMATOR}
 
 
 def rescale_factor(diameter: float | None, trained: DiameterRange) -> float:

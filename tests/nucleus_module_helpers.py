@@ -33,6 +33,7 @@ from cellprofiler_core.workspace import Workspace  # noqa: E402
 from nucleiseg_cellprofiler import PLUGINS_DIR as PLUGINS  # noqa: E402
 from nucleiseg_cellprofiler import REPOSITORY as ROOT  # noqa: E402
 from nucleiseg_cellprofiler.names import IMAGE  # noqa: E402
+from nucleiseg.nucleus_size import ESTIMATOR  # noqa: E402
 from nucleiseg_cellprofiler.pipelines import modules as pipeline_modules  # noqa: E402
 
 # Bright discs (row, column, radius) of the synthetic test image, well apart from each other.
@@ -40,7 +41,7 @@ DISCS = ((16, 16, 6), (16, 46, 6), (46, 30, 7))
 SHAPE = (64, 64)
 GAIN = 20.0  # logit difference per unit of normalized intensity: crisp 0/1 probabilities
 #: The training nucleus diameters the hand-wired networks' cards record.
-TEST_DIAMETERS = {"low": 8.0, "median": 13.0, "high": 30.0}
+TEST_DIAMETERS = {"low": 8.0, "median": 13.0, "high": 30.0, "estimator": ESTIMATOR}
 
 
 #: Whether Keras is here to build the hand-wired networks. Where it is not (``.venv-cp42``:

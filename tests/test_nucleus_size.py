@@ -28,14 +28,15 @@ def card(tmp_path_factory):
     return helpers.make_unet(tmp_path_factory.mktemp("model") / "unet-tiny")
 
 
-def with_diameters(card, folder, record):
-    """A copy of ``card`` (and its weights) in ``folder`` whose nucleus_diameters is ``record`` (None: absent)."""
+def with_diameters(card, folder, record, estimator=nucleus_size.ESTIMATOR):
+    """A copy of ``card`` (and its weights) in ``folder`` whose nucleus_diameters is ``record`` (None: absent),
+    measured as ``estimator`` says (None: an old record, which names none)."""
     folder.mkdir(parents=True, exist_ok=True)
     body = json.loads(card.read_text())
     shutil.copy(card.with_name(body["weights"]), folder / body["weights"])
     body.pop("nucleus_diameters", None)
     if record is not None:
-        body["nucleus_diameters"] = record
+        body["nucleus_diameters"] = {**record, **({"estimator": estimator} if estimator else {})}
     out = folder / card.name
     out.write_text(json.dumps(body))
     cards.clear_cache()
@@ -45,6 +46,16 @@ def with_diameters(card, folder, record):
 def test_typical_diameter_is_the_median_disc_diameter_and_needs_enough_nuclei():
     labels = discs((100, 100), [(20, 20), (20, 60), (60, 20), (60, 60), (85, 85)], 8)
     assert typical_diameter(labels) == pytest.approx(16.0, rel=0.05)
+    # Specks (many, tiny, little area) beside the nuclei do not make the image's nuclei look tiny,
+    # as a network far off its scale breaking large nuclei into pieces would (the median over objects: 1.1 px).
+    specked = labels.copy()
+    for number, (r, c) in enumerate([(r, c) for r in range(2, 100, 6) for c in (40, 98)], start=10):
+        specked[r, c] = number
+    assert len(np.unique(specked)) - 1 > 3 * 5
+    assert typical_diameter(specked) == pytest.approx(16.0, rel=0.05)
+    # Weighted by area: the diameter of the nucleus the median nucleus pixel lies in.
+    mixed = discs((100, 100), [(20, 20), (20, 60)], 4) + discs((100, 100), [(60, 60)], 15) * 3
+    assert typical_diameter(mixed) == pytest.approx(30.0, rel=0.05)
     assert typical_diameter(labels[:50]) is None  # two nuclei say too little (the minimum is 3)
     assert typical_diameter(labels[:50], min_nuclei=2) == pytest.approx(16.0, rel=0.05)
     assert typical_diameter(np.zeros((5, 5), int)) is None
@@ -59,7 +70,10 @@ def test_images_inside_the_training_range_are_left_alone_others_go_to_its_median
     with pytest.raises(ValueError, match="low <= median <= high"):
         DiameterRange(20.0, 10.0, 30.0)
     with pytest.raises(ValueError, match="low, median and high"):
-        DiameterRange.from_dict({"low": 1, "high": 2})
+        DiameterRange.from_dict({"low": 1, "high": 2, "estimator": nucleus_size.ESTIMATOR})
+    # A record measured the old way (the median over nuclei) does not compare with images measured now.
+    with pytest.raises(ValueError, match="median over nuclei.*python -m nucleiseg.nucleus_size"):
+        DiameterRange.from_dict({"low": 10.0, "median": 16.0, "high": 48.0})
 
 
 def test_the_training_range_comes_from_each_images_typical_nucleus(tmp_path):
@@ -177,6 +191,9 @@ def test_matching_with_a_card_without_the_record_names_the_command(card, tmp_pat
     bad = with_diameters(card, tmp_path / "bad", {"low": 5})
     with pytest.raises(cards.ModelError, match="invalid nucleus_diameters"):
         cards.nucleus_diameters(bad)
+    old = with_diameters(card, tmp_path / "old", {"low": 8.0, "median": 13.0, "high": 20.0}, estimator=None)
+    with pytest.raises(cards.ModelError, match=rf"{old}.*record them again with python -m nucleiseg.nucleus_size"):
+        inference.segment(helpers.synthetic_image(), cards.load(old), match_size=True)
 
 
 def test_an_ensemble_without_its_own_record_uses_its_first_members(card, tmp_path):

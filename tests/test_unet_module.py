@@ -26,7 +26,7 @@ from cellprofiler_core.setting import ValidationError  # noqa: E402
 
 from plugin_files import load_plugin  # noqa: E402
 
-from nucleiseg import cards, devices, engines, model_types  # noqa: E402
+from nucleiseg import cards, devices, engines, model_types, nucleus_size  # noqa: E402
 from nucleiseg.postprocess import PostprocessSettings  # noqa: E402
 from nucleiseg_cellprofiler import names  # noqa: E402
 
@@ -377,7 +377,7 @@ def test_size_matching_needs_the_cards_record_and_runs_a_second_pass_outside_its
     module.match_size.value = False
     check_valid(module, pipeline)
     # Trained on nuclei twice the test discs' size: the module finds the same three nuclei, on the image's grid.
-    card["nucleus_diameters"] = {"low": 24.0, "median": 26.0, "high": 40.0}
+    card["nucleus_diameters"] = {"low": 24.0, "median": 26.0, "high": 40.0, "estimator": nucleus_size.ESTIMATOR}
     own_copy.write_text(json.dumps(card))
     cards.clear_cache()
     module, pipeline = module_for(own_copy)
