@@ -266,9 +266,9 @@ computation. *No* runs the network once (the speed the benchmark reports).""",
             True,
             doc="""\
 Select *Yes* to let the module correct for a magnification unlike the training images'. It
-first finds the nuclei as usual; when their typical diameter lies outside the range of the
-images the model was trained on (recorded in its card as ``nucleus_diameters``: about 10 to 48
-pixels for the shipped general models), the image is resampled so that its nuclei have the
+first finds the nuclei as usual; when their typical diameter (that of the nucleus the median
+nucleus pixel lies in) lies outside the range of the images the model was trained on (recorded
+in its card as ``nucleus_diameters``: about 11 to 52 pixels for the shipped general models), the image is resampled so that its nuclei have the
 training images' median size, segmented again, and the nuclei and probability images are
 brought back to the image's own size. This recovers many nuclei of images taken at a lower
 magnification, which the network otherwise misses or merges. Images whose nuclei are within
