@@ -51,8 +51,8 @@ class DiameterRange:
     def from_dict(cls, record: dict) -> "DiameterRange":
         """From a card's ``nucleus_diameters`` record (ValueError when a field is missing or wrong, or
         when it was measured otherwise than images are now, :data:`ESTIMATOR`)."""
-        if not isinstance(record, dict) or record.get("estimator") != ESTIMATOR:
-            found = record.get("estimator", "the median over nuclei") if isinstance(record, dict) else record
+        if isinstance(record, dict) and record.get("estimator") != ESTIMATOR:
+            found = record.get("estimator", "the median over nuclei")
             raise ValueError(f"nucleus diameters measured as {found!r}, but images are measured as {ESTIMATOR!r}: "
                              "record them again with python -m nucleiseg.nucleus_size CARD")
         try:
