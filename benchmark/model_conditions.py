@@ -90,7 +90,7 @@ def report(rows: list[dict], conditions: list[str], command: str, images: int, s
 def cause_table(rows: list[dict]) -> list[str]:
     """Markdown lines: per model and condition, the nuclei missed at IoU 0.7 by cause (tiny ones in brackets)."""
     causes = metric.MISSED_CAUSES
-    lines = ["Nuclei missed at IoU 0.7 by cause (:mod:`nucleiseg.metric.missed_causes`; tiny ones, under the "
+    lines = ["Nuclei missed at IoU 0.7 by cause (`nucleiseg.metric.missed_causes`; tiny ones, under the "
              "metric's first size edge, in brackets):", "",
              "| model | condition | " + " | ".join(c.replace("_", " ") for c in causes) + " | missed |",
              "|---|---|" + "---:|" * (len(causes) + 1)]
