@@ -169,8 +169,8 @@ class Schedule:
         return "\n".join(lines)
 
 
-def summarize(rows: Iterable[Mapping[str, float]]) -> dict:
-    """The :data:`SCORE_COLUMNS` of a list of per-image score rows.
+def summarize(rows: Iterable[Mapping[str, float]], extra: Iterable[str] = ()) -> dict:
+    """The :data:`SCORE_COLUMNS` of a list of per-image score rows, then the ``extra`` keys of the rows.
 
     Rates are macro means over images (the paper's aggregation), counts are
     sums; ``missed`` is the number of nuclei missed at IoU 0.7 (all size bins).
@@ -180,7 +180,7 @@ def summarize(rows: Iterable[Mapping[str, float]]) -> dict:
         raise ExperimentError("no image to score")
     macro = aggregate.macro(rows)
     macro["missed"] = int(sum(macro[f"missed_{name}"] for name in SIZE_BINS))
-    return {key: macro[key] for key in SCORE_COLUMNS}
+    return {key: macro[key] for key in (*SCORE_COLUMNS, *extra)}
 
 
 def over_repeats(rows: list[Mapping], keys: Iterable[str]) -> dict:

@@ -51,10 +51,7 @@ def score_card(card: Path, sets: dict, engine: str = "auto", match_size: bool = 
     scores = {}
     for condition, examples in sets.items():
         rows = score_model(model, examples, settings, match_size=match_size)
-        figures = ex.summarize(rows)
-        for key in ("missed_tiny", *CAUSE_COLUMNS):
-            figures[key] = int(sum(row[key] for row in rows))
-        scores[condition] = figures
+        scores[condition] = ex.summarize(rows, extra=("missed_tiny", *CAUSE_COLUMNS))
     return scores
 
 
