@@ -29,7 +29,9 @@ from .robustness import CLEAN, MAX_DROP
 from .tables import write_csv
 
 CAUSE_COLUMNS = tuple(metric.missed_cause_keys())
-COLUMNS = ("model", "card", "condition", *ex.SCORE_COLUMNS, "missed_tiny", *CAUSE_COLUMNS)
+#: Figures of each condition besides :data:`benchmark.experiments.SCORE_COLUMNS`.
+EXTRA_COLUMNS = ("missed_tiny", *CAUSE_COLUMNS, metric.AREA_RATIO_KEY)
+COLUMNS = ("model", "card", "condition", *ex.SCORE_COLUMNS, *EXTRA_COLUMNS)
 
 
 def evaluation_sets(clean: list, names: list[str]) -> dict:
@@ -51,7 +53,7 @@ def score_card(card: Path, sets: dict, engine: str = "auto", match_size: bool = 
     scores = {}
     for condition, examples in sets.items():
         rows = score_model(model, examples, settings, match_size=match_size)
-        scores[condition] = ex.summarize(rows, extra=("missed_tiny", *CAUSE_COLUMNS))
+        scores[condition] = ex.summarize(rows, extra=EXTRA_COLUMNS)
     return scores
 
 
@@ -85,15 +87,18 @@ def report(rows: list[dict], conditions: list[str], command: str, images: int, s
 
 
 def cause_table(rows: list[dict]) -> list[str]:
-    """Markdown lines: per model and condition, the nuclei missed at IoU 0.7 by cause (tiny ones in brackets)."""
+    """Markdown lines: per model and condition, the nuclei missed at IoU 0.7 by cause (tiny ones in
+    brackets) and the size of the matched outlines."""
     causes = metric.MISSED_CAUSES
     lines = ["Nuclei missed at IoU 0.7 by cause (`nucleiseg.metric.missed_causes`; tiny ones, under the "
-             "metric's first size edge, in brackets):", "",
-             "| model | condition | " + " | ".join(c.replace("_", " ") for c in causes) + " | missed |",
-             "|---|---|" + "---:|" * (len(causes) + 1)]
+             "metric's first size edge, in brackets), and the outlines' size: the median of predicted over true "
+             "area of the nuclei matched at IoU 0.5, averaged over images (`nucleiseg.metric.outline_size`):", "",
+             "| model | condition | " + " | ".join(c.replace("_", " ") for c in causes) + " | missed | outline area / true area |",
+             "|---|---|" + "---:|" * (len(causes) + 2)]
     for row in rows:
         cells = [f"{row[f'missed_{c}']} ({row[f'missed_tiny_{c}']})" for c in causes]
-        lines.append(f"| {row['model']} | {row['condition']} | " + " | ".join(cells) + f" | {row['missed']} |")
+        lines.append(f"| {row['model']} | {row['condition']} | " + " | ".join(cells)
+                     + f" | {row['missed']} | {row[metric.AREA_RATIO_KEY]:.2f} |")
     return lines
 
 

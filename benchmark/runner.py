@@ -273,7 +273,7 @@ def run_benchmark(
 
             from . import report
 
-            write_csv(out / "per_image.csv", PER_IMAGE_LEAD + metric.metric_keys() + metric.missed_cause_keys(), per_image)
+            write_csv(out / "per_image.csv", PER_IMAGE_LEAD + metric.image_figure_keys(), per_image)
             info = {
                 "data": data_text,
                 "layout": selection.layout,

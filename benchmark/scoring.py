@@ -26,6 +26,7 @@ SUMMARY_EXTRA_COLUMNS = (
     + ["micro_error_rate_070", "sec_first_image", "startup_sec", "wall_sec", "shards"]
     + ["sec_per_image_warm", "sec_cold_first_image", "images_per_minute", "peak_rss_mb_per_process", "retried_shards"]
     + metric.missed_cause_keys()
+    + [metric.AREA_RATIO_KEY]
 )
 
 

@@ -538,5 +538,32 @@ def test_missed_nuclei_are_put_down_to_one_cause_each_and_causes_add_up_to_the_m
     assert all(metric.is_count_key(key) for key in flat) and list(flat) == metric.missed_cause_keys()
     # One image's table row: the scores, then the causes (what per_image.csv and `conditions` carry).
     row = metric.image_figures(scores)
-    assert list(row) == list(scores.to_dict()) + metric.missed_cause_keys()
+    assert list(row) == list(scores.to_dict()) + metric.missed_cause_keys() + [metric.AREA_RATIO_KEY]
+    assert list(row) == metric.image_figure_keys()
     assert row["f1_mean"] == scores.f1_mean and row["missed_merged"] == 2
+
+
+def test_area_ratio_is_the_median_size_of_matched_outlines_against_the_truth():
+    from nucleiseg.metric import AREA_RATIO_KEY, aggregate_macro, aggregate_micro, area_ratio
+
+    gt = np.zeros((40, 100), np.int32)
+    pred = np.zeros_like(gt)
+    gt[5:15, 5:15], pred[5:15, 5:15] = 1, 1            # exact: 100 / 100
+    gt[5:15, 25:35], pred[4:16, 24:36] = 2, 2          # drawn larger: 144 / 100 (IoU 0.69)
+    gt[5:15, 45:55], pred[5:15, 45:53] = 3, 3          # drawn smaller: 80 / 100 (IoU 0.8)
+    gt[25:35, 5:15], pred[25:35, 5:8] = 4, 4           # too small to match at 0.5: not counted
+    scores = metric.score_image(gt, pred)
+    assert area_ratio(scores) == pytest.approx(1.0)    # median of 1.0, 1.44, 0.8
+    assert metric.image_figures(scores)[AREA_RATIO_KEY] == pytest.approx(1.0)
+    bigger = np.where(pred == 3, 0, pred)
+    bigger[4:16, 44:56] = 3                            # now two of three drawn larger
+    assert area_ratio(metric.score_image(gt, bigger)) == pytest.approx(1.44)
+    # Swapping truth and prediction inverts the ratio: the figure says which way outlines are off.
+    assert area_ratio(metric.score_image(bigger, gt)) == pytest.approx(1 / 1.44)
+    # No match: NaN, left out of the mean over images; pooled, images weigh by their matches.
+    none = metric.score_image(gt, np.zeros_like(gt))
+    assert np.isnan(area_ratio(none))
+    rows = [metric.image_figures(s) for s in (scores, metric.score_image(gt, bigger), none)]
+    assert aggregate_macro(rows)[AREA_RATIO_KEY] == pytest.approx((1.0 + 1.44) / 2)
+    assert aggregate_micro(rows)[AREA_RATIO_KEY] == pytest.approx((1.0 * 3 + 1.44 * 3) / 6)
+    assert np.isnan(aggregate_macro([rows[2]])[AREA_RATIO_KEY]) and np.isnan(aggregate_micro([rows[2]])[AREA_RATIO_KEY])

@@ -53,6 +53,7 @@ def test_scores_each_card_on_clean_and_perturbed_copies_as_the_inference_path_do
     for r in rows:
         assert sum(int(r[f"missed_{c}"]) for c in metric.MISSED_CAUSES) == int(r["missed"])
         assert sum(int(r[f"missed_tiny_{c}"]) for c in metric.MISSED_CAUSES) == int(r["missed_tiny"])
+        assert r[metric.AREA_RATIO_KEY] == "" or float(r[metric.AREA_RATIO_KEY]) > 0
     report = (out / "conditions.md").read_text()
     assert "| unet-tiny |" in report and "python -m benchmark conditions" in report and "--limit 2" in report
     assert "| unet-tiny | noise | " in report  # the table of causes, one line per condition
@@ -62,15 +63,17 @@ def test_report_marks_drops_over_the_limit_and_averages_the_conditions():
     def row(model, condition, f1):
         causes = {f"missed_{c}": i for i, c in enumerate(metric.MISSED_CAUSES)}
         tiny = {f"missed_tiny_{c}": 1 for c in metric.MISSED_CAUSES}
-        return {"model": model, "condition": condition, "f1_mean": f1, "missed_tiny": 7, "missed": 10, **causes, **tiny}
+        return {"model": model, "condition": condition, "f1_mean": f1, "missed_tiny": 7, "missed": 10, **causes, **tiny,
+                metric.AREA_RATIO_KEY: 1.234 if condition == "blur" else 0.9}
 
     rows = [row("a", "clean", 0.70), row("a", "noise", 0.64), row("a", "blur", 0.66),
             row("b", "clean", 0.60), row("b", "noise", 0.60), row("b", "blur", 0.30)]
     text = mc.report(rows, ["clean", "noise", "blur"], "cmd", 3, "val")
     assert "| a | 0.700 | **0.640 (-0.060)** | 0.660 (-0.040) | 0.667 | 7 |" in text
     assert "| b | 0.600 | 0.600 (+0.000) | **0.300 (-0.300)** | 0.500 | 7 |" in text
-    assert "| model | condition | not found | merged | split | too large | too small | missed |" in text
-    assert "| b | blur | 0 (1) | 1 (1) | 2 (1) | 3 (1) | 4 (1) | 10 |" in text
+    assert "| model | condition | not found | merged | split | too large | too small | missed | outline area / true area |" in text
+    assert "| b | blur | 0 (1) | 1 (1) | 2 (1) | 3 (1) | 4 (1) | 10 | 1.23 |" in text
+    assert "| b | clean | 0 (1) | 1 (1) | 2 (1) | 3 (1) | 4 (1) | 10 | 0.90 |" in text
 
 
 def test_cards_with_the_same_stem_are_named_by_path(tmp_path):

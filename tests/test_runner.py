@@ -22,7 +22,7 @@ from benchmark import resume, runner, shards
 from benchmark.__main__ import main as cli_main
 from benchmark.errors import BenchmarkError, PipelineError
 from benchmark.scoring import read_prediction
-from nucleiseg import layouts, synthetic
+from nucleiseg import layouts, metric, synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "dsb2018-fluo"
@@ -309,6 +309,9 @@ def test_missed_nuclei_are_put_down_to_causes_in_the_tables_and_the_report(tmp_p
     report = (out / "report.md").read_text()
     assert "| pipeline | not found | merged | split | too large | too small |" in report
     assert f"| dropeven | {missed} ({row['missed_tiny']}) | 0 (0) |" in report
+    # The nuclei it drew are the truth's own: outlines of the true size, in the table and per image.
+    assert float(row[metric.AREA_RATIO_KEY]) == 1.0 and all(float(r[metric.AREA_RATIO_KEY]) == 1.0 for r in per_image)
+    assert "| dropeven | 1.00 |" in report and "nuclei, outlines 1.00 x true area)" in report
 
 
 def test_labels_over_255_round_trip_as_16_bit(tmp_path, small_set):

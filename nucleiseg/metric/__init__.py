@@ -21,8 +21,11 @@ This is the project's one implementation of that metric; import it from here
 ``keys``
     Flat key names of the scores (:func:`metric_keys`, :func:`is_count_key`).
 ``missed_causes``
-    :func:`missed_causes`: why missed nuclei were missed (not found, merged, split, outline);
-    :func:`image_figures`, one image's scores and causes as a flat table row.
+    :func:`missed_causes`: why missed nuclei were missed (not found, merged, split, outline).
+``outline_size``
+    :func:`area_ratio`: whether matched outlines are drawn larger or smaller than the truth's.
+``image_row``
+    :func:`image_figures`: one image's scores, causes and outline size as a flat table row.
 ``outcomes``
     :func:`outcome_image`: per-pixel outcome codes and their display colours.
 ``settings_text``
@@ -36,7 +39,9 @@ from __future__ import annotations
 from .aggregation import aggregate_macro, aggregate_micro
 from .image_scores import ImageScores, ObjectMatches, score_image, score_overlap, size_bin_index
 from .missed_causes import CAUSES as MISSED_CAUSES
-from .missed_causes import image_figures, missed_cause_figures, missed_cause_keys, missed_causes
+from .missed_causes import missed_cause_figures, missed_cause_keys, missed_causes
+from .image_row import image_figure_keys, image_figures
+from .outline_size import AREA_RATIO_KEY, area_ratio
 from .keys import COUNT_KEYS, COUNT_PREFIXES, is_count_key, metric_keys
 from .outcomes import OUTCOME_CODES, OUTCOME_COLOURS, outcome_image
 from .overlap import Overlap, compute_overlap
@@ -57,6 +62,7 @@ from .settings_text import parse_size_edges, parse_thresholds
 __all__ = [
     "COUNT_KEYS",
     "COUNT_PREFIXES",
+    "AREA_RATIO_KEY",
     "DEFAULT_MERGE_IOU",
     "DEFAULT_SIZE_EDGES",
     "DEFAULT_THRESHOLDS",
@@ -71,10 +77,12 @@ __all__ = [
     "Overlap",
     "aggregate_macro",
     "aggregate_micro",
+    "area_ratio",
     "check_merge_iou",
     "check_size_edges",
     "check_thresholds",
     "compute_overlap",
+    "image_figure_keys",
     "image_figures",
     "is_count_key",
     "metric_keys",

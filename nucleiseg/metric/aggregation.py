@@ -8,7 +8,12 @@ import numpy as np
 
 from .image_scores import ImageScores, rates_from_counts
 from .keys import is_count_key
+from .outline_size import AREA_RATIO_KEY
 from .parameters import SIZE_BINS
+
+#: Figures of the pairs matched at IoU 0.5: NaN for an image without any match, so they are
+#: averaged over the images that have one (and, pooled, weighted by their matches).
+MATCHED_PAIR_KEYS = ("mean_iou_050", AREA_RATIO_KEY)
 
 
 def _as_dicts(scores: Iterable[ImageScores | Mapping[str, float]]) -> list[Mapping[str, float]]:
@@ -42,8 +47,9 @@ def aggregate_macro(scores: Iterable[ImageScores | Mapping[str, float]]) -> dict
     -------
     dict
         Same keys as :meth:`~nucleiseg.metric.image_scores.ImageScores.to_dict` plus ``images``.  Rates (F1, precision,
-        recall, ``f1_mean``, ``error_rate_070``) are means over images, ``mean_iou_050`` a mean
-        over images that have a match (NaN when none has); counts (TP, FP, FN, nuclei,
+        recall, ``f1_mean``, ``error_rate_070``) are means over images, ``mean_iou_050`` and
+        ``area_ratio_050`` (:data:`MATCHED_PAIR_KEYS`) means over images that have a match (NaN
+        when none has); counts (TP, FP, FN, nuclei,
         predicted, missed, merges, splits) are summed.  Empty input gives ``{"images": 0}``.
     """
     rows = _as_dicts(scores)
@@ -55,7 +61,7 @@ def aggregate_macro(scores: Iterable[ImageScores | Mapping[str, float]]) -> dict
         values = np.array([row[key] for row in rows], dtype=np.float64)
         if is_count_key(key):
             out[key] = int(values.sum())
-        elif key == "mean_iou_050":
+        elif key in MATCHED_PAIR_KEYS:
             finite = values[np.isfinite(values)]
             out[key] = float(finite.mean()) if finite.size else float("nan")
         else:
@@ -77,9 +83,9 @@ def aggregate_micro(scores: Iterable[ImageScores | Mapping[str, float]]) -> dict
     dict
         Same keys as :meth:`~nucleiseg.metric.image_scores.ImageScores.to_dict` plus ``images``.  Precision, recall and F1 per
         threshold come from the summed counts (with the empty conventions of
-        :func:`~nucleiseg.metric.image_scores.score_image`), ``f1_mean`` is their mean over thresholds, ``mean_iou_050`` the
-        mean IoU over all pairs matched at 0.5 (weighted by ``tp_050``; needs ``tp_050``
-        among the keys, else NaN), ``error_rate_070`` the summed missed nuclei over summed
+        :func:`~nucleiseg.metric.image_scores.score_image`), ``f1_mean`` is their mean over thresholds, ``mean_iou_050``
+        (and ``area_ratio_050``) the images' values weighted by their pairs matched at 0.5
+        (``tp_050``; needs ``tp_050`` among the keys, else NaN), ``error_rate_070`` the summed missed nuclei over summed
         nuclei; counts are summed.  Empty input gives ``{"images": 0}``.
     """
     rows = _as_dicts(scores)
@@ -98,9 +104,9 @@ def aggregate_micro(scores: Iterable[ImageScores | Mapping[str, float]]) -> dict
             out[key] = float(f1.mean())
         elif is_count_key(key):
             out[key] = total[key]
-        elif key == "mean_iou_050":
+        elif key in MATCHED_PAIR_KEYS:
             if "tp_050" in keys and total["tp_050"] > 0:
-                weighted = sum(row["mean_iou_050"] * row["tp_050"] for row in rows if row["tp_050"] > 0)
+                weighted = sum(row[key] * row["tp_050"] for row in rows if row["tp_050"] > 0)
                 out[key] = float(weighted / total["tp_050"])
             else:
                 out[key] = float("nan")

@@ -88,8 +88,3 @@ def missed_cause_figures(scores: ImageScores, bins: tuple[str, ...] = CAUSE_BINS
         flat.update({f"missed_{b}_{c}": table[b][c] for c in CAUSES})
     return flat
 
-
-def image_figures(scores: ImageScores) -> dict:
-    """The flat figures of one image as tables carry them: :meth:`ImageScores.to_dict`, then
-    :func:`missed_cause_figures` (the benchmark's ``per_image.csv`` row and ``benchmark conditions``)."""
-    return {**scores.to_dict(), **missed_cause_figures(scores)}
