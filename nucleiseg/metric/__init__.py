@@ -60,9 +60,9 @@ from .parameters import (
 from .settings_text import parse_size_edges, parse_thresholds
 
 __all__ = [
+    "AREA_RATIO_KEY",
     "COUNT_KEYS",
     "COUNT_PREFIXES",
-    "AREA_RATIO_KEY",
     "DEFAULT_MERGE_IOU",
     "DEFAULT_SIZE_EDGES",
     "DEFAULT_THRESHOLDS",
