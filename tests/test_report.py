@@ -165,3 +165,26 @@ def test_report_of_an_unfinished_folder_is_an_error(tmp_path, capsys):
 def test_no_example_figure_without_image_files(tmp_path):
     per_image = [{"pipeline": "basic", "image": "a", "f1_mean": 0.5, "nuclei": 9}]
     assert report_plots.examples_figure(tmp_path, [{"pipeline": "basic"}], per_image, {"b": SimpleNamespace()}) is None
+
+
+def test_report_of_a_folder_scored_before_the_outline_column_leaves_it_out(tmp_path):
+    data = tmp_path / "data"
+    synthetic.generate(data, n=2, seed=3, size=96)
+    fake = make_fake_cellprofiler(tmp_path)
+    out = tmp_path / "out"
+    runner.run_benchmark(data, _fake_named_pipelines(tmp_path, {"unet": "perfect"}), out, split="all", workers=1,
+                         cellprofiler=fake, **QUIET)
+    text = (out / "report.md").read_text()
+    assert "| unet | 1.00 |" in text and "outlines 1.00 x true area)" in text
+    for name in ("summary.csv", "per_image.csv"):  # as an older run wrote them
+        with open(out / name, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        columns = [c for c in rows[0] if c != "area_ratio_050"]
+        with open(out / name, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    assert cli_main(["report", str(out)]) == 0
+    again = (out / "report.md").read_text()
+    assert "Outline size" not in again and "x true area" not in again
+    assert "## Hardest images" in again and "| pipeline | not found |" in again
