@@ -28,9 +28,8 @@ from .outputs import write_atomic
 from .robustness import CLEAN, MAX_DROP
 from .tables import write_csv
 
-CAUSE_COLUMNS = tuple(metric.missed_cause_keys())
 #: Figures of each condition besides :data:`benchmark.experiments.SCORE_COLUMNS`.
-EXTRA_COLUMNS = ("missed_tiny", *CAUSE_COLUMNS, metric.AREA_RATIO_KEY)
+EXTRA_COLUMNS = ("missed_tiny", *metric.extra_figure_keys())
 COLUMNS = ("model", "card", "condition", *ex.SCORE_COLUMNS, *EXTRA_COLUMNS)
 
 

@@ -25,8 +25,7 @@ SUMMARY_EXTRA_COLUMNS = (
     + [f"micro_f1_{metric.threshold_key(t)}" for t in metric.DEFAULT_THRESHOLDS]
     + ["micro_error_rate_070", "sec_first_image", "startup_sec", "wall_sec", "shards"]
     + ["sec_per_image_warm", "sec_cold_first_image", "images_per_minute", "peak_rss_mb_per_process", "retried_shards"]
-    + metric.missed_cause_keys()
-    + [metric.AREA_RATIO_KEY]
+    + metric.extra_figure_keys()
 )
 
 

@@ -40,7 +40,7 @@ from .aggregation import aggregate_macro, aggregate_micro
 from .image_scores import ImageScores, ObjectMatches, score_image, score_overlap, size_bin_index
 from .missed_causes import CAUSES as MISSED_CAUSES
 from .missed_causes import missed_cause_figures, missed_cause_keys, missed_causes
-from .image_row import image_figure_keys, image_figures
+from .image_row import extra_figure_keys, image_figure_keys, image_figures
 from .outline_size import AREA_RATIO_KEY, area_ratio
 from .keys import COUNT_KEYS, COUNT_PREFIXES, is_count_key, metric_keys
 from .outcomes import OUTCOME_CODES, OUTCOME_COLOURS, outcome_image
@@ -82,6 +82,7 @@ __all__ = [
     "check_size_edges",
     "check_thresholds",
     "compute_overlap",
+    "extra_figure_keys",
     "image_figure_keys",
     "image_figures",
     "is_count_key",

@@ -9,9 +9,15 @@ from .missed_causes import missed_cause_figures, missed_cause_keys
 from .outline_size import AREA_RATIO_KEY, outline_figures
 
 
+def extra_figure_keys() -> list[str]:
+    """The keys :func:`image_figures` adds to :meth:`ImageScores.to_dict`, in order: why nuclei
+    were missed, then the outlines' size (columns tables carry beside the scores)."""
+    return missed_cause_keys() + [AREA_RATIO_KEY]
+
+
 def image_figure_keys() -> list[str]:
     """The keys of :func:`image_figures`, in order (the columns of a per-image table)."""
-    return metric_keys() + missed_cause_keys() + [AREA_RATIO_KEY]
+    return metric_keys() + extra_figure_keys()
 
 
 def image_figures(scores: ImageScores) -> dict:
