@@ -68,18 +68,10 @@ def kind_names(data: Path, split: str, kind: str) -> list[str]:
     ExperimentError
         Naming ``--kind`` (with the kinds there are) or the manifest.
     """
-    manifest = Path(data) / "manifest.csv"
-    if not manifest.is_file():
-        raise ex.ExperimentError(f"--data {data}: no manifest.csv, which says each image's kind")
     try:
-        kinds = layouts.image_kinds(manifest)
+        return [pair.stem for pair in layouts.kind_pairs(data, split, kinds=(kind,))]
     except ValueError as error:
-        raise ex.ExperimentError(f"--data: {error}") from None
-    names = [pair.stem for pair in layouts.list_pairs(data, split) if kinds.get(pair.stem) == kind]
-    if not names:
-        known = sorted(set(kinds.values()))
-        raise ex.ExperimentError(f"--kind {kind!r}: no {split} image of that kind in {data}; kinds: {', '.join(known)}")
-    return names
+        raise ex.ExperimentError(f"--kind {kind!r}: {error}") from None
 
 
 def link_folder(data: Path, names: list[str], dest: Path, split: str | None = None) -> Path:

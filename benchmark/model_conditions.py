@@ -1,7 +1,7 @@
 """Model cards scored in this process on a split and on perturbed copies of it: a quick robustness check.
 
     python -m benchmark conditions --models CARD[,CARD ...] --data DIR --out OUT
-        [--split val] [--limit 20] [--perturbations noise,blur,...] [--engine auto] [--match-size off|on|both]
+        [--split val] [--limit 20] [--kind 256x256] [--perturbations noise,blur,...] [--engine auto] [--match-size off|on|both]
 
 The conditions of ``benchmark robustness`` (:mod:`nucleiseg.perturbations`, made in
 memory, never written to the data folder), but each model runs through the modules'
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nucleiseg import metric, perturbations
+from nucleiseg import layouts, metric, perturbations
 
 from . import experiments as ex
 from .outputs import write_atomic
@@ -108,8 +108,11 @@ MATCHED_SUFFIX = " (size matched)"
 
 def run(cards_: list[Path], data: Path, out: Path, split: str = "val", limit: int = 0,
         perturbation_names: list[str] | None = None, engine: str = "auto", command: str = "",
-        match_size: str = "off") -> list[dict]:
+        match_size: str = "off", kinds: tuple[str, ...] = ()) -> list[dict]:
     """Score every card on the split's first ``limit`` images (0: all) and their perturbed copies; write the outputs.
+
+    ``kinds`` keeps only images of those kinds (:func:`nucleiseg.layouts.image_kinds`), e.g. the
+    kind a leave-one-kind-out model never saw.
 
     ``match_size`` (a key of :data:`MATCH_SIZE`): "both" scores each card without and with
     nucleus size matching, the second as ``"<model> (size matched)"``.
@@ -139,6 +142,12 @@ def run(cards_: list[Path], data: Path, out: Path, split: str = "val", limit: in
     if limit < 0:
         raise ex.ExperimentError(f"--limit must be >= 0, got {limit}")
     stems = ex.split_names(Path(data), split, "--split")
+    if kinds:
+        try:
+            of_kinds = {pair.stem for pair in layouts.kind_pairs(Path(data), split, kinds=tuple(kinds))}
+        except ValueError as error:
+            raise ex.ExperimentError(f"--kind: {error}") from None
+        stems = [stem for stem in stems if stem in of_kinds]
     stems = stems[:limit] if limit else stems
     out = Path(out)
     (out / "conditions.csv").unlink(missing_ok=True)  # an earlier run's result must not look like this one's
@@ -172,6 +181,8 @@ def add_parser(sub) -> None:
     parser.add_argument("--perturbations", default=None,
                         help=f"comma-separated conditions besides clean (default all: {','.join(perturbations.PERTURBATIONS)}; "
                              f"only when named: {','.join(perturbations.EXTRA_PERTURBATIONS)})")
+    parser.add_argument("--kind", action="append", default=[], metavar="KIND",
+                        help="only images of this kind (nucleiseg.layouts.image_kinds, e.g. 256x256 or bbbc039; repeatable)")
     parser.add_argument("--engine", choices=engines.ENGINES, default=engines.AUTO, help="inference engine (default auto)")
     parser.add_argument("--match-size", choices=list(MATCH_SIZE), default="off",
                         help="bring each image's nuclei to the model's training size (on), not (off, the default), "
@@ -183,4 +194,5 @@ def main(args) -> int:
     names = None if args.perturbations is None else [n for n in args.perturbations.split(",") if n]
     command = ex.canonical_command("conditions", args)
     return ex.run_cli(lambda: run([Path(p) for p in args.models.split(",") if p], args.data, args.out, args.split,
-                                  args.limit, names, args.engine, command, args.match_size))
+                                  args.limit, names, args.engine, command, args.match_size,
+                                  tuple(args.kind)))

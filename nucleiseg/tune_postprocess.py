@@ -41,22 +41,29 @@ GRID = {
 }
 
 
-def sample_pairs(data_dir: Path, split: str, images: int, seed: int = 0, subset_column: str = "") -> list:
+def sample_pairs(data_dir: Path, split: str, images: int, seed: int = 0, subset_column: str = "",
+                 exclude_kinds: tuple[str, ...] = ()) -> list:
     """A reproducible random subset of a split's image/mask pairs.
 
     With ``subset_column``, only images whose column in the data folder's
-    ``manifest.csv`` is non-empty are drawn from (ValueError when none is).
+    ``manifest.csv`` is non-empty are drawn from (ValueError when none is). With
+    ``exclude_kinds``, images of those kinds (:func:`nucleiseg.layouts.image_kinds`) are
+    not: a model trained without a kind is tuned without it too.
     """
     pairs = layouts.marked_pairs(data_dir, split, subset_column) if subset_column else layouts.list_pairs(data_dir, split)
+    if exclude_kinds:
+        allowed = {pair.stem for pair in layouts.kind_pairs(data_dir, split, exclude=tuple(exclude_kinds))}
+        pairs = [pair for pair in pairs if pair.stem in allowed]
     order = np.random.default_rng(seed).permutation(len(pairs))
     return [pairs[i] for i in sorted(order[:images])] if images else pairs
 
 
 def tune(card: Path, data_dir: Path, split: str = "train", images: int = 60, grid: dict = GRID,
-         subset_column: str = "", perturbed: tuple[str, ...] = ()) -> dict:
+         subset_column: str = "", perturbed: tuple[str, ...] = (), exclude_kinds: tuple[str, ...] = ()) -> dict:
     """Search post-processing settings for a model on a split's images.
 
-    ``perturbed`` names perturbations whose copies of every image are scored beside it.
+    ``perturbed`` names perturbations whose copies of every image are scored beside it;
+    ``exclude_kinds`` leaves images of those kinds out (:func:`sample_pairs`).
 
     Returns
     -------
@@ -67,9 +74,10 @@ def tune(card: Path, data_dir: Path, split: str = "train", images: int = 60, gri
         :func:`write_tuning` records them.
     """
     perturbed = tuple(perturbations.check_names(perturbed))
+    chosen = sample_pairs(data_dir, split, images, subset_column=subset_column, exclude_kinds=exclude_kinds)
     model = cards.load(card)
     cases = []
-    for pair in sample_pairs(data_dir, split, images, subset_column=subset_column):
+    for pair in chosen:
         image, truth = layouts.read_image(pair.image), layouts.read_labels(pair.mask)
         versions = [(image, truth)] + [perturbations.perturb(name, image, truth, pair.stem) for name in perturbed]
         cases += [(predict_probabilities(version, model), labels) for version, labels in versions]
@@ -79,7 +87,7 @@ def tune(card: Path, data_dir: Path, split: str = "train", images: int = 60, gri
 
     best, best_f1 = coordinate_search(lambda point: score(PostprocessSettings(**point)), PostprocessSettings().to_dict(), grid)
     return {"best": best, "f1_mean": best_f1, "default_settings_f1_mean": score(PostprocessSettings()),
-            "images": len(cases), "perturbations": list(perturbed),
+            "images": len(cases), "perturbations": list(perturbed), "exclude_kinds": list(exclude_kinds),
             "grid": {name: list(values) for name, values in grid.items()}}
 
 
@@ -94,6 +102,7 @@ def write_tuning(card: Path, result: dict, split: str, subset_column: str = "") 
         "images": result["images"],
         **({"subset_column": subset_column} if subset_column else {}),
         **({"perturbations": result["perturbations"]} if result.get("perturbations") else {}),
+        **({"exclude_kinds": result["exclude_kinds"]} if result.get("exclude_kinds") else {}),
         "f1_mean": round(result["f1_mean"], 4),
         "default_settings_f1_mean": round(result["default_settings_f1_mean"], 4),
         "grid": result["grid"],
@@ -112,6 +121,9 @@ def main(argv=None) -> int:
                         help="only images whose COLUMN in the data folder's manifest.csv is non-empty (e.g. bbbc039_field)")
     parser.add_argument("--perturbations", default="", metavar="NAMES",
                         help="comma-separated perturbations (e.g. scale_0.5x,scale_2x) whose copies of each image are scored too")
+    parser.add_argument("--exclude-kind", action="append", default=[], metavar="KIND",
+                        help="leave out images of this kind (nucleiseg.layouts.image_kinds, e.g. 256x256; repeatable): "
+                             "tune a model trained without a kind on its own kinds only")
     parser.add_argument("--dry-run", action="store_true", help="print, do not write the card")
     args = parser.parse_args(argv)
     perturbed = tuple(name.strip() for name in args.perturbations.split(",") if name.strip())
@@ -120,13 +132,14 @@ def main(argv=None) -> int:
     except ValueError as error:
         parser.error(f"--perturbations: {error}")
     try:
-        result = tune(args.card, args.data, args.split, args.images, subset_column=args.subset_column, perturbed=perturbed)
+        result = tune(args.card, args.data, args.split, args.images, subset_column=args.subset_column, perturbed=perturbed,
+                      exclude_kinds=tuple(args.exclude_kind))
     except ValueError as error:  # ModelError too
         parser.error(str(error))
     print(json.dumps({"best": result["best"], "f1_mean": round(result["f1_mean"], 4),
                       "default_settings_f1_mean": round(result["default_settings_f1_mean"], 4),
                       "split": args.split, "images": result["images"], "subset_column": args.subset_column,
-                      "perturbations": list(perturbed)}, indent=2))
+                      "perturbations": list(perturbed), "exclude_kinds": args.exclude_kind}, indent=2))
     if not args.dry_run:
         path = write_tuning(args.card, result, args.split, args.subset_column)
         print(f"updated {path}")

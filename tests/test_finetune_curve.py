@@ -113,7 +113,7 @@ def test_the_answer_says_when_no_size_is_enough():
 
 def test_bad_settings_are_named(data, tmp_path):
     folder, stems = data
-    with pytest.raises(ex.ExperimentError, match="--kind 'nonesuch': no train image of that kind in .*; kinds: 48x48, bbbc039"):
+    with pytest.raises(ex.ExperimentError, match="--kind 'nonesuch': kind 'nonesuch' is not in .*; kinds: 48x48, bbbc039"):
         fc.run(folder, tmp_path / "a", kind="nonesuch")
     # The unmarked images are a kind of their own, named by their size.
     assert fc.kind_names(folder, "train", "48x48") == stems[5:8]

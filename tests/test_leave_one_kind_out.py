@@ -47,6 +47,41 @@ def test_image_kinds_from_the_manifest(data):
         layouts.image_kinds(data / "bad.csv")
 
 
+def test_kind_pairs_keeps_and_leaves_out_kinds_and_names_unknown_ones(data):
+    kinds = layouts.image_kinds(data / "manifest.csv")
+    train = [pair.stem for pair in layouts.list_pairs(data, "train")]
+    kept = [pair.stem for pair in layouts.kind_pairs(data, "train", kinds=("bbbc039",))]
+    assert kept and kept == [stem for stem in train if kinds[stem] == "bbbc039"]
+    rest = [pair.stem for pair in layouts.kind_pairs(data, "train", exclude=("bbbc039",))]
+    assert rest == [stem for stem in train if kinds[stem] != "bbbc039"] and not set(rest) & set(kept)
+    with pytest.raises(ValueError, match="kind '999x999' is not in .*; kinds: 256x256, 360x360, bbbc039"):
+        layouts.kind_pairs(data, "train", exclude=("999x999",))
+    with pytest.raises(ValueError, match="no train image of every kind but"):
+        layouts.kind_pairs(data, "train", exclude=("256x256", "360x360", "bbbc039"))
+
+
+def test_tuning_and_conditions_take_images_by_kind(data, tmp_path):
+    import nucleus_module_helpers as helpers
+
+    from benchmark.__main__ import main as benchmark_main
+    from nucleiseg.tune_postprocess import sample_pairs
+
+    kinds = layouts.image_kinds(data / "manifest.csv")
+    drawn = sample_pairs(data, "train", 0, exclude_kinds=("256x256",))
+    assert drawn and all(kinds[pair.stem] != "256x256" for pair in drawn)
+    card = helpers.make_unet(tmp_path / "model" / "unet-tiny")
+    out = tmp_path / "out"
+    assert benchmark_main(["conditions", "--models", str(card), "--data", str(data), "--out", str(out),
+                           "--kind", "360x360", "--perturbations", ""]) == 0
+    with open(out / "conditions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    of_kind = [stem for stem in (data / "val.txt").read_text().split() if kinds[stem] == "360x360"]
+    assert [int(row["images"]) for row in rows] == [len(of_kind)] and 0 < len(of_kind) < 6
+    assert benchmark_main(["conditions", "--models", str(card), "--data", str(data), "--out", str(tmp_path / "bad"),
+                           "--kind", "1x1"]) == 2
+    assert not (tmp_path / "bad" / "conditions.csv").exists()
+
+
 def test_each_held_out_kind_is_left_out_of_training_and_scored_alone(data, tmp_path):
     trainer = Trainer()
     out = tmp_path / "loko"

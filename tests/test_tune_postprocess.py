@@ -31,6 +31,9 @@ def test_write_tuning_records_settings_and_keeps_the_rest_of_the_card(tmp_path):
     tuning = written["postprocess_tuning"]
     assert (tuning["f1_mean"], tuning["split"], tuning["images"]) == (0.71, "train", 20)
     assert tuning["grid"] == {k: list(v) for k, v in GRID.items()}
+    assert "exclude_kinds" not in tuning
+    write_tuning(card, {**_result(best), "exclude_kinds": ["256x256"]}, "train")
+    assert json.loads(card.read_text())["postprocess_tuning"]["exclude_kinds"] == ["256x256"]
     with pytest.raises(ValueError, match="foreground_threshold"):
         write_tuning(card, _result({**best, "foreground_threshold": 1.5}), "train")
     assert json.loads(card.read_text())["postprocess"] == best  # a refused write changes nothing

@@ -16,7 +16,8 @@ Import from here (``from nucleiseg import layouts``; ``layouts.select(...)``).  
     :func:`check_pair`, :func:`validate`, :func:`materialize` and :func:`prepare`: pixels
     checked, every problem in one :class:`DataError`, data folders only ever read.
 ``manifest``
-    :func:`manifest_marks` and the pairs a ``manifest.csv`` column marks.
+    :func:`manifest_marks` and the pairs a ``manifest.csv`` column marks; :func:`image_kinds`
+    and :func:`kind_pairs`, a split's pairs of some kinds of image.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from .data_folders import (
 )
 from .file_stems import IMAGE_SUFFIXES, MASK_SUFFIXES, files_by_stem, image_stem, masks_for_images
 from .image_io import MAX_LABEL, colour_to_labels, consecutive_labels, read_array, read_image, read_labels, write_tiff
-from .manifest import image_kinds, manifest_marks, manifest_stems, marked_pairs
+from .manifest import image_kinds, kind_pairs, manifest_marks, manifest_stems, marked_pairs
 
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "detect_layout",
     "files_by_stem",
     "image_kinds",
+    "kind_pairs",
     "image_stem",
     "list_pairs",
     "manifest_marks",

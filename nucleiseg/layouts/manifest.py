@@ -1,4 +1,4 @@
-"""The ``manifest.csv`` of a data folder: per-image marks such as which fields come from BBBC039."""
+"""The ``manifest.csv`` of a data folder: per-image marks such as which fields come from BBBC039, and kinds."""
 
 from __future__ import annotations
 
@@ -71,3 +71,31 @@ def image_kinds(manifest: Path, marked_column: str = "bbbc039_field") -> dict[st
         marked = marked_column.removesuffix("_field")
         return {row["name"]: marked if (row[marked_column] or "").strip() else f"{int(row['height'])}x{int(row['width'])}"
                 for row in reader}
+
+
+def kind_pairs(data_dir: Path, split: str, kinds=(), exclude=()) -> list[Pair]:
+    """The image/mask pairs of ``split`` of the given kinds (all when none), minus the ``exclude`` kinds.
+
+    Kinds are :func:`image_kinds` of ``data_dir/manifest.csv`` (``bbbc039``, ``256x256`` ...).
+
+    Raises
+    ------
+    ValueError
+        When the data folder has no manifest, a named kind has no image anywhere in the
+        data (the message lists the kinds there are), or nothing of the split is left.
+    """
+    manifest = Path(data_dir) / "manifest.csv"
+    if not manifest.is_file():
+        raise ValueError(f"{data_dir}: no manifest.csv, which says each image's kind")
+    kind_of = image_kinds(manifest)
+    known = sorted(set(kind_of.values()))
+    unknown = [kind for kind in (*kinds, *exclude) if kind not in known]
+    if unknown:
+        raise ValueError(f"kind {unknown[0]!r} is not in {manifest}; kinds: {', '.join(known)}")
+    pairs = [pair for pair in list_pairs(data_dir, split)
+             if (not kinds or kind_of.get(pair.stem) in kinds) and kind_of.get(pair.stem) not in exclude]
+    if not pairs:
+        chosen = f"kinds {', '.join(kinds)}" if kinds else "every kind"
+        left = f" but {', '.join(exclude)}" if exclude else ""
+        raise ValueError(f"no {split} image of {chosen}{left} in {data_dir}")
+    return pairs
