@@ -8,6 +8,8 @@ post-processing) and writes them with a model card.
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 
 from . import augment, model_types
@@ -16,6 +18,7 @@ from .normalization import DEFAULT_PERCENTILES
 from .normalization import METHODS as NORMALIZATIONS
 from .normalization import spec_for as normalization_spec
 from .training import TrainConfig, check_schedule, initial_weights, split_names, train
+from .training.model_card import record_invocation
 
 
 def main(argv=None) -> int:
@@ -178,6 +181,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     checkpoints = Path(args.checkpoints) if args.checkpoints else Path("checkpoints") / out.name
     card = train(config, out, checkpoints, resume=not args.no_resume)
+    command = shlex.join(["python", "-m", "nucleiseg.train", *(sys.argv[1:] if argv is None else argv)])
+    record_invocation(card, command, str(args.val_postprocess or ""))
     print(f"wrote {card}")
     return 0
 

@@ -649,7 +649,11 @@ def test_train_command_takes_the_normalization_into_the_card(tmp_path, capsys):
                             (["--normalization", "robust"], {"method": "robust", "foreground": 0.5})):
         out = tmp_path / expected["method"]
         assert main([*common, *extra, "--out", str(out), "--checkpoints", str(tmp_path / f"ck-{expected['method']}")]) in (0, None)
-        assert json.loads(out.with_suffix(".json").read_text())["normalization"] == expected
+        written = json.loads(out.with_suffix(".json").read_text())
+        assert written["normalization"] == expected
+        # The card says how to train its model again.
+        assert written["training"]["command"].startswith("python -m nucleiseg.train unet --data ")
+        assert " ".join(extra) in written["training"]["command"] and "postprocess_from" not in written
     with pytest.raises(SystemExit) as stopped:
         main([*common, "--small-nucleus-weight", "0.5", "--out", str(tmp_path / "bad")])
     assert stopped.value.code == 2 and "--small-nucleus-weight 0.5" in capsys.readouterr().err
@@ -659,6 +663,10 @@ def test_train_command_takes_the_normalization_into_the_card(tmp_path, capsys):
     training = json.loads(out.with_suffix(".json").read_text())["training"]
     assert training["small_nucleus_weight"] == {"weight": 3.0, "area_below": 250}
     assert "under 250 px of a crop weigh 3 times more" in training["loss"]
+    judged_by = tmp_path / "percentile.json"
+    out = tmp_path / "judged"
+    assert main([*common, "--val-postprocess", str(judged_by), "--out", str(out), "--checkpoints", str(tmp_path / "ck-j")]) in (0, None)
+    assert json.loads(out.with_suffix(".json").read_text())["postprocess_from"] == str(judged_by)
 
 
 def test_train_command_default_width_is_the_shipped_unets(tmp_path, monkeypatch):
@@ -669,6 +677,7 @@ def test_train_command_default_width_is_the_shipped_unets(tmp_path, monkeypatch)
     synthetic.generate(data, n=4, size=48)
     seen = []
     monkeypatch.setattr(train_command, "train", lambda config, out, checkpoints, resume: seen.append(config) or out)
+    monkeypatch.setattr(train_command, "record_invocation", lambda card, command, postprocess_from: card)
     assert train_command.main(["unet", "--data", str(data), "--out", str(tmp_path / "m")]) == 0
     shipped = cards.read_card(model_types.get("unet").default_card)["architecture"]["base_filters"]
     assert seen[0].base_filters == shipped and seen[0].architecture()["base_filters"] == shipped

@@ -96,3 +96,21 @@ def test_promote_names_what_is_wrong_and_writes_nothing(setup, capsys, problem, 
     assert promote.main([str(model), "--to", str(to), "--control", str(control), *estimate]) == 2
     assert message in capsys.readouterr().err
     assert not list((tmp_path / "models").iterdir())
+
+
+def test_the_tuning_record_comes_from_the_card_the_settings_were_tuned_on(setup, capsys):
+    tmp_path, model, control, val, base = setup
+    tuned = _card(tmp_path, "tuned", b"earlier weights", postprocess={"interior_threshold": 0.4, "dilation": 4},
+                  postprocess_tuning={"split": "train", "images": 30})
+    plain = _card(tmp_path, "plain", b"weights of train again", postprocess={"interior_threshold": 0.4, "dilation": 4})
+    to = tmp_path / "models" / "shipped"
+    args = ["--estimate", f"val={val}", "--baseline-run", f"val={base}"]
+    assert promote.main([str(model), "--to", str(to), "--control", str(plain), "--postprocess-from", str(tuned), *args]) == 0
+    tuning = json.loads((tmp_path / "models" / "shipped.json").read_text())["postprocess_tuning"]
+    assert tuning["images"] == 30 and str(tuned) in tuning["model"]
+    other = _card(tmp_path, "other", b"other", postprocess={"interior_threshold": 0.6},
+                  postprocess_tuning={"split": "train", "images": 30})
+    assert promote.main([str(model), "--to", str(tmp_path / "models" / "again"), "--control", str(plain),
+                         "--postprocess-from", str(other), *args]) == 2
+    assert "differs from the control's" in capsys.readouterr().err
+    assert not (tmp_path / "models" / "again.json").exists()

@@ -257,3 +257,24 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
     if member_of:
         card["member_of"] = member_record(member_of)
     return cards.write_card(card, weights)
+
+
+def record_invocation(card_path: Path, command: str, postprocess_from: str = "") -> Path:
+    """Add the command that trained a model, and the card its post-processing came from, to its card.
+
+    A card then says how to train its model again, and a shipped copy
+    (:mod:`nucleiseg.training.promote`) can name the card where its post-processing was tuned.
+    Ensemble cards record it in every member.
+    """
+    path = cards.card_path_for(card_path)
+    records = [(path, cards.read_card(path))]
+    if "members" in records[0][1]:
+        records += cards.member_cards(path)
+    for where, card in records:
+        if "training" in card:
+            card = dict(card, training=dict(card["training"], command=command))
+        if postprocess_from:
+            card["postprocess_from"] = postprocess_from
+        cards.save_card(card, where)
+    return Path(card_path)
+

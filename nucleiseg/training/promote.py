@@ -60,18 +60,28 @@ def split_figures(run: Path, baseline_run: Path, control_pipeline: str | None, b
 
 
 def promoted_card(model: dict, control: dict, control_path: Path, name: str, estimate: dict,
-                  schedule_note: str | None = None, estimate_note: str | None = None) -> dict:
-    """The shipped card: ``model``'s training record, ``control``'s post-processing, the estimate."""
+                  schedule_note: str | None = None, estimate_note: str | None = None,
+                  tuned: dict | None = None, tuned_path: Path | None = None) -> dict:
+    """The shipped card: ``model``'s training record, ``control``'s post-processing, the estimate.
+
+    ``tuned`` is the card where that post-processing was tuned (default: the control itself), whose
+    tuning record is shipped with it; its settings must be the control's, since the estimate
+    scored the control with them.
+    """
     if model.get("architecture") != control.get("architecture"):
         raise PromoteError(f"{control_path}: architecture {control.get('architecture')} is not the model's "
                            f"{model.get('architecture')}")
     if "postprocess" not in control:
         raise PromoteError(f"{control_path}: no tuned postprocess to ship with")
+    tuned, tuned_path = (control, control_path) if tuned is None else (tuned, tuned_path)
+    if tuned.get("postprocess") != control["postprocess"]:
+        raise PromoteError(f"--postprocess-from {tuned_path}: its postprocess differs from the control's, which the "
+                           "estimate was scored with")
     card = dict(model, name=name, postprocess=control["postprocess"])
-    tuning = control.get("postprocess_tuning")
+    tuning = tuned.get("postprocess_tuning")
     if tuning:
-        card["postprocess_tuning"] = dict(tuning, model=f"the control, {control_path} (the same recipe on the "
-                                                        "train split only)")
+        whose = "the control" if tuned_path == control_path else "the model the recipe took them from"
+        card["postprocess_tuning"] = dict(tuning, model=f"{whose}, {tuned_path}")
     if schedule_note:
         card["training"] = dict(model["training"], schedule_note=schedule_note)
     card["estimate"] = {
@@ -86,10 +96,13 @@ def promoted_card(model: dict, control: dict, control_path: Path, name: str, est
     return card
 
 
-def promote(model_path: Path, to: Path, control_path: Path, estimate: dict, **notes) -> Path:
+def promote(model_path: Path, to: Path, control_path: Path, estimate: dict, postprocess_from: Path | None = None,
+            **notes) -> Path:
     """Copy ``model_path``'s weights to ``to``.weights.h5 and write the shipped card beside them."""
     model = cards.read_card(model_path)
     control = cards.read_card(control_path)
+    if postprocess_from is not None:
+        notes.update(tuned=cards.read_card(postprocess_from), tuned_path=postprocess_from)
     if "members" in model:
         raise PromoteError(f"{model_path}: an ensemble card; promote its members one by one")
     source = cards.card_path_for(model_path).parent / model["weights"]
@@ -129,6 +142,9 @@ def main(argv=None) -> int:
                         help="run folder with the baseline on SPLIT when not in the --estimate folder")
     parser.add_argument("--baseline", default="advanced", help="pipeline the estimate is set beside (default advanced)")
     parser.add_argument("--control-pipeline", default=None, help="the control's pipeline name in the run folders")
+    parser.add_argument("--postprocess-from", type=Path, default=None, metavar="CARD",
+                        help="card where the control's post-processing was tuned (its tuning record is shipped; "
+                             "default: the control)")
     parser.add_argument("--schedule-note", default=None, help="replaces the card's training.schedule_note")
     parser.add_argument("--estimate-note", default=None, help="replaces the estimate's default note")
     args = parser.parse_args(argv)
@@ -142,7 +158,8 @@ def main(argv=None) -> int:
             raise PromoteError(f"--baseline-run {', '.join(sorted(unknown))}: no --estimate for that split")
         estimate = {split: split_figures(run, baselines.get(split, run), args.control_pipeline, args.baseline)
                     for split, run in runs.items()}
-        path = promote(args.model, args.to, args.control, estimate, schedule_note=args.schedule_note,
+        path = promote(args.model, args.to, args.control, estimate, postprocess_from=args.postprocess_from,
+                       schedule_note=args.schedule_note,
                        estimate_note=args.estimate_note)
     except (PromoteError, cards.ModelError) as error:
         print(f"error: {error}", file=sys.stderr)
