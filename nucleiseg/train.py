@@ -103,6 +103,12 @@ def main(argv=None) -> int:
         "which then stays untouched for reporting",
     )
     parser.add_argument(
+        "--export-last", action="store_true",
+        help="write the last epoch's weights instead of the best on validation: a train-only run scored as the "
+             "same fixed schedule on every image (--val none) will ship; run the finished command again with it "
+             "and another --out to export without training",
+    )
+    parser.add_argument(
         "--init", type=Path, metavar="CARD",
         help="start from this model's weights (fine-tuning; same architecture) instead of random ones",
     )
@@ -180,7 +186,7 @@ def main(argv=None) -> int:
         parser.error(str(error))
     out = Path(args.out)
     checkpoints = Path(args.checkpoints) if args.checkpoints else Path("checkpoints") / out.name
-    card = train(config, out, checkpoints, resume=not args.no_resume)
+    card = train(config, out, checkpoints, resume=not args.no_resume, export_last=args.export_last)
     command = shlex.join(["python", "-m", "nucleiseg.train", *(sys.argv[1:] if argv is None else argv)])
     record_invocation(card, command, str(args.val_postprocess or ""))
     print(f"wrote {card}")

@@ -676,7 +676,7 @@ def test_train_command_default_width_is_the_shipped_unets(tmp_path, monkeypatch)
     data = tmp_path / "data"
     synthetic.generate(data, n=4, size=48)
     seen = []
-    monkeypatch.setattr(train_command, "train", lambda config, out, checkpoints, resume: seen.append(config) or out)
+    monkeypatch.setattr(train_command, "train", lambda config, out, checkpoints, resume, export_last: seen.append(config) or out)
     monkeypatch.setattr(train_command, "record_invocation", lambda card, command, postprocess_from: card)
     assert train_command.main(["unet", "--data", str(data), "--out", str(tmp_path / "m")]) == 0
     shipped = cards.read_card(model_types.get("unet").default_card)["architecture"]["base_filters"]
@@ -841,6 +841,31 @@ def test_a_run_without_validation_ships_its_last_epoch_trained_on_a_union_of_spl
     shipped = build_unet(2)
     shipped.load_weights(tmp_path / card["weights"])
     assert all(np.allclose(np.asarray(a), np.asarray(b)) for a, b in zip(last.weights, shipped.weights))
+    cards.clear_cache()
+
+
+def test_export_last_writes_the_last_epoch_of_a_validated_run_without_training_again(marked_data, tmp_path, monkeypatch):
+    """A finished run exported again with ``export_last``: the last epoch, though validation liked the first best."""
+    from nucleiseg import training
+    from nucleiseg.training import TrainConfig, train
+
+    falling = iter([0.5, 0.4, 0.3])
+    monkeypatch.setattr(training.loop, "validation_scores", lambda *a, **k: {
+        "f1_mean": next(falling), "error_rate_070": 0.2, "images": 1})
+    config = TrainConfig(network="unet", base_filters=2, data=str(marked_data), crop=48, batch_size=1,
+                         steps_per_epoch=1, epochs=3, learning_rate=1e-2, val_images=1)
+    best = json.loads(train(config, tmp_path / "best", tmp_path / "ck").read_text())
+    assert best["training"]["best_epoch"] == 1
+    monkeypatch.setattr(training.loop, "train_step", lambda *a, **k: pytest.fail("a finished run trained again"))
+    last = json.loads(train(config, tmp_path / "last", tmp_path / "ck", export_last=True).read_text())
+    assert last["validation"]["during_training"]["epoch"] == 3 and last["validation"]["during_training"]["f1_mean"] == 0.3
+    assert last["training"]["weights"].startswith("epoch 3, the last") and "epoch 1" in last["training"]["weights"]
+    saved = keras.models.load_model(tmp_path / "ck" / "last.keras", custom_objects=model_types.custom_objects())
+    shipped, first = build_unet(2), build_unet(2)
+    shipped.load_weights(tmp_path / last["weights"])
+    first.load_weights(tmp_path / best["weights"])
+    assert all(np.allclose(np.asarray(a), np.asarray(b)) for a, b in zip(saved.weights, shipped.weights))
+    assert not all(np.allclose(np.asarray(a), np.asarray(b)) for a, b in zip(saved.weights, first.weights))
     cards.clear_cache()
 
 

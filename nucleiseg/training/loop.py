@@ -140,7 +140,8 @@ def finished(config: TrainConfig, state: dict, stale: int, log: Path) -> bool:
     return False
 
 
-def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True, network=None) -> Path:
+def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True, network=None,
+          export_last: bool = False) -> Path:
     """Train, keep the best-on-validation weights, write them with a model card.
 
     Parameters
@@ -157,6 +158,8 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
         (when not resuming), e.g. one whose first steps were timed: its traced training
         function is reused, which saves the first step's graph building. Its weights are
         replaced by ``init_from``'s when that is set; its optimizer state is used as it is.
+    export_last : bool
+        Write the last epoch instead of the best on validation (:func:`export`).
 
     Returns
     -------
@@ -272,4 +275,4 @@ def train(config: TrainConfig, out: Path, checkpoints: Path, resume: bool = True
     if starting and state["best_f1"] <= starting["f1_mean"]:
         _log(log, f"no epoch beat the starting weights on validation (best {state['best_f1']:.4f}, "
                   f"starting weights {starting['f1_mean']:.4f}): the exported model is not an improvement")
-    return export(config, checkpoints, out, state)
+    return export(config, checkpoints, out, state, last=export_last)

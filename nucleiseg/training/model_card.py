@@ -11,14 +11,21 @@ from .config import TrainConfig
 from .examples import initial_weights, split_names
 
 
-def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict) -> Path:
+def export(config: TrainConfig, checkpoints: Path, out: Path, state: dict, last: bool = False) -> Path:
     """Write the best weights (or the best ``snapshots`` epochs, as an ensemble) with model cards.
 
     With ``config.average_last`` the mean of the last epochs is shipped when it scores at least
     as well on validation as the best single epoch, else that epoch; the card records both.
+    With ``last`` the last epoch is written instead, whatever validation said: what the same
+    schedule run without validation (on every image) ships, so a train-only run can be scored
+    as that one will be.
     """
     checkpoints, out = Path(checkpoints), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if last:
+        if not state["history"]:
+            raise ValueError(f"{checkpoints}: no finished epoch to export")
+        return _export_one(config, checkpoints / checkpoint_files.LAST, out, state, state["history"][-1], last=True)
     best = next((h for h in state["history"] if h["epoch"] == state["best_epoch"] + 1), {})
     if config.average_last and "average" in state and average_wins(state):
         return _export_one(config, checkpoints / checkpoint_files.AVERAGE, out, state, state["average"]["validation"])
@@ -212,10 +219,11 @@ def experiment_card(config: TrainConfig, weights: Path, train_names: list[str], 
     return cards.write_card(card, weights)
 
 
-def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best: dict, member_of: str = "") -> Path:
+def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best: dict, member_of: str = "",
+                last: bool = False) -> Path:
     weights = Path(f"{out}.weights.h5")
     network = model_types.build(config.architecture())
-    network.load_weights(source)  # float32 copy of that epoch
+    network.load_weights(source)  # float32 copy of that epoch (the weights of a whole-model .keras too)
     network.save_weights(weights)
     card = {
         "name": Path(out).name,
@@ -254,6 +262,9 @@ def _export_one(config: TrainConfig, source: Path, out: Path, state: dict, best:
                                            f"scored lower (mean F1 {average['validation']['f1_mean']:.4f} against "
                                            f"{state['best_f1']:.4f}) and is not shipped")
             card["training"]["average"] = {**average, "shipped": False}
+    if last:
+        card["training"]["weights"] = (f"epoch {state['epoch']}, the last (exported with --export-last, as a fixed "
+                                       f"schedule ships); the best on validation was epoch {state['best_epoch'] + 1}")
     if member_of:
         card["member_of"] = member_record(member_of)
     return cards.write_card(card, weights)
