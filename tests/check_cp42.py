@@ -10,8 +10,10 @@ ONNX Runtime, no TensorFlow) and ``--cp5 .venv/bin/cellprofiler``. For each pipe
    by Bio-Formats on the local Java) and ``pipelines/KIND.cppipe`` in CellProfiler 5
    (``-e imageio_reader``);
 3. checks that every image got nuclei in both runs, and that the two runs' label images agree:
-   equal, or an object F1 at IoU 0.5 between them of at least 0.999; pipelines with ground
-   truth must also report the same EvaluateObjectF1 score (within 0.001).
+   equal, or an object F1 at IoU 0.5 between them of at least 0.999; pipelines with ground truth
+   must also report, in each version, the EvaluateObjectF1 score of that version's own labels
+   (``nucleiseg.metric.score_image`` against the truth, within 1e-6), and the same score in both
+   (within 0.001). Where labels differ, the line says in how many pixels the foreground differs.
 
 Exit status 0 when all holds; otherwise the failures are printed.
 """
@@ -68,8 +70,8 @@ def image_rows(out: Path) -> dict[str, dict]:
         return {row["Metadata_Stem"]: row for row in csv.DictReader(handle)}
 
 
-def compare(kind: str, stems: list[str], out4: Path, out5: Path) -> list[str]:
-    """The failures of one kind (empty when CellProfiler 4 and 5 agree)."""
+def compare(kind: str, stems: list[str], out4: Path, out5: Path, truth: Path) -> list[str]:
+    """The failures of one kind (empty when CellProfiler 4 and 5 agree); ``truth`` holds the masks."""
     import tifffile
 
     from nucleiseg.metric import score_image
@@ -90,10 +92,19 @@ def compare(kind: str, stems: list[str], out4: Path, out5: Path) -> list[str]:
             continue
         equal = np.array_equal(labels4, labels5)
         f1 = 1.0 if equal else float(score_image(labels5, labels4, thresholds=(0.5,)).f1[0])
-        line = f"{kind} {stem}: nuclei CellProfiler 4 {count4}, 5 {count5}; labels {'equal' if equal else f'F1 {f1:.4f}'}"
+        # Object numbers may differ where the outlines agree: count pixels whose foreground differs.
+        differ = int(np.count_nonzero((labels4 > 0) != (labels5 > 0)))
+        line = (f"{kind} {stem}: nuclei CellProfiler 4 {count4}, 5 {count5}; labels "
+                + ("equal" if equal else f"F1 {f1:.4f}, foreground differs in {differ} of {labels4.size} pixels"))
         if "ObjectF1_MeanF1" in rows5[stem]:
             mean4, mean5 = (float(rows[stem].get("ObjectF1_MeanF1", "nan")) for rows in (rows4, rows5))
             line += f"; EvaluateObjectF1 mean F1 {mean4:.4f} and {mean5:.4f}"
+            masks = tifffile.imread(truth / f"{stem}.tiff")
+            for version, mean, labels in ((4, mean4, labels4), (5, mean5, labels5)):
+                own = float(score_image(masks, labels).f1_mean)
+                if not abs(mean - own) <= 1e-6:
+                    failures.append(f"{kind} {stem}: EvaluateObjectF1 in CellProfiler {version} reports {mean}, "
+                                    f"its labels score {own}")
             if not abs(mean4 - mean5) <= 1e-3:
                 failures.append(f"{kind} {stem}: EvaluateObjectF1 mean F1 {mean4} (CellProfiler 4) and {mean5} (5)")
         print("check-cp42:", line)
@@ -129,7 +140,7 @@ def main(argv=None) -> int:
             except RuntimeError as error:
                 failures.append(f"{kind}: {error}")
                 continue
-            failures += compare(kind, stems, out4, out5)
+            failures += compare(kind, stems, out4, out5, inputs / "masks")
     for failure in failures:
         print(f"check-cp42: FAILED: {failure}", file=sys.stderr)
     if failures:
