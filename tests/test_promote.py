@@ -76,7 +76,7 @@ def test_promote_refuses_runs_of_different_sizes_before_writing(setup, capsys):
     ("no summary", "no summary.csv"),
     ("bad pair", "expected SPLIT=FOLDER"),
     ("no baseline", "no pipeline 'advanced'"),
-    ("bad checksum", "checksum differs"),
+    ("bad checksum", "checksum mismatch"),
     ("no estimate", "at least one"),
 ])
 def test_promote_names_what_is_wrong_and_writes_nothing(setup, capsys, problem, message):

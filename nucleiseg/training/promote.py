@@ -105,11 +105,8 @@ def promote(model_path: Path, to: Path, control_path: Path, estimate: dict, post
         notes.update(tuned=cards.read_card(postprocess_from), tuned_path=postprocess_from)
     if "members" in model:
         raise PromoteError(f"{model_path}: an ensemble card; promote its members one by one")
+    cards.verify(model_path, onnx=False)  # the weights to copy exist and match their checksum
     source = cards.card_path_for(model_path).parent / model["weights"]
-    if not source.is_file():
-        raise PromoteError(f"{model_path}: weights file {source} is missing")
-    if cards.sha256_of(source) != model["sha256"]:
-        raise PromoteError(f"{source}: checksum differs from the one in {model_path}")
     to = Path(to)
     if not to.parent.is_dir():
         raise PromoteError(f"--to {to}: folder {to.parent} does not exist")
