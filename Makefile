@@ -92,7 +92,7 @@ PYTHON38      ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.8.*/bin/python
 VENV_CP42     ?= .venv-cp42
 JAVA_HOME     ?= $(patsubst %/bin/javac,%,$(realpath $(shell command -v javac)))
 CP42_NETWORKS ?= out/cp42/networks
-CP42_TESTS    := tests/test_unet_module.py tests/test_deepcell_module.py tests/test_evaluateobjectf1_module.py \
+CP42_TESTS    := tests/test_resampling.py tests/test_unet_module.py tests/test_deepcell_module.py tests/test_evaluateobjectf1_module.py \
                  tests/test_settings_upgrades.py tests/test_pipelines.py
 
 $(VENV_CP42)/.installed: requirements-cp42.lock setup.cfg pyproject.toml

@@ -18,6 +18,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.transform import resize
 
+from nucleiseg.resampling import resize_labels
+
 
 def random_crop(image: np.ndarray, labels: np.ndarray, size: int, margin: int, rng: np.random.Generator):
     """A random crop of ``size + 2 * margin`` pixels of both arrays.
@@ -103,8 +105,7 @@ def scaled_crop(image: np.ndarray, labels: np.ndarray, size: int, margin: int, f
     shape = (extent, extent)
     resized_image = resize(region_image, shape, order=1, mode="reflect", preserve_range=True,
                            anti_aliasing=factor < 1).astype(np.float32)
-    resized_labels = resize(region_labels, shape, order=0, mode="edge", preserve_range=True,
-                            anti_aliasing=False).astype(labels.dtype)
+    resized_labels = resize_labels(region_labels, shape).astype(labels.dtype)
     return resized_image, resized_labels
 
 

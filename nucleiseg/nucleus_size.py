@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nucleiseg import resampling
+
 #: Fewer nuclei than this in the first pass say too little about their size to resample on.
 MIN_NUCLEI = 3
 #: Resampling factors are clipped to this range (4x the pixels at most, a quarter at least).
@@ -117,9 +119,9 @@ def resample_to(array: np.ndarray, shape: tuple, labels: bool) -> np.ndarray:
     """``array`` (2-D, or 2-D with channels) resized to ``shape``: labels by nearest neighbour, else linearly."""
     from skimage.transform import resize
 
-    target = tuple(shape) + tuple(array.shape[2:])
     if labels:
-        return resize(array, target, order=0, mode="edge", anti_aliasing=False, preserve_range=True).astype(array.dtype)
+        return resampling.resize_labels(array, shape)
+    target = tuple(shape) + tuple(array.shape[2:])
     return resize(array, target, order=1, mode="edge", anti_aliasing=False, preserve_range=True).astype(np.float32)
 
 

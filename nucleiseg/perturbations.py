@@ -20,6 +20,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.transform import resize
 
+from nucleiseg.resampling import resize_labels
+
 
 def _relative(image: np.ndarray) -> tuple[np.ndarray, float, float]:
     values = np.asarray(image, dtype=np.float64)
@@ -67,8 +69,7 @@ def _rescale(image, labels, factor: float):
     shape = tuple(max(1, int(round(n * factor))) for n in labels.shape)
     pixels = resize(np.asarray(image, np.float64), shape, order=1, mode="reflect", preserve_range=True,
                     anti_aliasing=factor < 1)
-    resized = resize(labels, shape, order=0, mode="edge", preserve_range=True, anti_aliasing=False)
-    return _to_dtype(pixels, image.dtype), resized.astype(labels.dtype)
+    return _to_dtype(pixels, image.dtype), resize_labels(labels, shape)
 
 
 def half_scale(image, labels, rng):
