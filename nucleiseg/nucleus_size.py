@@ -9,7 +9,7 @@ diameter, segmented again, and the result brought back to the image's own grid
 
 Resampling to the median rather than to the nearest end of the range was chosen on training
 images and their half- and double-size copies (``python -m benchmark conditions --split train``,
-README *Nuclei of another size*).
+docs/GENERAL-UNET.md, *Nuclei of another size*).
 
     python -m nucleiseg.nucleus_size CARD [--data DIR] [--split train] [--subset-column COLUMN]
 
@@ -75,7 +75,7 @@ def typical_diameter(labels: np.ndarray, min_nuclei: int = MIN_NUCLEI) -> float 
 
     Weighting by area keeps the estimate on the nuclei when a network far off its scale breaks
     them into many specks: the plain median over objects then reads the specks' size, and an
-    image of large nuclei would be enlarged further (README *Nuclei of another size*).
+    image of large nuclei would be enlarged further (docs/GENERAL-UNET.md, *Nuclei of another size*).
     """
     diameters = np.sort(equivalent_diameters(labels))
     if len(diameters) < min_nuclei:

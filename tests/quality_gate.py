@@ -17,8 +17,8 @@ loses clean accuracy.
 
 Since the nineteenth session the general U-Net has been trained on every annotated image of
 the shared data, these val images included: for it the gate guards against regressions (bad
-weights, a broken inference path), not the accuracy on unseen images (README, *The shipped
-U-Net: the recipe on every image*).
+weights, a broken inference path), not the accuracy on unseen images (README, *Where the general
+U-Net stands*; docs/GENERAL-UNET.md, *The recipe on every image*).
 """
 
 from __future__ import annotations

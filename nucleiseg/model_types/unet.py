@@ -51,7 +51,7 @@ def build_unet(base_filters: int = 64, n_classes: int = 3, input_channels: int =
 
 
 #: Width when none is given: ``python -m benchmark widths`` found 16 best at equal training
-#: wall-clock on this project's CPUs (README, *Which width for a training budget*); the shipped U-Nets are 16.
+#: wall-clock on this project's CPUs (docs/GENERAL-UNET.md, *Which width for a training budget*); the shipped U-Nets are 16.
 DEFAULT_WIDTH = 16
 
 
