@@ -737,6 +737,24 @@ def test_initial_weights_must_match_the_run(tiny_model):
         initial_weights(TrainConfig(network="deepcell", init_from=str(card_path)))
 
 
+def test_initial_weights_need_no_onnx_file_but_checked_weights(tiny_model):
+    """A card copied without its ONNX file still starts a run; its weights are still checked."""
+    from nucleiseg.training import TrainConfig, initial_weights
+
+    card_path, weights = tiny_model
+    card = json.loads(card_path.read_text())
+    card.update(onnx="gone.onnx", onnx_sha256="0" * 64, onnx_weights_sha256=card["sha256"])
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(cards.ModelError, match="gone.onnx"):
+        cards.verify(card_path)  # inference would need it
+    assert initial_weights(TrainConfig(base_filters=2, init_from=str(card_path))) == weights
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(cards.ModelError, match="checksum"):
+        initial_weights(TrainConfig(base_filters=2, init_from=str(card_path)))
+
+
 def test_train_command_refuses_bad_subset_and_init_before_training(marked_data, tmp_path, capsys):
     from nucleiseg.train import main
 

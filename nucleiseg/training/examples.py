@@ -107,7 +107,8 @@ def initial_weights(config: TrainConfig) -> Path:
         When the card is missing or bad, the checksum does not match, the card
         is an ensemble, or its architecture differs from the run's.
     """
-    members = cards.verify(Path(config.init_from))
+    # Training reads only the Keras weights: a card copied beside other files need not carry its ONNX file.
+    members = cards.verify(Path(config.init_from), onnx=False)
     if len(members) != 1:
         raise cards.ModelError(f"{config.init_from}: an ensemble of {len(members)} networks; start from one of its member cards")
     card_path, card = members[0]
