@@ -232,7 +232,9 @@ class AugmentationConfig:
     to a crop with probability ``probability`` so that clean crops stay common.
     ``scale`` is ``(low, high)`` for a log-uniform zoom factor, or ``()`` for none;
     ``blur_sigma`` the range of the defocus blur's width in pixels; ``blur_keep_range``
-    stretches a blurred crop back to its range (:func:`defocus_blur`).
+    stretches a blurred crop back to its range (:func:`defocus_blur`); ``blur_probability``,
+    when set, replaces ``probability`` for the blur alone (blur is the one perturbation that
+    fewer perturbed crops made worse).
     """
 
     flips: bool = True
@@ -248,12 +250,15 @@ class AugmentationConfig:
     noise: bool = False
     bright_objects: bool = False
     probability: float = 0.5
+    blur_probability: float | None = None
 
     def __post_init__(self):
         if self.scale and not (len(self.scale) == 2 and 0 < self.scale[0] <= self.scale[1]):
             raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {self.scale}")
         if not 0 <= self.probability <= 1:
             raise ValueError(f"augmentation probability must be in [0, 1], got {self.probability}")
+        if self.blur_probability is not None and not 0 <= self.blur_probability <= 1:
+            raise ValueError(f"blur probability must be in [0, 1], got {self.blur_probability}")
         if not (len(self.blur_sigma) == 2 and 0 < self.blur_sigma[0] <= self.blur_sigma[1]):
             raise ValueError(f"blur sigma must be (low, high) with 0 < low <= high, got {self.blur_sigma}")
 
@@ -264,7 +269,10 @@ class AugmentationConfig:
         """The augmentations switched on, in words (for reports)."""
         on = [name.replace("_", " ") for name, value in asdict(self).items() if value is True]
         if self.blur:
-            on[on.index("blur")] = f"blur sigma {self.blur_sigma[0]:g}-{self.blur_sigma[1]:g} px"
+            blur = f"blur sigma {self.blur_sigma[0]:g}-{self.blur_sigma[1]:g} px"
+            if self.blur_probability is not None:
+                blur += f" with probability {self.blur_probability:g}"
+            on[on.index("blur")] = blur
         if self.scale:
             on.append(f"scale jitter {self.scale[0]:g}-{self.scale[1]:g}x")
         text = ", ".join(on)
@@ -305,8 +313,8 @@ def augment_crop(image: np.ndarray, labels: np.ndarray, size: int, margin: int, 
         image, labels = elastic_deform(image, labels, rng)
     image = np.asarray(image, dtype=np.float32)
 
-    def sometimes() -> bool:
-        return rng.random() < config.probability
+    def sometimes(probability: float = config.probability) -> bool:
+        return rng.random() < probability
 
     if config.nucleus_brightness and sometimes():
         image = nucleus_brightness(image, labels, rng)
@@ -316,7 +324,8 @@ def augment_crop(image: np.ndarray, labels: np.ndarray, size: int, margin: int, 
         image = gamma_contrast(image, rng)
     if config.intensity:
         image = scale_intensity(image, rng)
-    if config.blur and sometimes():
+    blur_probability = config.probability if config.blur_probability is None else config.blur_probability
+    if config.blur and sometimes(blur_probability):
         image = defocus_blur(image, rng, config.blur_sigma, config.blur_keep_range)
     if config.noise and sometimes():
         image = add_noise(image, rng)

@@ -75,6 +75,8 @@ def main(argv=None) -> int:
                         help="a few bright nuclei or a bright speck set the scale and dim the rest (not part of --robust)")
     parser.add_argument("--blur-sigma", type=float, nargs=2, default=(0.5, 2.0), metavar=("LOW", "HIGH"),
                         help="width range of the defocus blur in pixels (default 0.5 2)")
+    parser.add_argument("--blur-probability", type=float, metavar="P",
+                        help="chance that the blur is applied to a crop, instead of --augment-probability")
     parser.add_argument("--blur-keep-range", action="store_true",
                         help="stretch a blurred crop back to its range before blurring, as normalizing a "
                              "blurred image does (not part of --robust)")
@@ -142,7 +144,8 @@ def main(argv=None) -> int:
             gamma=args.gamma or args.robust, nucleus_brightness=args.nucleus_brightness or args.robust,
             background=args.background or args.robust, blur=args.blur or args.robust,
             noise=args.noise or args.robust, probability=args.augment_probability,
-            blur_sigma=tuple(args.blur_sigma), blur_keep_range=args.blur_keep_range, bright_objects=args.bright_objects)
+            blur_sigma=tuple(args.blur_sigma), blur_keep_range=args.blur_keep_range, bright_objects=args.bright_objects,
+            blur_probability=args.blur_probability)
     except ValueError as error:
         parser.error(str(error))
     try:  # TrainConfig checks its own settings (the small-nucleus weight), then the run's are checked

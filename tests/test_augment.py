@@ -178,6 +178,33 @@ def test_augmentation_config_validates_and_records():
     assert "blur sigma 0.5-3 px" in AugmentationConfig.robust(blur_sigma=(0.5, 3.0)).describe()
 
 
+def test_blur_probability_replaces_the_common_one_for_blur_alone():
+    image, labels = two_nuclei()
+
+    def blurred_and_noisy(config, n=200):
+        rng = np.random.default_rng(5)
+        blurred = noisy = 0
+        for _ in range(n):
+            crop, _ = augment_crop(image, labels, 96, 0, config, rng)  # the whole image
+            edge = np.abs(np.diff(crop, axis=1)).max()
+            blurred += edge < 0.5 * sharp
+            noisy += np.count_nonzero(np.diff(crop[:8, :8], axis=1)) > 0  # the corner is flat background
+        return blurred / n, noisy / n
+
+    sharp = np.abs(np.diff(image, axis=1)).max()
+    common = dict(flips=False, intensity=False, blur=True, blur_sigma=(2.0, 2.0), noise=True, probability=0.1)
+    blurred, noisy = blurred_and_noisy(AugmentationConfig(**common))
+    blurred_more, noisy_same = blurred_and_noisy(AugmentationConfig(**common, blur_probability=0.8))
+    assert blurred < 0.25 and blurred_more > 0.6
+    assert noisy < 0.25 and noisy_same < 0.25
+    with pytest.raises(ValueError, match="blur probability"):
+        AugmentationConfig(blur_probability=1.5)
+    config = AugmentationConfig.robust(probability=0.25, blur_probability=0.5)
+    assert config.to_dict()["blur_probability"] == 0.5
+    assert "blur sigma 0.5-2 px with probability 0.5" in config.describe()
+    assert AugmentationConfig.robust().to_dict()["blur_probability"] is None
+
+
 def test_blur_width_follows_the_configured_range():
     image, labels = two_nuclei()
 
