@@ -15,6 +15,7 @@ import numpy as np
 from nucleiseg import metric, model_types
 
 from .outputs import write_atomic
+from .pipeline_models import network_models, recipe
 from .report_plots import EXAMPLE_CROP, EXAMPLE_IOU, write_plots
 from .tables import read_results
 
@@ -89,6 +90,40 @@ def paper_section(summary: list[dict], info: dict, subset: list[dict] | None) ->
         _table(header, rows),
         "",
     ]
+    return lines
+
+
+def _shown_path(path: str) -> str:
+    """``path`` relative to the working folder when inside it (the repository for shipped cards)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def networks_section(info: dict) -> list[str]:
+    """Lines naming each network pipeline's model and how it was trained (empty without networks)."""
+    rows, recipes = [], set()
+    for name, pipeline in info["pipelines"].items():
+        if not Path(pipeline).is_file():
+            continue
+        for model in network_models(Path(pipeline)):
+            trained = recipe(model.card)
+            if "error" in trained:
+                rows.append([name, model.module, f"`{_shown_path(trained['card'])}`", "card not readable: " + trained["error"], "", ""])
+                continue
+            images = f" ({trained['images']} images)" if trained["images"] else ""
+            rows.append([name, model.module, f"`{_shown_path(trained['card'])}`", str(trained["networks"]),
+                         f"{trained['split']}{images}", trained["augmentation"]])
+            recipes.add(trained["augmentation"])
+    if not rows:
+        return []
+    lines = ["## Networks", "", "The model each network module ran and what its card says of its training (read when this report was written).", "",
+             _table(["pipeline", "module", "model card", "networks", "trained on", "augmentation"], rows), ""]
+    if len(recipes) > 1:
+        lines += ["These networks were trained with different recipes (augmentation above; the rest in each card's",
+                  "`training`), so differences between them mix the architectures with their training. Caicedo et al.",
+                  "(2019) trained their networks alike, with identical pre- and post-processing.", ""]
     return lines
 
 
@@ -222,6 +257,7 @@ def render_markdown(
         "",
         *comparison_section(per_image),
         *paper_section(summary, info, subset),
+        *networks_section(info),
         "## Errors by kind",
         "",
         "Missed nuclei: ground-truth nuclei without a match at IoU 0.7, binned by area "

@@ -28,10 +28,7 @@ from nucleiseg import cards, devices, engines, model_types
 from nucleiseg.inference import check_greyscale, segment
 from nucleiseg.postprocess import PostprocessSettings
 
-from .names import IMAGE, NUCLEI, PROBABILITY_IMAGES
-
-MODEL_SHIPPED = "Shipped default"
-MODEL_CUSTOM = "Custom model file"
+from .names import IMAGE, MODEL_CUSTOM, MODEL_SHIPPED, NUCLEI, PROBABILITY_IMAGES
 DEVICE_AUTOMATIC = "Automatic"
 DEVICE_CPU = "CPU"
 DEVICE_GPU = "GPU"

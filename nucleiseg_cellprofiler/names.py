@@ -34,6 +34,10 @@ LABELS_FOLDER = "labels"
 #: The network module of each model type of :mod:`nucleiseg.model_types`.
 NETWORK_MODULES = {"unet": "ClassifyBoundariesUNet", "deepcell": "ClassifyPixelsDeepCell"}
 
+#: The network modules' *Model* choices besides the specialist models a model type names.
+MODEL_SHIPPED = "Shipped default"
+MODEL_CUSTOM = "Custom model file"
+
 #: Default output image name of each class probability the network modules write.
 PROBABILITY_IMAGES = {
     "background": "BackgroundProbability",

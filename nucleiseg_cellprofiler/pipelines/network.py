@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nucleiseg import cards, model_types
 
-from ..names import IMAGE, NETWORK_MODULES, NUCLEI
+from ..names import IMAGE, MODEL_CUSTOM, NETWORK_MODULES, NUCLEI
 from .kinds import SEGMENT, BuildOptions, PipelineKind, register
 from .modules import module, set_setting
 
@@ -44,8 +44,6 @@ def network_processing(model_type: str, options: BuildOptions, model_choice: str
     ValueError
         When ``options.ensemble`` does not fit the model or the module runs no ensembles.
     """
-    from ..module_base import MODEL_CUSTOM  # imports cellprofiler_core: not when kinds are listed
-
     m = module(NETWORK_MODULES[model_type], x_name=IMAGE, y_name=NUCLEI)
     if options.model_card:
         set_setting(m, "model_choice", MODEL_CUSTOM)
