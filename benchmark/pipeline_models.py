@@ -7,11 +7,11 @@ post-processing). Read from the pipeline's text, without CellProfiler.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from nucleiseg import cards, model_types
+from nucleiseg.augment import describe_record
 from nucleiseg_cellprofiler.names import MODEL_CUSTOM, MODEL_SHIPPED, NETWORK_MODULES
 
 _MODEL_SETTING = "Model:"
@@ -58,23 +58,6 @@ def network_models(pipeline: Path) -> list[NetworkModel]:
     return found
 
 
-def augmentation_text(augmentation: dict) -> str:
-    """A card's ``training.augmentation`` in words: the switches on, zoom range, signal probability."""
-    if not augmentation:
-        return "not recorded"
-    on = [key.replace("_", " ") for key, value in augmentation.items() if value is True]
-    if augmentation.get("scale"):
-        low, high = augmentation["scale"]
-        on.append(f"scale jitter {low:g}-{high:g}x")
-    text = ", ".join(on) or "none"
-    if "probability" in augmentation and any(augmentation.get(k) for k in ("gamma", "blur", "noise", "background")):
-        text += f" (signal transforms each with probability {augmentation['probability']:g}"
-        if augmentation.get("blur_probability") is not None:
-            text += f", blur {augmentation['blur_probability']:g}"
-        text += ")"
-    return text
-
-
 def recipe(card: Path) -> dict:
     """What a card says of its training: ``card``, ``networks``, ``split``, ``images``, ``augmentation`` (text).
 
@@ -82,16 +65,17 @@ def recipe(card: Path) -> dict:
     the report says so rather than failing after the run.
     """
     try:
+        top = cards.read_card(card)
         members = cards.member_cards(card)
-        top = json.loads(Path(card).read_text())
     except (OSError, ValueError, cards.ModelError) as error:
         return {"card": str(card), "error": str(error)}
-    training = dict(top.get("training") or {})
+    training = top.get("training") or {}
     member_training = members[0][1].get("training") or {}
+    augmentation = training.get("augmentation") or member_training.get("augmentation") or {}
     return {
         "card": str(card),
         "networks": len(members),
         "split": training.get("split") or member_training.get("split") or "not recorded",
         "images": training.get("images") or member_training.get("images"),
-        "augmentation": augmentation_text(training.get("augmentation") or member_training.get("augmentation") or {}),
+        "augmentation": (describe_record(augmentation) or "none") if augmentation else "not recorded",
     }

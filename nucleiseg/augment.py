@@ -267,18 +267,7 @@ class AugmentationConfig:
 
     def describe(self) -> str:
         """The augmentations switched on, in words (for reports)."""
-        on = [name.replace("_", " ") for name, value in asdict(self).items() if value is True]
-        if self.blur:
-            blur = f"blur sigma {self.blur_sigma[0]:g}-{self.blur_sigma[1]:g} px"
-            if self.blur_probability is not None:
-                blur += f" with probability {self.blur_probability:g}"
-            on[on.index("blur")] = blur
-        if self.scale:
-            on.append(f"scale jitter {self.scale[0]:g}-{self.scale[1]:g}x")
-        text = ", ".join(on)
-        if any(getattr(self, name) for name in SIGNAL_TRANSFORMS):
-            text += f" (each signal transform with probability {self.probability:g})"
-        return text
+        return describe_record(self.to_dict())
 
     @classmethod
     def robust(cls, **changes) -> "AugmentationConfig":
@@ -290,6 +279,26 @@ class AugmentationConfig:
         values = dict(elastic=True, scale=(0.5, 2.0), gamma=True, nucleus_brightness=True,
                       background=True, blur=True, noise=True)
         return cls(**{**values, **changes})
+
+
+def describe_record(record: dict) -> str:
+    """A recorded augmentation (:meth:`AugmentationConfig.to_dict`, or a card's older
+    ``training.augmentation`` with other keys) in words: the switches on, the blur's width,
+    the zoom range, and the signal transforms' probability."""
+    on = [name.replace("_", " ") for name, value in record.items() if value is True]
+    if record.get("blur") and record.get("blur_sigma"):
+        low, high = record["blur_sigma"]
+        blur = f"blur sigma {low:g}-{high:g} px"
+        if record.get("blur_probability") is not None:
+            blur += f" with probability {record['blur_probability']:g}"
+        on[on.index("blur")] = blur
+    if record.get("scale"):
+        low, high = record["scale"]
+        on.append(f"scale jitter {low:g}-{high:g}x")
+    text = ", ".join(on)
+    if "probability" in record and any(record.get(name) for name in SIGNAL_TRANSFORMS):
+        text += f" (each signal transform with probability {record['probability']:g})"
+    return text
 
 
 def augment_crop(image: np.ndarray, labels: np.ndarray, size: int, margin: int, config: AugmentationConfig,

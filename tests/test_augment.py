@@ -205,6 +205,18 @@ def test_blur_probability_replaces_the_common_one_for_blur_alone():
     assert AugmentationConfig.robust().to_dict()["blur_probability"] is None
 
 
+def test_a_recorded_augmentation_is_described_like_its_config():
+    config = AugmentationConfig.robust(probability=0.25, blur_probability=0.5)
+    assert augment.describe_record(config.to_dict()) == config.describe()
+    record = {"flips": True, "blur": True, "blur_sigma": [0.5, 2.0], "noise": False, "scale": [0.5, 2.0],
+              "probability": 0.25, "blur_probability": 0.5, "random_crop": 256}
+    assert augment.describe_record(record) == ("flips, blur sigma 0.5-2 px with probability 0.5, scale jitter 0.5-2x "
+                                               "(each signal transform with probability 0.25)")
+    # an early card's record: other keys, no probability
+    assert augment.describe_record({"flips_rot90": True, "intensity": True, "elastic": False, "random_crop": 80}) \
+        == "flips rot90, intensity"
+
+
 def test_blur_width_follows_the_configured_range():
     image, labels = two_nuclei()
 

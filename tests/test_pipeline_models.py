@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.pipeline_models import augmentation_text, network_models, recipe
+from benchmark.pipeline_models import network_models, recipe
 from benchmark.report import networks_section
 from nucleiseg import model_types
 from nucleiseg_cellprofiler import PIPELINES_DIR
@@ -53,16 +53,9 @@ def test_recipe_reads_the_card_and_reports_an_unreadable_one(tmp_path):
     shipped = recipe(Path(model_types.get("unet").default_card))
     assert shipped["networks"] == 1 and "blur" in shipped["augmentation"]
     ensemble = recipe(Path(model_types.get("deepcell").default_card))
-    assert ensemble["networks"] == 5
+    assert ensemble["networks"] == 5 and ensemble["augmentation"] == "flips rot90, intensity"  # an older record's keys
     broken = recipe(tmp_path / "missing.json")
     assert "missing.json" in broken["card"] and broken["error"]
-
-
-def test_augmentation_text_names_switches_zoom_and_probabilities():
-    text = augmentation_text({"flips": True, "blur": True, "noise": False, "scale": [0.5, 2.0],
-                              "probability": 0.25, "blur_probability": 0.5})
-    assert text == "flips, blur, scale jitter 0.5-2x (signal transforms each with probability 0.25, blur 0.5)"
-    assert augmentation_text({}) == "not recorded"
 
 
 @pytest.mark.parametrize("second, differs", [("deepcell.cppipe", True), ("unet.cppipe", False)])
